@@ -1,0 +1,28 @@
+//! The contract between OrderBridge's stages, and nothing else.
+//!
+//! Every stage agrees on four things, and they all live here:
+//!
+//! - `topics.rs` — topic names, the `ob-` header keys, the closed set of [`Source`]s and the
+//!   order key (`<source>:<account>:<order id>`) that keys every topic.
+//! - `model.rs` — the canonical [`OrderEvent`] as Rust types.
+//! - `avro.rs` — the Avro schema (`avro/order_event.avsc`, compiled in) and the codec that
+//!   writes and reads the schema registry's wire format (magic byte 0, 4-byte schema id,
+//!   Avro binary body).
+//! - `registry.rs` — the [`SchemaRegistry`] client side: the Confluent REST API when a URL is
+//!   configured, or an embedded in-process registry (the `dev` default).
+//!
+//! Plumbing (Kafka clients, config loading, metrics) never comes here; this crate stays the
+//! pure contract so that other teams can depend on it to read `orders.canonical.v1`.
+
+pub mod avro;
+pub mod model;
+pub mod registry;
+pub mod topics;
+
+pub use avro::{CodecError, OrderEventCodec, ORDER_EVENT_SCHEMA};
+pub use model::{
+    Address, Attribution, Customer, EventType, Lineage, LineItem, OrderEvent, OrderStatus,
+    PaymentStatus, Totals, Touchpoint,
+};
+pub use registry::{ConfluentRegistry, EmbeddedRegistry, RegistryError, SchemaRegistry};
+pub use topics::{headers, order_key, Origin, Source, Topics, UnknownSource};

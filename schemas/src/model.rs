@@ -1,0 +1,231 @@
+//! The canonical order as Rust types. `avro.rs` maps these to and from `order_event.avsc`;
+//! serde maps them to JSON for golden fixtures and for `mapping test` output.
+//!
+//! Money is [`Decimal`] everywhere, never a float, and every amount of one event is in the
+//! event's `currency`.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// One canonical order event on `orders.canonical.v1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderEvent {
+    /// `<source>:<account>:<order id>`, also the Kafka key.
+    pub order_key: String,
+    /// Source name, e.g. `shopify`.
+    pub source: String,
+    /// Shop domain, seller id or tenant; `-` if none.
+    pub account: String,
+    /// The order's id at the source.
+    pub source_order_id: String,
+    /// Human-facing order number (Shopify `name`, e.g. `#1001`).
+    pub order_number: Option<String>,
+    /// What happened to the order.
+    pub event_type: EventType,
+    /// Lifecycle status after this event.
+    pub status: OrderStatus,
+    /// Payment status after this event.
+    pub payment_status: PaymentStatus,
+    /// Per-order version that only grows; the sink never applies an older one over a newer one.
+    pub version: i64,
+    /// ISO 4217 currency of every amount in this event.
+    pub currency: String,
+    /// Order totals.
+    pub totals: Totals,
+    /// Line items.
+    pub line_items: Vec<LineItem>,
+    /// The buyer, when the source tells.
+    pub customer: Option<Customer>,
+    /// Where the goods go.
+    pub shipping_address: Option<Address>,
+    /// Who pays.
+    pub billing_address: Option<Address>,
+    /// When the order was created at the source, in UTC.
+    pub source_created_at: Option<DateTime<Utc>>,
+    /// When the order was last updated at the source, in UTC.
+    pub source_updated_at: Option<DateTime<Utc>>,
+    /// Marketing attribution known when the event was emitted.
+    pub attribution: Option<Attribution>,
+    /// Where this event came from, so every ERP record traces back to its webhook.
+    pub lineage: Lineage,
+}
+
+/// What happened to the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EventType {
+    /// A symbol this reader does not know (written by a newer schema).
+    Unknown,
+    /// The order was placed.
+    Created,
+    /// The order changed.
+    Updated,
+    /// The order was cancelled.
+    Cancelled,
+    /// Money was returned.
+    Refunded,
+    /// Goods were shipped.
+    Fulfilled,
+}
+
+/// Lifecycle status of the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    /// Not known or not mapped.
+    Unknown,
+    /// Placed and not yet fulfilled.
+    Open,
+    /// Some lines shipped.
+    PartiallyFulfilled,
+    /// All lines shipped.
+    Fulfilled,
+    /// Cancelled.
+    Cancelled,
+    /// Closed/archived at the source.
+    Closed,
+}
+
+/// Payment status of the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentStatus {
+    /// Not known or not mapped.
+    Unknown,
+    /// Payment pending.
+    Pending,
+    /// Authorized, not captured.
+    Authorized,
+    /// Paid in full.
+    Paid,
+    /// Partly paid.
+    PartiallyPaid,
+    /// Partly refunded.
+    PartiallyRefunded,
+    /// Fully refunded.
+    Refunded,
+    /// Authorization voided.
+    Voided,
+}
+
+/// Order totals, all in the event's currency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Totals {
+    /// Grand total the buyer pays.
+    pub total: Decimal,
+    /// Sum of line prices after line discounts, before tax and shipping.
+    pub subtotal: Decimal,
+    /// Total tax.
+    pub tax: Decimal,
+    /// Shipping charged.
+    pub shipping: Decimal,
+    /// Total discounts.
+    pub discount: Decimal,
+}
+
+/// One line of the order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineItem {
+    /// The line's id at the source.
+    pub line_id: Option<String>,
+    /// Stock keeping unit; trimmed, never guessed.
+    pub sku: Option<String>,
+    /// Product title as sold.
+    pub title: String,
+    /// Units.
+    pub quantity: i64,
+    /// Price of one unit before discounts.
+    pub unit_price: Decimal,
+    /// Discount on the whole line.
+    pub discount: Decimal,
+    /// Tax on the whole line.
+    pub tax: Decimal,
+}
+
+/// The buyer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Customer {
+    /// Customer id at the source.
+    pub id: Option<String>,
+    /// Email, trimmed.
+    pub email: Option<String>,
+    /// Full name.
+    pub name: Option<String>,
+}
+
+/// A postal address.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Address {
+    /// Recipient name.
+    pub name: Option<String>,
+    /// Company.
+    pub company: Option<String>,
+    /// First street line.
+    pub line1: Option<String>,
+    /// Second street line.
+    pub line2: Option<String>,
+    /// City.
+    pub city: Option<String>,
+    /// Province, state or region code.
+    pub region: Option<String>,
+    /// Postal code.
+    pub postal_code: Option<String>,
+    /// ISO 3166-1 alpha-2 country code.
+    pub country_code: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+}
+
+/// Marketing attribution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attribution {
+    /// First touch.
+    pub first_touch: Option<Touchpoint>,
+    /// Last touch.
+    pub last_touch: Option<Touchpoint>,
+    /// Every touch, with credit shares.
+    pub touchpoints: Vec<Touchpoint>,
+}
+
+/// One marketing touch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Touchpoint {
+    /// Channel, e.g. `paid_search`, `email`, `referral`.
+    pub channel: String,
+    /// Campaign name.
+    pub campaign: Option<String>,
+    /// utm_source or equivalent.
+    pub source: Option<String>,
+    /// utm_medium or equivalent.
+    pub medium: Option<String>,
+    /// When the touch happened.
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// Fraction of the order credited to this touch (0..1).
+    pub credit_share: Option<f64>,
+}
+
+/// Where a canonical event came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lineage {
+    /// Raw topic the webhook was read from.
+    pub raw_topic: String,
+    /// Partition of the raw record.
+    pub raw_partition: i32,
+    /// Offset of the raw record.
+    pub raw_offset: i64,
+    /// Provider's event id (`ob-event-id`).
+    pub event_id: String,
+    /// When ingest received the webhook.
+    pub received_at: DateTime<Utc>,
+    /// `webhook` | `backfill` | `poll` | `replay`.
+    pub origin: String,
+}

@@ -1,0 +1,253 @@
+//! The schema registry, seen from a client: register a schema under a subject and get its id;
+//! fetch a schema by id. Two implementations:
+//!
+//! - [`ConfluentRegistry`] talks the Confluent REST API (`POST /subjects/{s}/versions`,
+//!   `GET /schemas/ids/{id}`) through `schema_registry_converter`; use it with any
+//!   Confluent-compatible registry.
+//! - [`EmbeddedRegistry`] keeps schemas in process memory. It is the `dev` default and what
+//!   unit tests use. It pre-registers the compiled-in `OrderEvent` schema as id 1, so separate
+//!   processes of one build agree on that id without sharing anything; any other schema gets an
+//!   id only this process knows, so deployments with more than one process use a real registry.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+
+use apache_avro::schema_compatibility::SchemaCompatibility;
+use apache_avro::Schema;
+use async_trait::async_trait;
+use schema_registry_converter::async_impl::schema_registry::{
+    get_schema_by_id, post_schema, SrSettings,
+};
+use schema_registry_converter::error::SRCError;
+use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
+
+use crate::avro::ORDER_EVENT_SCHEMA;
+
+/// Why the registry could not answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RegistryError {
+    /// No schema has this id.
+    #[error("no schema with id {0}")]
+    NotFound(u32),
+    /// The registry refused the schema as incompatible with the subject's history.
+    #[error("schema incompatible with subject {subject}: {reason}")]
+    Incompatible {
+        /// The subject.
+        subject: String,
+        /// The registry's reason.
+        reason: String,
+    },
+    /// The schema text is not a valid Avro schema.
+    #[error("invalid schema: {0}")]
+    Invalid(String),
+    /// The registry could not be reached or failed; `retryable` says whether to try again.
+    #[error("registry unavailable: {message}")]
+    Unavailable {
+        /// What the client reported.
+        message: String,
+        /// Whether a retry may succeed.
+        retryable: bool,
+    },
+}
+
+impl RegistryError {
+    /// Whether a retry may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RegistryError::Unavailable { retryable, .. } => *retryable,
+            RegistryError::NotFound(_)
+            | RegistryError::Incompatible { .. }
+            | RegistryError::Invalid(_) => false,
+        }
+    }
+}
+
+/// A schema registry client.
+#[async_trait]
+pub trait SchemaRegistry: Send + Sync + fmt::Debug {
+    /// Registers `schema` under `subject` (idempotent: the same schema gets the same id).
+    ///
+    /// # Errors
+    /// When the schema is invalid or incompatible, or the registry cannot be reached.
+    async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError>;
+
+    /// Returns the schema text for `id`.
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`] for an unknown id, or the registry cannot be reached.
+    async fn schema(&self, id: u32) -> Result<String, RegistryError>;
+}
+
+/// An in-process registry; see the module docs for when it is enough.
+#[derive(Debug)]
+pub struct EmbeddedRegistry {
+    state: Mutex<EmbeddedState>,
+}
+
+#[derive(Debug, Default)]
+struct EmbeddedState {
+    /// Schema text by id; id = index + 1.
+    schemas: Vec<(String, Schema)>,
+    /// Ids registered under each subject, oldest first.
+    subjects: HashMap<String, Vec<u32>>,
+}
+
+impl Default for EmbeddedRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EmbeddedRegistry {
+    /// An embedded registry holding the compiled-in `OrderEvent` schema as id 1.
+    pub fn new() -> Self {
+        let mut state = EmbeddedState::default();
+        if let Ok(schema) = Schema::parse_str(ORDER_EVENT_SCHEMA) {
+            state.schemas.push((ORDER_EVENT_SCHEMA.to_owned(), schema));
+        }
+        Self {
+            state: Mutex::new(state),
+        }
+    }
+}
+
+#[async_trait]
+impl SchemaRegistry for EmbeddedRegistry {
+    async fn register(&self, subject: &str, text: &str) -> Result<u32, RegistryError> {
+        let schema = Schema::parse_str(text).map_err(|err| RegistryError::Invalid(err.to_string()))?;
+        let canonical = schema.canonical_form();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let existing = state
+            .schemas
+            .iter()
+            .position(|(_, known)| known.canonical_form() == canonical)
+            .map(|index| index as u32 + 1);
+        let versions = state.subjects.get(subject).cloned().unwrap_or_default();
+        if let Some(id) = existing {
+            if versions.contains(&id) {
+                return Ok(id);
+            }
+        }
+        // Backward compatibility, the Confluent default: the new schema must read what the
+        // subject's latest version wrote.
+        if let Some(latest) = versions.last() {
+            let (_, previous) = &state.schemas[*latest as usize - 1];
+            SchemaCompatibility::can_read(previous, &schema).map_err(|err| {
+                RegistryError::Incompatible {
+                    subject: subject.to_owned(),
+                    reason: err.to_string(),
+                }
+            })?;
+        }
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                state.schemas.push((text.to_owned(), schema));
+                state.schemas.len() as u32
+            }
+        };
+        state.subjects.entry(subject.to_owned()).or_default().push(id);
+        Ok(id)
+    }
+
+    async fn schema(&self, id: u32) -> Result<String, RegistryError> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        id.checked_sub(1)
+            .and_then(|index| state.schemas.get(index as usize))
+            .map(|(text, _)| text.clone())
+            .ok_or(RegistryError::NotFound(id))
+    }
+}
+
+/// A Confluent-compatible registry over its REST API.
+pub struct ConfluentRegistry {
+    url: String,
+    settings: SrSettings,
+}
+
+impl fmt::Debug for ConfluentRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfluentRegistry").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+impl ConfluentRegistry {
+    /// A client for the registry at `url`, with basic auth when `credentials` are given.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn new(url: &str, credentials: Option<(&str, &str)>) -> Result<Self, RegistryError> {
+        let mut builder = SrSettings::new_builder(url.to_owned());
+        builder.set_timeout(std::time::Duration::from_secs(10));
+        if let Some((user, password)) = credentials {
+            builder.set_basic_authorization(user, Some(password));
+        }
+        let settings = builder.build().map_err(unavailable)?;
+        Ok(Self {
+            url: url.to_owned(),
+            settings,
+        })
+    }
+}
+
+fn unavailable(err: SRCError) -> RegistryError {
+    RegistryError::Unavailable {
+        retryable: err.retriable,
+        message: err.to_string(),
+    }
+}
+
+#[async_trait]
+impl SchemaRegistry for ConfluentRegistry {
+    async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
+        let supplied = SuppliedSchema::new(None, SchemaType::Avro, schema.to_owned());
+        match post_schema(&self.settings, subject.to_owned(), supplied).await {
+            Ok(registered) => Ok(registered.id),
+            // 409 is the registry's "incompatible"; the client reports it as non-retryable.
+            Err(err) if err.to_string().contains("409") => Err(RegistryError::Incompatible {
+                subject: subject.to_owned(),
+                reason: err.to_string(),
+            }),
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+
+    async fn schema(&self, id: u32) -> Result<String, RegistryError> {
+        match get_schema_by_id(id, &self.settings).await {
+            Ok(registered) => Ok(registered.schema),
+            Err(err) if err.to_string().contains("404") => Err(RegistryError::NotFound(id)),
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn embedded_registry_knows_the_order_event_schema_as_id_1() {
+        let registry = EmbeddedRegistry::new();
+        assert_eq!(registry.register("orders.canonical.v1-value", ORDER_EVENT_SCHEMA).await.unwrap(), 1);
+        assert_eq!(registry.register("other-value", ORDER_EVENT_SCHEMA).await.unwrap(), 1);
+        assert_eq!(registry.schema(1).await.unwrap(), ORDER_EVENT_SCHEMA);
+        assert!(matches!(registry.schema(2).await, Err(RegistryError::NotFound(2))));
+    }
+
+    #[tokio::test]
+    async fn embedded_registry_refuses_a_backward_incompatible_version() {
+        let registry = EmbeddedRegistry::new();
+        let v1 = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"}]}"#;
+        let v2_ok = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":"long","default":0}]}"#;
+        let v3_bad = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"c","type":"long"}]}"#;
+        let id1 = registry.register("s", v1).await.unwrap();
+        let id2 = registry.register("s", v2_ok).await.unwrap();
+        assert_ne!(id1, id2);
+        assert_eq!(registry.register("s", v1).await.unwrap(), id1, "re-registering is idempotent");
+        assert!(matches!(registry.register("s", v3_bad).await, Err(RegistryError::Incompatible { .. })));
+        assert!(matches!(registry.register("s", "{").await, Err(RegistryError::Invalid(_))));
+    }
+}
