@@ -1,1 +1,18 @@
-//! placeholder
+//! Plumbing shared by the three services, kept out of `schemas/` (the pure contract).
+//!
+//! - `kafka.rs` — [`KafkaSettings`]: the broker list and extra librdkafka properties every
+//!   client starts from, and [`ensure_topics`] to create the pipeline's topics.
+//! - `ops.rs` — the operations endpoints every service serves: `/metrics` (Prometheus),
+//!   `/healthz` (the process runs) and `/readyz` (it can do its job), with [`Health`].
+//!
+//! Each service still builds its own Kafka clients, one function per role, so that every
+//! delivery-critical setting sits next to the code that depends on it.
+
+pub mod kafka;
+pub mod ops;
+
+pub use kafka::{ensure_topics, KafkaSettings, TopicLayout};
+pub use ops::{ops_router, Health};
+pub mod secret;
+
+pub use secret::Secret;

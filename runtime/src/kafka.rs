@@ -1,0 +1,104 @@
+//! Kafka settings shared by every client, and topic creation.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use serde::{Deserialize, Serialize};
+
+use orderbridge_schemas::Topics;
+
+/// Where the brokers are and how to talk to them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// `bootstrap.servers`, e.g. `kafka-0:9092,kafka-1:9092`.
+    pub bootstrap_servers: String,
+    /// Extra librdkafka properties for every client (TLS, SASL, client.rack, …). Values may
+    /// hold credentials, so `Debug` prints only the keys.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSettings")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("properties", &self.properties.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl KafkaSettings {
+    /// Settings for a broker list with no extra properties.
+    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            properties: BTreeMap::new(),
+        }
+    }
+
+    /// The base client configuration every role starts from.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+/// How many partitions and replicas the pipeline's topics get when they are created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicLayout {
+    /// Partitions of raw, canonical and attribution (equal: they are co-partitioned) and DLQ.
+    pub partitions: i32,
+    /// Replication factor.
+    pub replication: i32,
+}
+
+impl Default for TopicLayout {
+    fn default() -> Self {
+        Self {
+            partitions: 6,
+            replication: 1,
+        }
+    }
+}
+
+/// Creates the pipeline's topics when missing; existing topics are left as they are.
+///
+/// # Errors
+/// When the admin request fails for a reason other than "already exists".
+pub async fn ensure_topics(
+    settings: &KafkaSettings,
+    topics: &Topics,
+    layout: TopicLayout,
+) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = settings.client_config().create()?;
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .all()
+        .iter()
+        .map(|name| NewTopic::new(name, layout.partitions, TopicReplication::Fixed(layout.replication)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics(&new_topics, &options).await? {
+        match result {
+            Ok(name) => tracing::info!(topic = %name, partitions = layout.partitions, "created topic"),
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                tracing::debug!(topic = %name, "topic exists")
+            }
+            Err((name, code)) => {
+                tracing::error!(topic = %name, error = %code, "could not create topic");
+                return Err(KafkaError::AdminOp(code));
+            }
+        }
+    }
+    Ok(())
+}
