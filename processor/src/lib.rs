@@ -1,1 +1,74 @@
-//! placeholder
+//! Processor: raw webhooks in, canonical `OrderEvent`s out, nothing dropped.
+//!
+//! Layout:
+//! - `sources/` — the [`Normalizer`](sources::Normalizer) trait and one pure normalizer per
+//!   source (`sources/shopify.rs`), tested by golden fixtures under `tests/fixtures/<source>/`.
+//! - `pipeline.rs` — the Kafka loop: batches, the exactly-once transaction or the
+//!   at-least-once delivery-then-store, rewind and retry, dead letters.
+//! - `config.rs` — [`ProcessorConfig`] and the [`Guarantee`].
+//! - `metrics.rs` — every metric name of this crate.
+
+pub mod config;
+pub mod metrics;
+pub mod pipeline;
+pub mod sources;
+
+use std::sync::Arc;
+
+use orderbridge_runtime::{ops_router, Health, KafkaSettings};
+use orderbridge_schemas::{OrderEventCodec, Topics};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Guarantee, ProcessorConfig};
+pub use metrics::ProcessorMetrics;
+pub use pipeline::Pipeline;
+
+/// Errors that stop the processor.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    /// A Kafka client failed fatally or could not be built.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// Configuration is invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The ops server failed.
+    #[error("ops server: {0}")]
+    Serve(#[from] std::io::Error),
+    /// A blocking Kafka call panicked or was cancelled.
+    #[error("blocking task: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Runs the processor until `shutdown`, serving ops endpoints on `ops_listener` if given.
+///
+/// # Errors
+/// When a client cannot be built or the pipeline fails fatally.
+pub async fn run(
+    config: &ProcessorConfig,
+    kafka: &KafkaSettings,
+    topics: &Topics,
+    codec: Arc<OrderEventCodec>,
+    ops_listener: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<(), ProcessorError> {
+    config.validate().map_err(ProcessorError::Config)?;
+    let registry = prometheus::Registry::new();
+    let metrics = ProcessorMetrics::register(&registry)?;
+    let health = Health::new();
+    if let Some(listener) = ops_listener {
+        let app = ops_router(registry, Arc::clone(&health));
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
+                tracing::error!(error = %err, "processor ops server failed");
+            }
+        });
+    }
+    let pipeline = Pipeline::new(kafka, topics, config, codec, metrics)?;
+    pipeline.run(health, shutdown).await
+}

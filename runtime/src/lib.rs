@@ -2,15 +2,22 @@
 //!
 //! - `kafka.rs` — [`KafkaSettings`]: the broker list and extra librdkafka properties every
 //!   client starts from, and [`ensure_topics`] to create the pipeline's topics.
+//! - `backoff.rs` — [`Backoff`], exponential with jitter, honouring `Retry-After`.
+//! - `dlq.rs` — the headers of a dead-letter record ([`dlq_headers`]), shared by every stage
+//!   that dead-letters.
 //! - `ops.rs` — the operations endpoints every service serves: `/metrics` (Prometheus),
 //!   `/healthz` (the process runs) and `/readyz` (it can do its job), with [`Health`].
 //!
 //! Each service still builds its own Kafka clients, one function per role, so that every
 //! delivery-critical setting sits next to the code that depends on it.
 
+pub mod backoff;
+pub mod dlq;
 pub mod kafka;
 pub mod ops;
 
+pub use backoff::Backoff;
+pub use dlq::{dlq_headers, header_str, DeadLetter};
 pub use kafka::{ensure_topics, KafkaSettings, TopicLayout};
 pub use ops::{ops_router, Health};
 pub mod secret;

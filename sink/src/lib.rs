@@ -1,1 +1,74 @@
-//! placeholder
+//! Sink: canonical orders in, ERP records out — each order once, whatever is redelivered.
+//!
+//! Layout:
+//! - `erp/` — the [`ErpClient`](erp::ErpClient) trait, one adapter per ERP
+//!   (`erp/sql.rs`, `erp/business_central.rs`), the status table every HTTP adapter goes
+//!   through (`erp/status.rs`) and the external reference (`erp/reference.rs`).
+//! - `delivery.rs` — the Kafka loop: upsert, then store the offset; retry what is transient,
+//!   dead-letter what is permanent.
+//! - `config.rs` — [`SinkConfig`].
+//! - `metrics.rs` — every metric name of this crate.
+
+pub mod config;
+pub mod delivery;
+pub mod erp;
+pub mod metrics;
+
+use std::sync::Arc;
+
+use orderbridge_runtime::{ops_router, Health, KafkaSettings};
+use orderbridge_schemas::{OrderEventCodec, Topics};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::SinkConfig;
+pub use delivery::Delivery;
+pub use erp::{ErpClient, ErpConfig, ErpError, Upserted};
+pub use metrics::SinkMetrics;
+
+/// Errors that stop the sink.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// A Kafka client failed or could not be built.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The ERP client could not be set up.
+    #[error("erp: {0}")]
+    Erp(#[from] erp::ErpSetupError),
+    /// Configuration is invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// Runs the sink until `shutdown` with the ERP client `erp`, serving ops endpoints on
+/// `ops_listener` if given.
+///
+/// # Errors
+/// When a client cannot be built or the consumer fails.
+pub async fn run(
+    config: &SinkConfig,
+    kafka: &KafkaSettings,
+    topics: &Topics,
+    codec: Arc<OrderEventCodec>,
+    erp: Arc<dyn ErpClient>,
+    ops_listener: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<(), SinkError> {
+    config.validate().map_err(SinkError::Config)?;
+    let registry = prometheus::Registry::new();
+    let metrics = SinkMetrics::register(&registry)?;
+    let health = Health::new();
+    if let Some(listener) = ops_listener {
+        let app = ops_router(registry, Arc::clone(&health));
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
+                tracing::error!(error = %err, "sink ops server failed");
+            }
+        });
+    }
+    Delivery::new(kafka, topics, config, codec, erp, metrics)?.run(health, shutdown).await
+}

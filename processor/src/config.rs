@@ -1,0 +1,74 @@
+//! Processor configuration; defaults live here.
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+/// The processing guarantee, as in Kafka Streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Guarantee {
+    /// Consume → produce → commit offsets in one Kafka transaction. Needs a broker with
+    /// transactions (Apache Kafka, the mock cluster; not tansu 0.6).
+    ExactlyOnce,
+    /// Idempotent producer; offsets stored only after the delivery report. A crash may
+    /// re-emit a batch; duplicates are absorbed by event-id dedup and the idempotent sink.
+    AtLeastOnce,
+}
+
+/// Processor settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessorConfig {
+    /// Processing guarantee.
+    pub guarantee: Guarantee,
+    /// Consumer group id.
+    pub group_id: String,
+    /// Transactional id (exactly-once). Must be unique per running processor; the default
+    /// derives one from the host name and process id. Fencing of zombies is done by the
+    /// consumer group generation (KIP-447), so it need not be stable across restarts.
+    pub transactional_id: Option<String>,
+    /// Most records per batch (one transaction per batch).
+    pub batch_max_records: usize,
+    /// How long to wait to fill a batch once its first record arrived.
+    pub batch_linger_ms: u64,
+    /// Address for `/metrics`, `/healthz`, `/readyz`.
+    pub listen: SocketAddr,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        Self {
+            guarantee: Guarantee::ExactlyOnce,
+            group_id: "orderbridge-processor".into(),
+            transactional_id: None,
+            batch_max_records: 500,
+            batch_linger_ms: 20,
+            listen: SocketAddr::from(([0, 0, 0, 0], 9091)),
+        }
+    }
+}
+
+impl ProcessorConfig {
+    /// Checks what serde cannot.
+    ///
+    /// # Errors
+    /// A description of the first problem found.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.batch_max_records == 0 {
+            return Err("processor.batch_max_records must be positive".into());
+        }
+        if self.group_id.trim().is_empty() {
+            return Err("processor.group_id must not be empty".into());
+        }
+        Ok(())
+    }
+
+    /// The transactional id to use.
+    pub fn transactional_id(&self) -> String {
+        self.transactional_id.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+            format!("{}-{host}-{}", self.group_id, std::process::id())
+        })
+    }
+}

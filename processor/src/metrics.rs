@@ -1,0 +1,43 @@
+//! Every metric the processor exports.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+/// The processor's metrics.
+#[derive(Debug, Clone)]
+pub struct ProcessorMetrics {
+    /// `orderbridge_processor_records_total{source,outcome}`; outcome is `canonical` or
+    /// `dead_lettered`.
+    pub records: IntCounterVec,
+    /// `orderbridge_processor_batches_total{result}`; result is `committed` or `retried`.
+    pub batches: IntCounterVec,
+    /// `orderbridge_processor_batch_seconds{guarantee}`: from first record to commit.
+    pub batch_seconds: HistogramVec,
+}
+
+impl ProcessorMetrics {
+    /// Creates and registers the metrics.
+    ///
+    /// # Errors
+    /// When a metric with the same name is already registered.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let metrics = Self {
+            records: IntCounterVec::new(
+                Opts::new("orderbridge_processor_records_total", "Raw records processed, by source and outcome."),
+                &["source", "outcome"],
+            )?,
+            batches: IntCounterVec::new(
+                Opts::new("orderbridge_processor_batches_total", "Batches, by result."),
+                &["result"],
+            )?,
+            batch_seconds: HistogramVec::new(
+                HistogramOpts::new("orderbridge_processor_batch_seconds", "Time to process and commit one batch.")
+                    .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+                &["guarantee"],
+            )?,
+        };
+        registry.register(Box::new(metrics.records.clone()))?;
+        registry.register(Box::new(metrics.batches.clone()))?;
+        registry.register(Box::new(metrics.batch_seconds.clone()))?;
+        Ok(metrics)
+    }
+}

@@ -1,0 +1,435 @@
+//! The consume → normalize → produce loop, under either guarantee.
+//!
+//! Records are taken in batches (up to `batch_max_records`, or what arrived within
+//! `batch_linger_ms` of the first). Each record becomes exactly one output: a canonical event,
+//! or a dead letter with its reason. Then:
+//!
+//! - **exactly-once**: `begin_transaction`, produce every output, `send_offsets_to_transaction`
+//!   with the batch's next offsets and the group metadata, `commit_transaction`. Readers with
+//!   `read_committed` see the batch's outputs exactly when its offsets are committed.
+//! - **at-least-once**: produce every output, wait for every delivery report, then store the
+//!   batch's next offsets (auto-commit sends them later).
+//!
+//! If anything in between fails, nothing of the batch counts: the transaction is aborted (or
+//! the offsets are simply not stored), the consumer is rewound to the batch's first offsets,
+//! and the batch is tried again after a backoff. A fatal producer error (fenced) ends the run,
+//! so the process restarts with a fresh producer and resumes from committed offsets.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use orderbridge_runtime::{dlq_headers, header_str, Backoff, DeadLetter, Health, KafkaSettings};
+use orderbridge_schemas::{headers as ob, OrderEvent, OrderEventCodec, Source, Topics};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Guarantee, ProcessorConfig};
+use crate::metrics::ProcessorMetrics;
+use crate::sources::{normalizer_for, NormalizeError, RawRecord};
+use crate::ProcessorError;
+
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
+const CANONICAL_CONTENT_TYPE: &str = "application/vnd.orderbridge.order-event.v1+avro";
+
+/// Builds the raw-topic consumer. The one place these settings live.
+///
+/// # Errors
+/// When librdkafka rejects the configuration.
+pub fn build_consumer(kafka: &KafkaSettings, config: &ProcessorConfig) -> KafkaResult<StreamConsumer> {
+    let mut client = kafka.client_config();
+    client
+        .set("group.id", &config.group_id)
+        // A new group starts from the oldest webhook still retained: nothing is skipped.
+        .set("auto.offset.reset", "earliest")
+        // Replays and backfills may be written transactionally; never read aborted writes.
+        .set("isolation.level", "read_committed")
+        // Rebalances move partitions a few at a time instead of stopping the whole group.
+        .set("partition.assignment.strategy", "cooperative-sticky");
+    match config.guarantee {
+        // Offsets are committed inside the producer's transaction, never by the consumer.
+        Guarantee::ExactlyOnce => client.set("enable.auto.commit", "false"),
+        Guarantee::AtLeastOnce => client
+            // Auto-commit sends only what we stored, and we store only after delivery reports.
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false"),
+    };
+    client.create()
+}
+
+/// Builds the canonical/DLQ producer. The one place these settings live.
+///
+/// # Errors
+/// When librdkafka rejects the configuration.
+pub fn build_producer(kafka: &KafkaSettings, config: &ProcessorConfig) -> KafkaResult<FutureProducer> {
+    let mut client = kafka.client_config();
+    client
+        // A canonical event is only "produced" when every in-sync replica has it.
+        .set("acks", "all")
+        // Retries never duplicate or reorder within a partition.
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5");
+    if config.guarantee == Guarantee::ExactlyOnce {
+        // Outputs and consumed offsets commit together or not at all.
+        client.set("transactional.id", config.transactional_id());
+    }
+    client.create()
+}
+
+/// One record's result: where it goes and what it carries.
+struct Output {
+    topic: String,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+    headers: OwnedHeaders,
+    source: &'static str,
+    outcome: &'static str,
+}
+
+/// The processor's loop; see the module docs.
+pub struct Pipeline {
+    consumer: StreamConsumer,
+    producer: FutureProducer,
+    codec: Arc<OrderEventCodec>,
+    topics: Topics,
+    config: ProcessorConfig,
+    metrics: ProcessorMetrics,
+}
+
+impl Pipeline {
+    /// Builds the clients and subscribes to the raw topic.
+    ///
+    /// # Errors
+    /// When a client cannot be built or the subscription fails.
+    pub fn new(
+        kafka: &KafkaSettings,
+        topics: &Topics,
+        config: &ProcessorConfig,
+        codec: Arc<OrderEventCodec>,
+        metrics: ProcessorMetrics,
+    ) -> Result<Self, ProcessorError> {
+        let consumer = build_consumer(kafka, config)?;
+        consumer.subscribe(&[&topics.raw])?;
+        Ok(Self {
+            consumer,
+            producer: build_producer(kafka, config)?,
+            codec,
+            topics: topics.clone(),
+            config: config.clone(),
+            metrics,
+        })
+    }
+
+    /// Runs until `shutdown` is cancelled or a fatal error.
+    ///
+    /// # Errors
+    /// A fatal Kafka error (e.g. the producer was fenced); the caller should exit so the
+    /// process restarts from committed offsets.
+    pub async fn run(self, health: Arc<Health>, shutdown: CancellationToken) -> Result<(), ProcessorError> {
+        if self.config.guarantee == Guarantee::ExactlyOnce {
+            let producer = self.producer.clone();
+            tokio::task::spawn_blocking(move || producer.init_transactions(KAFKA_TIMEOUT)).await??;
+        }
+        health.set_ready(true);
+        tracing::info!(guarantee = ?self.config.guarantee, topic = %self.topics.raw, "processor running");
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
+        while let Some(batch) = self.next_batch(&shutdown).await? {
+            let started = Instant::now();
+            match self.process_batch(&batch).await {
+                Ok(()) => {
+                    backoff.reset();
+                    self.metrics.batches.with_label_values(&["committed"]).inc();
+                    self.metrics
+                        .batch_seconds
+                        .with_label_values(&[self.guarantee_label()])
+                        .observe(started.elapsed().as_secs_f64());
+                }
+                Err(BatchError::Fatal(err)) => {
+                    health.set_ready(false);
+                    return Err(err);
+                }
+                Err(BatchError::Retry(reason)) => {
+                    self.metrics.batches.with_label_values(&["retried"]).inc();
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %reason, delay_ms = delay.as_millis() as u64, records = batch.len(), "batch not committed; rewinding to retry");
+                    self.rewind(&batch);
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+        health.set_ready(false);
+        self.close();
+        Ok(())
+    }
+
+    fn guarantee_label(&self) -> &'static str {
+        match self.config.guarantee {
+            Guarantee::ExactlyOnce => "exactly-once",
+            Guarantee::AtLeastOnce => "at-least-once",
+        }
+    }
+
+    /// Waits for the first record, then gathers more until the batch is full or the linger
+    /// time has passed. `None` on shutdown.
+    async fn next_batch(&self, shutdown: &CancellationToken) -> Result<Option<Vec<OwnedMessage>>, ProcessorError> {
+        let first = tokio::select! {
+            () = shutdown.cancelled() => return Ok(None),
+            received = self.consumer.recv() => received?.detach(),
+        };
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.batch_linger_ms);
+        while batch.len() < self.config.batch_max_records {
+            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Ok(received) => batch.push(received?.detach()),
+                Err(_linger_over) => break,
+            }
+        }
+        Ok(Some(batch))
+    }
+
+    async fn process_batch(&self, batch: &[OwnedMessage]) -> Result<(), BatchError> {
+        let mut outputs = Vec::with_capacity(batch.len());
+        for message in batch {
+            outputs.push(self.process_record(message).await?);
+        }
+        let offsets = next_offsets(batch).map_err(|err| BatchError::Fatal(err.into()))?;
+        match self.config.guarantee {
+            Guarantee::ExactlyOnce => self.commit_transactionally(outputs, offsets).await?,
+            Guarantee::AtLeastOnce => self.deliver_then_store(outputs, offsets).await?,
+        }
+        Ok(())
+    }
+
+    /// Normalizes and encodes one record. Only a registry outage is worth retrying; every
+    /// other failure is a property of the record and becomes a dead letter.
+    async fn process_record(&self, message: &OwnedMessage) -> Result<Output, BatchError> {
+        let (source, normalized) = normalize(message);
+        let source_label = source.map_or("unknown", Source::as_str);
+        let error = match normalized {
+            Ok(event) => match self.codec.encode(&event).await {
+                Ok(payload) => {
+                    let mut headers = OwnedHeaders::new();
+                    for key in [ob::SOURCE, ob::ACCOUNT, ob::EVENT_TYPE, ob::EVENT_ID, ob::RECEIVED_AT, ob::ORIGIN] {
+                        if let Some(value) = header_str(message, key) {
+                            headers = headers.insert(Header { key, value: Some(value) });
+                        }
+                    }
+                    headers = headers.insert(Header { key: ob::CONTENT_TYPE, value: Some(CANONICAL_CONTENT_TYPE) });
+                    return Ok(Output {
+                        topic: self.topics.canonical.clone(),
+                        key: Some(event.order_key.into_bytes()),
+                        payload,
+                        headers,
+                        source: source_label,
+                        outcome: "canonical",
+                    });
+                }
+                Err(err) if err.is_retryable() => return Err(BatchError::Retry(err.to_string())),
+                Err(err) => (String::from("invalid"), err.to_string()),
+            },
+            Err(err) => (err.class().to_owned(), err.to_string()),
+        };
+        let (class, reason) = error;
+        tracing::warn!(
+            source = source_label,
+            event_id = header_str(message, ob::EVENT_ID).unwrap_or("-"),
+            partition = message.partition(),
+            offset = message.offset(),
+            class = %class,
+            reason = %reason,
+            "dead-lettering raw record"
+        );
+        let class: &'static str = match class.as_str() {
+            "unparseable" => "unparseable",
+            "unsupported" => "unsupported",
+            _ => "invalid",
+        };
+        Ok(Output {
+            topic: self.topics.dlq.clone(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            headers: dlq_headers(message, &DeadLetter { stage: "processor", class, reason: &reason, attempts: 1 }),
+            source: source_label,
+            outcome: "dead_lettered",
+        })
+    }
+
+    async fn commit_transactionally(&self, outputs: Vec<Output>, offsets: TopicPartitionList) -> Result<(), BatchError> {
+        let group = self
+            .consumer
+            .group_metadata()
+            .ok_or_else(|| BatchError::Retry("consumer has no group metadata yet".into()))?;
+        self.producer.begin_transaction().map_err(transactional)?;
+        let mut deliveries = Vec::with_capacity(outputs.len());
+        for output in &outputs {
+            let mut record = FutureRecord::to(&output.topic).payload(&output.payload).headers(output.headers.clone());
+            if let Some(key) = &output.key {
+                record = record.key(key);
+            }
+            match self.producer.send_result(record) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err((err, _)) => return Err(self.abort(err).await),
+            }
+        }
+        let producer = self.producer.clone();
+        let committed = tokio::task::spawn_blocking(move || {
+            producer.send_offsets_to_transaction(&offsets, &group, KAFKA_TIMEOUT)?;
+            // Flushes every output, then commits them with the offsets atomically.
+            producer.commit_transaction(KAFKA_TIMEOUT)
+        })
+        .await
+        .map_err(|join| BatchError::Fatal(ProcessorError::Join(join)))?;
+        if let Err(err) = committed {
+            return Err(self.abort(err).await);
+        }
+        for delivery in deliveries {
+            // Already delivered by the commit; awaited only to release them.
+            let _ = delivery.await;
+        }
+        self.count(&outputs);
+        Ok(())
+    }
+
+    async fn abort(&self, err: KafkaError) -> BatchError {
+        if is_fatal(&err) {
+            return BatchError::Fatal(err.into());
+        }
+        let producer = self.producer.clone();
+        match tokio::task::spawn_blocking(move || producer.abort_transaction(KAFKA_TIMEOUT)).await {
+            Ok(Ok(())) => BatchError::Retry(format!("transaction aborted: {err}")),
+            Ok(Err(abort_err)) => BatchError::Fatal(abort_err.into()),
+            Err(join) => BatchError::Fatal(ProcessorError::Join(join)),
+        }
+    }
+
+    async fn deliver_then_store(&self, outputs: Vec<Output>, offsets: TopicPartitionList) -> Result<(), BatchError> {
+        let mut deliveries = Vec::with_capacity(outputs.len());
+        for output in &outputs {
+            let mut record = FutureRecord::to(&output.topic).payload(&output.payload).headers(output.headers.clone());
+            if let Some(key) = &output.key {
+                record = record.key(key);
+            }
+            deliveries.push(self.producer.send(record, Timeout::After(KAFKA_TIMEOUT)));
+        }
+        for result in futures_join(deliveries).await {
+            if let Err((err, _)) = result {
+                return Err(BatchError::Retry(format!("delivery failed: {err}")));
+            }
+        }
+        // Every output is acknowledged; only now may the consumed offsets move.
+        self.consumer
+            .store_offsets(&offsets)
+            .map_err(|err| BatchError::Retry(format!("storing offsets: {err}")))?;
+        self.count(&outputs);
+        Ok(())
+    }
+
+    fn count(&self, outputs: &[Output]) {
+        for output in outputs {
+            self.metrics.records.with_label_values(&[output.source, output.outcome]).inc();
+        }
+    }
+
+    /// Seeks every partition of the batch back to the batch's first offset on it.
+    fn rewind(&self, batch: &[OwnedMessage]) {
+        let mut first: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for message in batch {
+            first.entry((message.topic().to_owned(), message.partition())).or_insert(message.offset());
+        }
+        for ((topic, partition), offset) in first {
+            if let Err(err) = self.consumer.seek(&topic, partition, Offset::Offset(offset), Duration::from_secs(5)) {
+                // The partition may have been revoked meanwhile; its new owner starts from
+                // the committed offset, which never passed this batch.
+                tracing::warn!(%topic, partition, offset, error = %err, "rewind failed");
+            }
+        }
+    }
+
+    fn close(&self) {
+        if self.config.guarantee == Guarantee::AtLeastOnce {
+            // Send what was stored, synchronously, before leaving the group.
+            if let Err(err) = self.consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+                tracing::debug!(error = %err, "final commit skipped");
+            }
+        }
+        self.consumer.unsubscribe();
+    }
+}
+
+async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut results = Vec::with_capacity(futures.len());
+    for future in futures {
+        results.push(future.await);
+    }
+    results
+}
+
+/// Why a batch did not commit.
+enum BatchError {
+    /// Nothing counted; rewind and try again.
+    Retry(String),
+    /// Stop the processor.
+    Fatal(ProcessorError),
+}
+
+fn transactional(err: KafkaError) -> BatchError {
+    if is_fatal(&err) {
+        BatchError::Fatal(err.into())
+    } else {
+        BatchError::Retry(err.to_string())
+    }
+}
+
+fn is_fatal(err: &KafkaError) -> bool {
+    match err {
+        KafkaError::Transaction(inner) => inner.is_fatal(),
+        _ => false,
+    }
+}
+
+/// For each partition, the offset after the batch's last record on it.
+fn next_offsets(batch: &[OwnedMessage]) -> KafkaResult<TopicPartitionList> {
+    let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for message in batch {
+        last.insert((message.topic(), message.partition()), message.offset());
+    }
+    let mut offsets = TopicPartitionList::new();
+    for ((topic, partition), offset) in last {
+        offsets.add_partition_offset(topic, partition, Offset::Offset(offset + 1))?;
+    }
+    Ok(offsets)
+}
+
+/// Reads the raw record's headers and runs its source's normalizer.
+fn normalize(message: &OwnedMessage) -> (Option<Source>, Result<OrderEvent, NormalizeError>) {
+    let Some(source) = header_str(message, ob::SOURCE).and_then(|s| s.parse::<Source>().ok()) else {
+        return (None, Err(NormalizeError::Unsupported(header_str(message, ob::SOURCE).unwrap_or("no ob-source header").to_owned())));
+    };
+    let received_at = header_str(message, ob::RECEIVED_AT)
+        .and_then(|ms| ms.parse::<i64>().ok())
+        .or_else(|| message.timestamp().to_millis())
+        .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    let raw = RawRecord {
+        source,
+        account: header_str(message, ob::ACCOUNT).unwrap_or("-"),
+        event_type: header_str(message, ob::EVENT_TYPE).unwrap_or("unknown"),
+        event_id: header_str(message, ob::EVENT_ID).unwrap_or("-"),
+        received_at,
+        origin: header_str(message, ob::ORIGIN).unwrap_or("webhook"),
+        topic: message.topic(),
+        partition: message.partition(),
+        offset: message.offset(),
+        body: message.payload().unwrap_or_default(),
+    };
+    (Some(source), normalizer_for(source).normalize(&raw))
+}

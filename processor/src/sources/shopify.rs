@@ -1,0 +1,386 @@
+//! Shopify `orders/create`, `orders/updated` and `orders/cancelled`: all three carry the REST
+//! Order resource (<https://shopify.dev/docs/api/admin-rest/latest/resources/order>).
+//!
+//! Amounts are taken in the shop's currency (`currency`, the `*_price` fields), which is what
+//! the books are kept in; the buyer's presentment currency is not used for ERP amounts.
+//! The `current_*` fields (after edits and refunds) win over the originals when present.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use orderbridge_schemas::{
+    order_key, Address, Customer, EventType, Lineage, LineItem, OrderEvent, OrderStatus,
+    PaymentStatus, Source, Totals,
+};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use super::{NormalizeError, Normalizer, RawRecord};
+
+/// Normalizes Shopify order webhooks.
+#[derive(Debug, Clone, Copy)]
+pub struct ShopifyNormalizer;
+
+impl Normalizer for ShopifyNormalizer {
+    fn normalize(&self, raw: &RawRecord<'_>) -> Result<OrderEvent, NormalizeError> {
+        let event_type = match raw.event_type {
+            "orders/create" => EventType::Created,
+            "orders/updated" => EventType::Updated,
+            "orders/cancelled" => EventType::Cancelled,
+            other => return Err(NormalizeError::Unsupported(other.to_owned())),
+        };
+        let order: Order = serde_json::from_slice(raw.body)
+            .map_err(|err| NormalizeError::Unparseable(err.to_string()))?;
+        order_event(raw, event_type, order)
+    }
+}
+
+fn order_event(raw: &RawRecord<'_>, event_type: EventType, order: Order) -> Result<OrderEvent, NormalizeError> {
+    let id = order.id.ok_or_else(|| invalid("order has no id"))?.to_string();
+    let currency = order
+        .currency
+        .map(|c| c.trim().to_ascii_uppercase())
+        .filter(|c| c.len() == 3 && c.chars().all(|ch| ch.is_ascii_alphabetic()))
+        .ok_or_else(|| invalid("order has no ISO 4217 currency"))?;
+    let created_at = timestamp("created_at", order.created_at.as_deref())?;
+    let updated_at = timestamp("updated_at", order.updated_at.as_deref())?;
+    let cancelled = order.cancelled_at.is_some() || event_type == EventType::Cancelled;
+
+    let line_items = order
+        .line_items
+        .into_iter()
+        .map(line_item)
+        .collect::<Result<Vec<_>, _>>()?;
+    let shipping = match order.total_shipping_price_set {
+        Some(set) => set.shop_money.amount.parse("total_shipping_price_set")?,
+        None => order
+            .shipping_lines
+            .iter()
+            .map(|line| line.price.parse("shipping_lines.price"))
+            .sum::<Result<Decimal, _>>()?,
+    };
+    let totals = Totals {
+        total: money("total_price", order.current_total_price.or(order.total_price))?,
+        subtotal: money("subtotal_price", order.current_subtotal_price.or(order.subtotal_price))?,
+        tax: money("total_tax", order.current_total_tax.or(order.total_tax))?,
+        shipping,
+        discount: money("total_discounts", order.current_total_discounts.or(order.total_discounts))?,
+    };
+
+    let customer_name = order.customer.as_ref().and_then(|c| full_name(&c.first_name, &c.last_name));
+    let email = trimmed(order.email)
+        .or_else(|| trimmed(order.contact_email))
+        .or_else(|| order.customer.as_ref().and_then(|c| trimmed(c.email.clone())));
+    let customer = match (&order.customer, &email) {
+        (None, None) => None,
+        (customer, _) => Some(Customer {
+            id: customer.as_ref().and_then(|c| c.id.as_ref()).map(ToString::to_string),
+            email,
+            name: customer_name,
+        }),
+    };
+
+    Ok(OrderEvent {
+        order_key: order_key(Source::Shopify, raw.account, &id),
+        source: Source::Shopify.as_str().to_owned(),
+        account: raw.account.to_owned(),
+        source_order_id: id,
+        order_number: trimmed(order.name),
+        event_type,
+        status: if cancelled {
+            OrderStatus::Cancelled
+        } else if order.closed_at.is_some() && order.fulfillment_status.as_deref() == Some("fulfilled") {
+            OrderStatus::Closed
+        } else {
+            match order.fulfillment_status.as_deref() {
+                Some("fulfilled") => OrderStatus::Fulfilled,
+                Some("partial") => OrderStatus::PartiallyFulfilled,
+                _ => OrderStatus::Open,
+            }
+        },
+        payment_status: match order.financial_status.as_deref() {
+            Some("pending") => PaymentStatus::Pending,
+            Some("authorized") => PaymentStatus::Authorized,
+            Some("paid") => PaymentStatus::Paid,
+            Some("partially_paid") => PaymentStatus::PartiallyPaid,
+            Some("partially_refunded") => PaymentStatus::PartiallyRefunded,
+            Some("refunded") => PaymentStatus::Refunded,
+            Some("voided") => PaymentStatus::Voided,
+            _ => PaymentStatus::Unknown,
+        },
+        // Shopify's updated_at moves forward with every change to the order, so it orders
+        // the events of one order; received-at is the fallback for a body without it.
+        version: updated_at
+            .or(created_at)
+            .unwrap_or(raw.received_at)
+            .timestamp_millis(),
+        currency,
+        totals,
+        line_items,
+        customer,
+        shipping_address: order.shipping_address.map(address),
+        billing_address: order.billing_address.map(address),
+        source_created_at: created_at,
+        source_updated_at: updated_at,
+        attribution: None,
+        lineage: Lineage {
+            raw_topic: raw.topic.to_owned(),
+            raw_partition: raw.partition,
+            raw_offset: raw.offset,
+            event_id: raw.event_id.to_owned(),
+            received_at: raw.received_at,
+            origin: raw.origin.to_owned(),
+        },
+    })
+}
+
+fn line_item(line: Line) -> Result<LineItem, NormalizeError> {
+    let quantity = line.quantity.ok_or_else(|| invalid("line item has no quantity"))?;
+    let discount = match line.total_discount {
+        Some(amount) => amount.parse("line_items.total_discount")?,
+        None => line
+            .discount_allocations
+            .iter()
+            .map(|d| d.amount.parse("line_items.discount_allocations.amount"))
+            .sum::<Result<Decimal, _>>()?,
+    };
+    Ok(LineItem {
+        line_id: line.id.map(|id| id.to_string()),
+        sku: trimmed(line.sku),
+        title: trimmed(line.title).or_else(|| trimmed(line.name)).unwrap_or_default(),
+        quantity,
+        unit_price: money("line_items.price", line.price)?,
+        discount,
+        tax: line
+            .tax_lines
+            .iter()
+            .map(|t| t.price.parse("line_items.tax_lines.price"))
+            .sum::<Result<Decimal, _>>()?,
+    })
+}
+
+fn address(a: ShopifyAddress) -> Address {
+    Address {
+        name: trimmed(a.name).or_else(|| full_name(&a.first_name, &a.last_name)),
+        company: trimmed(a.company),
+        line1: trimmed(a.address1),
+        line2: trimmed(a.address2),
+        city: trimmed(a.city),
+        region: trimmed(a.province_code).or_else(|| trimmed(a.province)),
+        postal_code: trimmed(a.zip),
+        country_code: trimmed(a.country_code),
+        phone: trimmed(a.phone),
+    }
+}
+
+fn invalid(what: &str) -> NormalizeError {
+    NormalizeError::Invalid(what.to_owned())
+}
+
+fn money(field: &str, amount: Option<Amount>) -> Result<Decimal, NormalizeError> {
+    amount.map_or(Ok(Decimal::ZERO), |a| a.parse(field))
+}
+
+fn timestamp(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, NormalizeError> {
+    value
+        .map(|text| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|err| NormalizeError::Invalid(format!("{field} {text:?}: {err}")))
+        })
+        .transpose()
+}
+
+/// Trims; an empty string is no value. Never changes case or content otherwise.
+fn trimmed(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn full_name(first: &Option<String>, last: &Option<String>) -> Option<String> {
+    let name = [first, last]
+        .iter()
+        .filter_map(|part| part.as_deref().map(str::trim).filter(|p| !p.is_empty()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!name.is_empty()).then_some(name)
+}
+
+/// A Shopify amount: a decimal string (`"199.00"`), occasionally a JSON number.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Amount {
+    Text(String),
+    Number(serde_json::Number),
+}
+
+impl Amount {
+    fn parse(&self, field: &str) -> Result<Decimal, NormalizeError> {
+        let text = match self {
+            Amount::Text(text) => text.trim().to_owned(),
+            Amount::Number(number) => number.to_string(),
+        };
+        Decimal::from_str(&text)
+            .or_else(|_| Decimal::from_scientific(&text))
+            .map_err(|_| NormalizeError::Invalid(format!("{field}: {text:?} is not an amount")))
+    }
+}
+
+/// An id Shopify sends as a number (REST) or a string.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Id {
+    Number(u64),
+    Text(String),
+}
+
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Id::Number(n) => write!(f, "{n}"),
+            Id::Text(s) => f.write_str(s.trim()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Order {
+    id: Option<Id>,
+    name: Option<String>,
+    email: Option<String>,
+    contact_email: Option<String>,
+    created_at: Option<String>,
+    updated_at: Option<String>,
+    cancelled_at: Option<String>,
+    closed_at: Option<String>,
+    currency: Option<String>,
+    financial_status: Option<String>,
+    fulfillment_status: Option<String>,
+    total_price: Option<Amount>,
+    current_total_price: Option<Amount>,
+    subtotal_price: Option<Amount>,
+    current_subtotal_price: Option<Amount>,
+    total_tax: Option<Amount>,
+    current_total_tax: Option<Amount>,
+    total_discounts: Option<Amount>,
+    current_total_discounts: Option<Amount>,
+    total_shipping_price_set: Option<MoneySet>,
+    #[serde(default)]
+    shipping_lines: Vec<ShippingLine>,
+    #[serde(default)]
+    line_items: Vec<Line>,
+    customer: Option<ShopifyCustomer>,
+    shipping_address: Option<ShopifyAddress>,
+    billing_address: Option<ShopifyAddress>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MoneySet {
+    shop_money: ShopMoney,
+}
+
+#[derive(Debug, Deserialize)]
+struct ShopMoney {
+    amount: Amount,
+}
+
+#[derive(Debug, Deserialize)]
+struct ShippingLine {
+    price: Amount,
+}
+
+#[derive(Debug, Deserialize)]
+struct Line {
+    id: Option<Id>,
+    sku: Option<String>,
+    title: Option<String>,
+    name: Option<String>,
+    quantity: Option<i64>,
+    price: Option<Amount>,
+    total_discount: Option<Amount>,
+    #[serde(default)]
+    discount_allocations: Vec<Allocation>,
+    #[serde(default)]
+    tax_lines: Vec<TaxLine>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Allocation {
+    amount: Amount,
+}
+
+#[derive(Debug, Deserialize)]
+struct TaxLine {
+    price: Amount,
+}
+
+#[derive(Debug, Deserialize)]
+struct ShopifyCustomer {
+    id: Option<Id>,
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ShopifyAddress {
+    name: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    company: Option<String>,
+    address1: Option<String>,
+    address2: Option<String>,
+    city: Option<String>,
+    province: Option<String>,
+    province_code: Option<String>,
+    zip: Option<String>,
+    country_code: Option<String>,
+    phone: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use chrono::TimeZone;
+
+    fn raw<'a>(event_type: &'a str, body: &'a [u8]) -> RawRecord<'a> {
+        RawRecord {
+            source: Source::Shopify,
+            account: "shop.myshopify.com",
+            event_type,
+            event_id: "e1",
+            received_at: Utc.timestamp_millis_opt(1_700_000_000_000).unwrap(),
+            origin: "webhook",
+            topic: "orders.raw.v1",
+            partition: 0,
+            offset: 0,
+            body,
+        }
+    }
+
+    #[test]
+    fn an_unknown_topic_is_unsupported_not_guessed() {
+        let err = ShopifyNormalizer.normalize(&raw("products/update", b"{}")).unwrap_err();
+        assert_eq!(err.class(), "unsupported");
+    }
+
+    #[test]
+    fn garbage_is_unparseable_and_a_missing_id_invalid() {
+        assert_eq!(ShopifyNormalizer.normalize(&raw("orders/create", b"<html>")).unwrap_err().class(), "unparseable");
+        let no_id = br#"{"currency":"USD"}"#;
+        assert_eq!(ShopifyNormalizer.normalize(&raw("orders/create", no_id)).unwrap_err().class(), "invalid");
+        let bad_amount = br#"{"id":1,"currency":"USD","total_price":"12,50"}"#;
+        let err = ShopifyNormalizer.normalize(&raw("orders/create", bad_amount)).unwrap_err();
+        assert!(err.to_string().contains("total_price"), "{err}");
+    }
+
+    #[test]
+    fn timestamps_become_utc() {
+        let body = br#"{"id":1,"currency":"usd","created_at":"2025-04-22T14:30:00-05:00"}"#;
+        let event = ShopifyNormalizer.normalize(&raw("orders/create", body)).unwrap();
+        assert_eq!(event.source_created_at.unwrap().to_rfc3339(), "2025-04-22T19:30:00+00:00");
+        assert_eq!(event.currency, "USD");
+        assert_eq!(event.version, event.source_created_at.unwrap().timestamp_millis());
+    }
+}

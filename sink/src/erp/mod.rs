@@ -1,0 +1,137 @@
+//! ERP adapters behind one trait, [`ErpClient`], plus what they share: the response status
+//! table (`status.rs`) and the external reference derived from the order key
+//! (`reference.rs`).
+//!
+//! Adding an ERP: a file here implementing [`ErpClient`], its arm in [`ErpConfig`] and
+//! [`build`], and a simulator under `tests/` that follows the ERP's documented contract.
+
+pub mod business_central;
+pub mod reference;
+pub mod sql;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use orderbridge_schemas::OrderEvent;
+use serde::Deserialize;
+
+pub use reference::external_reference;
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    /// The order was created.
+    Created,
+    /// The order existed and was brought up to this event's version.
+    Updated,
+    /// The order already holds this event (a redelivery): nothing to do.
+    AlreadyPresent,
+    /// The ERP holds a newer version; this older event was not applied.
+    Stale,
+    /// Nothing to apply for this event in this ERP (e.g. a cancellation of an order the ERP
+    /// never had).
+    Skipped,
+}
+
+impl Upserted {
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Upserted::Created => "created",
+            Upserted::Updated => "updated",
+            Upserted::AlreadyPresent => "already_present",
+            Upserted::Stale => "stale",
+            Upserted::Skipped => "skipped",
+        }
+    }
+}
+
+/// Why an upsert failed, classified once, here, by what the delivery loop must do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ErpError {
+    /// Worth retrying: timeouts, connection failures, 408, 429, 5xx, maintenance. The record
+    /// is not committed; it is retried after a backoff of at least `retry_after`.
+    #[error("transient ERP failure: {reason}")]
+    Transient {
+        /// What happened, with the ERP's own message when it sent one.
+        reason: String,
+        /// The ERP's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// The ERP refused this order (validation, unknown item, no customer): retrying cannot
+    /// help. The record is dead-lettered with the reason, then committed.
+    #[error("ERP rejected the order: {reason}")]
+    Rejected {
+        /// The ERP's own message.
+        reason: String,
+    },
+}
+
+impl ErpError {
+    /// A transient error without a retry hint.
+    pub fn transient(reason: impl Into<String>) -> Self {
+        ErpError::Transient { reason: reason.into(), retry_after: None }
+    }
+
+    /// A permanent rejection.
+    pub fn rejected(reason: impl Into<String>) -> Self {
+        ErpError::Rejected { reason: reason.into() }
+    }
+}
+
+/// One ERP.
+#[async_trait]
+pub trait ErpClient: Send + Sync {
+    /// Short name for logs and metric labels (`sql`, `business-central`).
+    fn name(&self) -> &'static str;
+
+    /// Applies `event` so that, however often it is called with the same event, the ERP
+    /// ends up holding the order once, at the newest version seen.
+    ///
+    /// # Errors
+    /// [`ErpError`], classified.
+    async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError>;
+}
+
+/// Which ERP the sink writes to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ErpConfig {
+    /// Staging tables in SQLite or PostgreSQL.
+    Sql(sql::SqlConfig),
+    /// Dynamics 365 Business Central API v2.0.
+    BusinessCentral(business_central::BusinessCentralConfig),
+}
+
+impl Default for ErpConfig {
+    fn default() -> Self {
+        ErpConfig::Sql(sql::SqlConfig::default())
+    }
+}
+
+/// Builds the configured ERP client.
+///
+/// # Errors
+/// When the ERP cannot be set up (database unreachable, bad URL).
+pub async fn build(config: &ErpConfig) -> Result<Arc<dyn ErpClient>, ErpSetupError> {
+    Ok(match config {
+        ErpConfig::Sql(sql) => Arc::new(sql::SqlErp::connect(sql).await?),
+        ErpConfig::BusinessCentral(bc) => Arc::new(business_central::BusinessCentral::new(bc.clone())?),
+    })
+}
+
+/// Why an ERP client could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ErpSetupError {
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The HTTP client could not be built.
+    #[error("http client: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The configuration is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+}

@@ -1,0 +1,69 @@
+//! Every metric the sink exports.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+/// Latency buckets from 10 ms to an hour: webhook-to-ERP spans retries and maintenance windows.
+const LATENCY_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
+
+/// The sink's metrics.
+#[derive(Debug, Clone)]
+pub struct SinkMetrics {
+    /// `orderbridge_sink_upserts_total{erp,outcome}`: finished upserts by what they did.
+    pub upserts: IntCounterVec,
+    /// `orderbridge_sink_erp_failures_total{erp,class}`: failed attempts (`transient`, `rejected`).
+    pub failures: IntCounterVec,
+    /// `orderbridge_sink_retries_total{erp}`: attempts retried after a transient failure.
+    pub retries: IntCounterVec,
+    /// `orderbridge_sink_dead_letters_total{erp,class}`.
+    pub dead_letters: IntCounterVec,
+    /// `orderbridge_sink_receipt_to_erp_seconds{erp}`: webhook receipt to ERP acknowledgement.
+    pub receipt_to_erp: HistogramVec,
+    /// `orderbridge_sink_order_to_erp_seconds{erp}`: order creation at the source to ERP
+    /// acknowledgement.
+    pub order_to_erp: HistogramVec,
+}
+
+impl SinkMetrics {
+    /// Creates and registers the metrics.
+    ///
+    /// # Errors
+    /// When a metric with the same name is already registered.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let latency = |name: &str, help: &str| {
+            HistogramVec::new(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()), &["erp"])
+        };
+        let metrics = Self {
+            upserts: IntCounterVec::new(
+                Opts::new("orderbridge_sink_upserts_total", "Finished upserts, by ERP and outcome."),
+                &["erp", "outcome"],
+            )?,
+            failures: IntCounterVec::new(
+                Opts::new("orderbridge_sink_erp_failures_total", "Failed ERP attempts, by ERP and class."),
+                &["erp", "class"],
+            )?,
+            retries: IntCounterVec::new(
+                Opts::new("orderbridge_sink_retries_total", "Attempts retried after a transient failure."),
+                &["erp"],
+            )?,
+            dead_letters: IntCounterVec::new(
+                Opts::new("orderbridge_sink_dead_letters_total", "Records dead-lettered by the sink."),
+                &["erp", "class"],
+            )?,
+            receipt_to_erp: latency(
+                "orderbridge_sink_receipt_to_erp_seconds",
+                "Webhook receipt (ob-received-at) to ERP acknowledgement.",
+            )?,
+            order_to_erp: latency(
+                "orderbridge_sink_order_to_erp_seconds",
+                "Order creation at the source to ERP acknowledgement.",
+            )?,
+        };
+        registry.register(Box::new(metrics.upserts.clone()))?;
+        registry.register(Box::new(metrics.failures.clone()))?;
+        registry.register(Box::new(metrics.retries.clone()))?;
+        registry.register(Box::new(metrics.dead_letters.clone()))?;
+        registry.register(Box::new(metrics.receipt_to_erp.clone()))?;
+        registry.register(Box::new(metrics.order_to_erp.clone()))?;
+        Ok(metrics)
+    }
+}
