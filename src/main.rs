@@ -1,1 +1,133 @@
-fn main() {}
+//! The `orderbridge` binary: command-line parsing and wiring only. Each service is a library
+//! (`ingest/`, `processor/`, `sink/`); this file reads the configuration, builds what they
+//! share (registry, codec, ERP client) and runs the chosen one until SIGINT or SIGTERM.
+
+mod config;
+mod dev;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use orderbridge_schemas::{ConfluentRegistry, EmbeddedRegistry, OrderEventCodec, SchemaRegistry};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, RegistryConfig};
+
+#[derive(Debug, Parser)]
+#[command(name = "orderbridge", version, about = "Commerce webhooks to ERPs, through Kafka")]
+struct Cli {
+    /// TOML configuration file; `ORDERBRIDGE_<TABLE>__<KEY>` variables override it.
+    #[arg(long, short, global = true, env = "ORDERBRIDGE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    json_logs: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Receive webhooks, verify them and publish them to the raw topic.
+    Ingest,
+    /// Normalize raw webhooks into canonical order events.
+    Process,
+    /// Upsert canonical order events into the configured ERP.
+    Sink,
+    /// Everything in one process on an embedded broker, writing to a local SQLite file.
+    Dev(dev::DevArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.json_logs);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+
+    if let Command::Dev(args) = &cli.command {
+        return dev::run(args, shutdown).await;
+    }
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Ingest => {
+            let listener = TcpListener::bind(config.ingest.listen)
+                .await
+                .with_context(|| format!("binding {}", config.ingest.listen))?;
+            orderbridge_ingest::run(&config.ingest, &config.kafka, &config.topics, listener, shutdown).await?;
+        }
+        Command::Process => {
+            let codec = codec(&config.schema_registry, &config.topics.canonical)?;
+            let ops = TcpListener::bind(config.processor.listen).await?;
+            orderbridge_processor::run(&config.processor, &config.kafka, &config.topics, codec, Some(ops), shutdown)
+                .await?;
+        }
+        Command::Sink => {
+            let codec = codec(&config.schema_registry, &config.topics.canonical)?;
+            let erp = orderbridge_sink::erp::build(&config.sink.erp).await?;
+            let ops = TcpListener::bind(config.sink.listen).await?;
+            orderbridge_sink::run(&config.sink, &config.kafka, &config.topics, codec, erp, Some(ops), shutdown).await?;
+        }
+        Command::Dev(_) => unreachable!("handled above"),
+    }
+    Ok(())
+}
+
+/// The registry from configuration: Confluent when a URL is set, else embedded.
+fn registry(config: &RegistryConfig) -> anyhow::Result<Arc<dyn SchemaRegistry>> {
+    Ok(match &config.url {
+        Some(url) => {
+            let credentials = config
+                .username
+                .as_deref()
+                .zip(config.password.as_ref().map(|p| p.expose()));
+            Arc::new(ConfluentRegistry::new(url, credentials)?)
+        }
+        None => {
+            tracing::warn!("no schema_registry.url: using the embedded registry (same-build processes only)");
+            Arc::new(EmbeddedRegistry::new())
+        }
+    })
+}
+
+fn codec(config: &RegistryConfig, canonical_topic: &str) -> anyhow::Result<Arc<OrderEventCodec>> {
+    Ok(Arc::new(OrderEventCodec::new(registry(config)?, canonical_topic)?))
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                let _ = ctrl_c.await;
+                shutdown.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

@@ -33,6 +33,12 @@ impl std::fmt::Debug for KafkaSettings {
     }
 }
 
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self::new("localhost:9092")
+    }
+}
+
 impl KafkaSettings {
     /// Settings for a broker list with no extra properties.
     pub fn new(bootstrap_servers: impl Into<String>) -> Self {

@@ -160,7 +160,10 @@ impl OrderEventCodec {
             .reader_schema(&self.schema)
             .build()?
             .read_value(&mut body)?;
-        from_value(value)
+        let mut event = from_value(value)?;
+        // The wire carries scale 4 for every currency; readers get the currency's own.
+        event.fit_amounts_to_currency();
+        Ok(event)
     }
 
     async fn writer_schema(&self, id: u32) -> Result<Arc<Schema>, CodecError> {

@@ -21,7 +21,7 @@ pub mod topics;
 
 pub use avro::{CodecError, OrderEventCodec, ORDER_EVENT_SCHEMA};
 pub use model::{
-    Address, Attribution, Customer, EventType, Lineage, LineItem, OrderEvent, OrderStatus,
+    in_minor_units, minor_units, Address, Attribution, Customer, EventType, Lineage, LineItem, OrderEvent, OrderStatus,
     PaymentStatus, Totals, Touchpoint,
 };
 pub use registry::{ConfluentRegistry, EmbeddedRegistry, RegistryError, SchemaRegistry};

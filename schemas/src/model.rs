@@ -229,3 +229,58 @@ pub struct Lineage {
     /// `webhook` | `backfill` | `poll` | `replay`.
     pub origin: String,
 }
+
+/// Decimal places of a currency's minor unit (ISO 4217): 0 for JPY, 3 for KWD, 2 for most.
+pub fn minor_units(currency: &str) -> u32 {
+    match currency {
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX" | "UYI"
+        | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+        "CLF" | "UYW" => 4,
+        _ => 2,
+    }
+}
+
+/// `amount` written with the currency's minor units (`409.9400` USD → `409.94`, `1500.0000`
+/// JPY → `1500`), keeping any further digits the source sent (`0.125` USD stays `0.125`).
+pub fn in_minor_units(amount: Decimal, currency: &str) -> Decimal {
+    let mut fitted = amount.normalize();
+    let units = minor_units(currency);
+    if fitted.scale() < units {
+        fitted.rescale(units);
+    }
+    fitted
+}
+
+impl OrderEvent {
+    /// Writes every amount with the event currency's minor units; see [`in_minor_units`].
+    pub fn fit_amounts_to_currency(&mut self) {
+        let currency = self.currency.clone();
+        let fit = |amount: &mut Decimal| *amount = in_minor_units(*amount, &currency);
+        let totals = &mut self.totals;
+        for amount in [&mut totals.total, &mut totals.subtotal, &mut totals.tax, &mut totals.shipping, &mut totals.discount] {
+            fit(amount);
+        }
+        for line in &mut self.line_items {
+            fit(&mut line.unit_price);
+            fit(&mut line.discount);
+            fit(&mut line.tax);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn amounts_take_the_currencys_minor_units() {
+        let d = |s: &str| Decimal::from_str(s).unwrap_or_default();
+        assert_eq!(in_minor_units(d("409.9400"), "USD").to_string(), "409.94");
+        assert_eq!(in_minor_units(d("1500.0000"), "JPY").to_string(), "1500");
+        assert_eq!(in_minor_units(d("1.2500"), "KWD").to_string(), "1.250");
+        assert_eq!(in_minor_units(d("0.1250"), "USD").to_string(), "0.125");
+        assert_eq!(in_minor_units(d("0"), "EUR").to_string(), "0.00");
+    }
+}

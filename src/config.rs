@@ -1,0 +1,131 @@
+//! The configuration file: one TOML document with a table per service, overridden by
+//! `ORDERBRIDGE_<TABLE>__<KEY>` environment variables (double underscore between levels),
+//! e.g. `ORDERBRIDGE_KAFKA__BOOTSTRAP_SERVERS=kafka:9092`. Values are read as TOML when they
+//! parse (numbers, booleans, arrays) and as strings otherwise.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use orderbridge_ingest::IngestConfig;
+use orderbridge_processor::ProcessorConfig;
+use orderbridge_runtime::{KafkaSettings, Secret, TopicLayout};
+use orderbridge_schemas::Topics;
+use orderbridge_sink::SinkConfig;
+use serde::Deserialize;
+
+const ENV_PREFIX: &str = "ORDERBRIDGE_";
+
+/// Everything, for every subcommand; each uses its part.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Brokers and client properties.
+    pub kafka: KafkaSettings,
+    /// Topic names.
+    pub topics: Topics,
+    /// Partitions and replicas for topics created at start-up.
+    pub topic_layout: TopicLayout,
+    /// The schema registry.
+    pub schema_registry: RegistryConfig,
+    /// Ingest.
+    pub ingest: IngestConfig,
+    /// Processor.
+    pub processor: ProcessorConfig,
+    /// Sink.
+    pub sink: SinkConfig,
+}
+
+/// Where schemas are registered.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// Confluent-compatible registry URL; without one, the embedded registry is used, which
+    /// only works when every process runs the same build (see `schemas/src/registry.rs`).
+    pub url: Option<String>,
+    /// Basic-auth user.
+    pub username: Option<String>,
+    /// Basic-auth password.
+    pub password: Option<Secret>,
+}
+
+impl Config {
+    /// Reads `path` (if given), applies environment overrides, validates.
+    ///
+    /// # Errors
+    /// When the file cannot be read or parsed, or a value is invalid; the message names it.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+            None => String::new(),
+        };
+        let mut document: toml::Table = toml::from_str(&text).context("parsing the configuration")?;
+        apply_env_overrides(&mut document, std::env::vars())?;
+        let config: Config = toml::Value::Table(document)
+            .try_into()
+            .context("reading the configuration")?;
+        config.ingest.validate().map_err(anyhow::Error::msg)?;
+        config.processor.validate().map_err(anyhow::Error::msg)?;
+        config.sink.validate().map_err(anyhow::Error::msg)?;
+        if config.topic_layout.partitions < 1 || config.topic_layout.replication < 1 {
+            bail!("topic_layout.partitions and topic_layout.replication must be at least 1");
+        }
+        Ok(config)
+    }
+}
+
+/// Sets `ORDERBRIDGE_A__B=value` as `a.b = value` in `document`.
+fn apply_env_overrides(
+    document: &mut toml::Table,
+    vars: impl Iterator<Item = (String, String)>,
+) -> anyhow::Result<()> {
+    for (name, raw) in vars {
+        let Some(path) = name.strip_prefix(ENV_PREFIX) else { continue };
+        let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+        if keys.iter().any(String::is_empty) {
+            bail!("environment variable {name}: empty key segment");
+        }
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(raw));
+        let (last, parents) = keys.split_last().context("empty override")?;
+        let mut table = &mut *document;
+        for key in parents {
+            let entry = table.entry(key.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = entry
+                .as_table_mut()
+                .with_context(|| format!("environment variable {name}: {key} is not a table"))?;
+        }
+        table.insert(last.clone(), value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn environment_overrides_nest_and_parse() {
+        let mut document: toml::Table = toml::from_str("[kafka]\nbootstrap_servers = \"a:1\"\n").unwrap();
+        let vars = [
+            ("ORDERBRIDGE_KAFKA__BOOTSTRAP_SERVERS".to_owned(), "b:2".to_owned()),
+            ("ORDERBRIDGE_INGEST__BODY_LIMIT_BYTES".to_owned(), "2048".to_owned()),
+            ("ORDERBRIDGE_PROCESSOR__GUARANTEE".to_owned(), "at-least-once".to_owned()),
+            ("UNRELATED".to_owned(), "x".to_owned()),
+        ];
+        apply_env_overrides(&mut document, vars.into_iter()).unwrap();
+        let config: Config = toml::Value::Table(document).try_into().unwrap();
+        assert_eq!(config.kafka.bootstrap_servers, "b:2");
+        assert_eq!(config.ingest.body_limit_bytes, 2048);
+        assert_eq!(config.processor.guarantee, orderbridge_processor::Guarantee::AtLeastOnce);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = toml::from_str::<Config>("[ingest]\nbody_limit = 1\n").unwrap_err();
+        assert!(err.to_string().contains("body_limit"), "{err}");
+    }
+}
