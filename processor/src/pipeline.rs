@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Guarantee, ProcessorConfig};
 use crate::metrics::ProcessorMetrics;
-use crate::sources::{normalizer_for, NormalizeError, RawRecord};
+use crate::sources::{self, NormalizeError, RawRecord};
 use crate::ProcessorError;
 
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
@@ -431,5 +431,5 @@ fn normalize(message: &OwnedMessage) -> (Option<Source>, Result<OrderEvent, Norm
         offset: message.offset(),
         body: message.payload().unwrap_or_default(),
     };
-    (Some(source), normalizer_for(source).normalize(&raw))
+    (Some(source), sources::normalize(&raw))
 }

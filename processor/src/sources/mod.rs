@@ -77,3 +77,125 @@ pub fn normalizer_for(source: Source) -> &'static dyn Normalizer {
         Source::Shopify => &shopify::ShopifyNormalizer,
     }
 }
+
+/// Normalizes `raw` with its source's normalizer, then writes every amount with the
+/// currency's minor units, as readers of the canonical topic will see them.
+///
+/// # Errors
+/// [`NormalizeError`] from the source's normalizer.
+pub fn normalize(raw: &RawRecord<'_>) -> Result<OrderEvent, NormalizeError> {
+    let mut event = normalizer_for(raw.source).normalize(raw)?;
+    event.fit_amounts_to_currency();
+    Ok(event)
+}
+
+#[cfg(test)]
+mod golden {
+    //! Golden fixtures: every folder under `tests/fixtures/<source>/` is a case with the
+    //! request as the provider sent it (`headers.json`, `body.json`) and either the expected
+    //! canonical event (`expected.json`) or the expected error class (`expected_error.txt`).
+    //! `UPDATE_GOLDEN=1` rewrites `expected.json` from the current output, for review.
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+
+    use chrono::{TimeZone, Utc};
+    use orderbridge_schemas::{OrderEvent, Source};
+
+    use super::{normalize, RawRecord};
+
+    fn fixtures_root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+    }
+
+    /// What ingest would have put in the headers, per source.
+    fn header_fields(source: Source, headers: &BTreeMap<String, String>) -> (String, String, String) {
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        match source {
+            Source::Shopify => (
+                get("X-Shopify-Shop-Domain").unwrap_or_else(|| "-".into()),
+                get("X-Shopify-Topic").unwrap_or_else(|| "unknown".into()),
+                get("X-Shopify-Webhook-Id").unwrap_or_else(|| "-".into()),
+            ),
+        }
+    }
+
+    #[test]
+    fn every_fixture_normalizes_as_expected() {
+        let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+        let mut checked = 0;
+        let mut failures = Vec::new();
+        for source in Source::ALL {
+            let dir = fixtures_root().join(source.as_str());
+            let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .unwrap_or_else(|err| panic!("{}: {err}", dir.display()))
+                .map(|entry| entry.unwrap().path())
+                .filter(|path| path.is_dir())
+                .collect();
+            cases.sort();
+            assert!(!cases.is_empty(), "no fixtures for {source}");
+            for case in cases {
+                let name = format!("{source}/{}", case.file_name().unwrap().to_string_lossy());
+                let headers: BTreeMap<String, String> =
+                    serde_json::from_str(&std::fs::read_to_string(case.join("headers.json")).unwrap()).unwrap();
+                let body = std::fs::read(case.join("body.json")).unwrap();
+                let (account, event_type, event_id) = header_fields(*source, &headers);
+                let raw = RawRecord {
+                    source: *source,
+                    account: &account,
+                    event_type: &event_type,
+                    event_id: &event_id,
+                    received_at: Utc.timestamp_millis_opt(1_745_350_202_000).unwrap(),
+                    origin: "webhook",
+                    topic: "orders.raw.v1",
+                    partition: 0,
+                    offset: 42,
+                    body: &body,
+                };
+                let result = normalize(&raw);
+                let expected_error = case.join("expected_error.txt");
+                if expected_error.exists() {
+                    let class = std::fs::read_to_string(&expected_error).unwrap().trim().to_owned();
+                    match result {
+                        Err(err) if err.class() == class => {}
+                        other => failures.push(format!("{name}: expected error {class}, got {other:?}")),
+                    }
+                    checked += 1;
+                    continue;
+                }
+                let expected_path = case.join("expected.json");
+                let event = match result {
+                    Ok(event) => event,
+                    Err(err) => {
+                        failures.push(format!("{name}: {err}"));
+                        continue;
+                    }
+                };
+                if update {
+                    let text = serde_json::to_string_pretty(&event).unwrap() + "\n";
+                    std::fs::write(&expected_path, text).unwrap();
+                }
+                let expected: OrderEvent = serde_json::from_str(
+                    &std::fs::read_to_string(&expected_path)
+                        .unwrap_or_else(|err| panic!("{}: {err}", expected_path.display())),
+                )
+                .unwrap_or_else(|err| panic!("{}: {err}", expected_path.display()));
+                if event != expected {
+                    failures.push(format!(
+                        "{name}: got\n{}",
+                        serde_json::to_string_pretty(&event).unwrap()
+                    ));
+                }
+                checked += 1;
+            }
+        }
+        assert!(failures.is_empty(), "{} fixture(s) differ:\n{}", failures.len(), failures.join("\n"));
+        assert!(checked >= 7, "only {checked} fixtures checked");
+    }
+}

@@ -136,13 +136,15 @@ fn order_event(raw: &RawRecord<'_>, event_type: EventType, order: Order) -> Resu
 
 fn line_item(line: Line) -> Result<LineItem, NormalizeError> {
     let quantity = line.quantity.ok_or_else(|| invalid("line item has no quantity"))?;
-    let discount = match line.total_discount {
-        Some(amount) => amount.parse("line_items.total_discount")?,
-        None => line
-            .discount_allocations
+    // Shopify recommends discount_allocations over the older total_discount, which only
+    // holds discounts set through draft orders, scripts or the API.
+    let discount = if line.discount_allocations.is_empty() {
+        money("line_items.total_discount", line.total_discount)?
+    } else {
+        line.discount_allocations
             .iter()
             .map(|d| d.amount.parse("line_items.discount_allocations.amount"))
-            .sum::<Result<Decimal, _>>()?,
+            .sum::<Result<Decimal, _>>()?
     };
     Ok(LineItem {
         line_id: line.id.map(|id| id.to_string()),
