@@ -1,0 +1,125 @@
+//! The Business Central adapter against the simulator: idempotent creates, token handling,
+//! throttling, maintenance, and creates that land but fail.
+
+mod support;
+
+use std::time::Duration;
+
+use orderbridge_sink::erp::business_central::BusinessCentral;
+use orderbridge_sink::erp::external_reference;
+use orderbridge_sink::{ErpClient, ErpError, Upserted};
+use support::bc_sim::{BcSim, Fault};
+use support::shopify_event;
+
+const ITEMS: &[&str] = &["IPOD2008GREEN", "MUG-BLUE", "TEAPOT", "ESP-BEANS-1KG"];
+
+async fn setup(timeout_ms: u64) -> (BcSim, BusinessCentral) {
+    let sim = BcSim::start(ITEMS).await;
+    let bc = BusinessCentral::new(sim.config(timeout_ms)).unwrap();
+    (sim, bc)
+}
+
+#[tokio::test]
+async fn creates_an_order_with_its_lines_once() {
+    let (sim, bc) = setup(5_000).await;
+    let event = shopify_event("orders-create-basic");
+    assert_eq!(bc.upsert(&event).await.unwrap(), Upserted::Created);
+    assert_eq!(bc.upsert(&event).await.unwrap(), Upserted::AlreadyPresent, "a redelivery finds the order");
+    let orders = sim.orders();
+    assert_eq!(orders.len(), 1);
+    let reference = external_reference(&event.order_key);
+    assert_eq!(orders[0].external_document_number, reference);
+    assert!(reference.len() <= 35 && reference == reference.to_uppercase());
+    assert_eq!(orders[0].customer_number, "10000");
+    assert_eq!(orders[0].currency_code, "USD");
+    assert_eq!(orders[0].lines.len(), 1);
+    assert_eq!(orders[0].lines[0]["lineObjectNumber"], "IPOD2008GREEN");
+    assert_eq!(orders[0].lines[0]["quantity"], 2);
+    assert_eq!(orders[0].lines[0]["unitPrice"], serde_json::json!(199));
+}
+
+#[tokio::test]
+async fn caches_the_token_and_refreshes_it_on_401() {
+    let (sim, bc) = setup(5_000).await;
+    bc.upsert(&shopify_event("orders-create-basic")).await.unwrap();
+    bc.upsert(&shopify_event("orders-updated-partially-fulfilled")).await.unwrap();
+    assert_eq!(sim.counts().0, 1, "one token for several calls");
+    sim.expire_tokens();
+    assert_eq!(bc.upsert(&shopify_event("orders-create-jpy-zero-decimal")).await, Err(ErpError::rejected(
+        "400 Bad Request: Internal_RecordNotFound: The Item does not exist. Identification fields and values: No.='BOWL-RAKU'  CorrelationId:  8c5f2a4e-0000-4000-8000-000000000000."
+    )), "after a refreshed token the call goes through (and BC's own message comes back)");
+    assert_eq!(sim.counts().0, 2, "the expired token was replaced once");
+}
+
+#[tokio::test]
+async fn throttling_is_transient_and_carries_retry_after() {
+    let (sim, bc) = setup(5_000).await;
+    sim.inject(Fault::Throttle(7));
+    let err = bc.upsert(&shopify_event("orders-create-basic")).await.unwrap_err();
+    assert!(matches!(err, ErpError::Transient { retry_after: Some(d), .. } if d == Duration::from_secs(7)), "{err:?}");
+    assert_eq!(bc.upsert(&shopify_event("orders-create-basic")).await.unwrap(), Upserted::Created);
+    assert_eq!(sim.orders().len(), 1);
+}
+
+#[tokio::test]
+async fn a_maintenance_window_is_transient_and_creates_nothing() {
+    let (sim, bc) = setup(5_000).await;
+    sim.set_maintenance(true);
+    let err = bc.upsert(&shopify_event("orders-create-basic")).await.unwrap_err();
+    assert!(matches!(&err, ErpError::Transient { reason, .. } if reason.contains("503")), "{err:?}");
+    assert!(sim.orders().is_empty());
+    sim.set_maintenance(false);
+    assert_eq!(bc.upsert(&shopify_event("orders-create-basic")).await.unwrap(), Upserted::Created);
+}
+
+#[tokio::test]
+async fn a_create_that_landed_but_answered_503_is_found_before_retrying() {
+    let (sim, bc) = setup(5_000).await;
+    let event = shopify_event("orders-create-basic");
+    sim.inject(Fault::CreateLandsThen503);
+    assert!(matches!(bc.upsert(&event).await, Err(ErpError::Transient { .. })));
+    assert_eq!(bc.upsert(&event).await.unwrap(), Upserted::AlreadyPresent);
+    assert_eq!(sim.orders_with_reference(&external_reference(&event.order_key)), 1);
+}
+
+#[tokio::test]
+async fn a_create_that_landed_but_timed_out_is_found_before_retrying() {
+    let (sim, bc) = setup(300).await;
+    let event = shopify_event("orders-create-basic");
+    sim.inject(Fault::CreateLandsThenStall(Duration::from_secs(2)));
+    let err = bc.upsert(&event).await.unwrap_err();
+    assert!(matches!(&err, ErpError::Transient { reason, .. } if reason.contains("timed out")), "{err:?}");
+    assert_eq!(bc.upsert(&event).await.unwrap(), Upserted::AlreadyPresent);
+    assert_eq!(sim.orders_with_reference(&external_reference(&event.order_key)), 1);
+}
+
+#[tokio::test]
+async fn validation_errors_are_rejected_with_bcs_message() {
+    let (sim, bc) = setup(5_000).await;
+    // The gift-wrapping line has no SKU, so there is no BC item to put on it.
+    let err = bc.upsert(&shopify_event("orders-create-multicurrency-discount")).await.unwrap_err();
+    assert!(matches!(&err, ErpError::Rejected { reason } if reason.contains("no SKU")), "{err:?}");
+    let err = bc.upsert(&shopify_event("orders-create-jpy-zero-decimal")).await.unwrap_err();
+    assert!(matches!(&err, ErpError::Rejected { reason } if reason.contains("The Item does not exist")), "{err:?}");
+    assert!(sim.orders().is_empty());
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_transient_never_a_dead_letter() {
+    let sim = BcSim::start(ITEMS).await;
+    let mut config = sim.config(5_000);
+    config.client_secret = orderbridge_runtime::Secret::new("wrong");
+    let bc = BusinessCentral::new(config).unwrap();
+    let err = bc.upsert(&shopify_event("orders-create-basic")).await.unwrap_err();
+    assert!(matches!(&err, ErpError::Transient { reason, .. } if reason.contains("token endpoint")), "{err:?}");
+    assert!(sim.orders().is_empty());
+}
+
+#[tokio::test]
+async fn a_cancellation_of_an_order_bc_never_had_creates_nothing() {
+    let (sim, bc) = setup(5_000).await;
+    let mut event = shopify_event("orders-cancelled");
+    event.line_items.clear();
+    assert_eq!(bc.upsert(&event).await.unwrap(), Upserted::Skipped);
+    assert!(sim.orders().is_empty());
+}

@@ -1,0 +1,66 @@
+//! Shared by the integration tests: waiting on conditions, signed webhooks, the pipeline
+//! harness, and simulators of external systems.
+#![allow(dead_code, clippy::unwrap_used)]
+
+pub mod bc_sim;
+pub mod pipeline;
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`. Tests wait on
+/// conditions like this, never on bare sleeps.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await; // poll interval, bounded by the deadline
+    }
+}
+
+/// A name no other test (or earlier run against the same broker) uses.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The request of a golden fixture case: (headers as sent, raw body).
+pub fn fixture(source: &str, case: &str) -> (Vec<(String, String)>, Vec<u8>) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(source).join(case);
+    let headers: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("headers.json")).unwrap()).unwrap();
+    (headers.into_iter().collect(), std::fs::read(dir.join("body.json")).unwrap())
+}
+
+/// The canonical event a Shopify fixture normalizes to (as the processor would emit it).
+pub fn shopify_event(case: &str) -> orderbridge_schemas::OrderEvent {
+    use orderbridge_processor::sources::{normalize, RawRecord};
+    let (headers, body) = fixture("shopify", case);
+    let get = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()).unwrap();
+    let (account, topic, id) = (get("X-Shopify-Shop-Domain"), get("X-Shopify-Topic"), get("X-Shopify-Webhook-Id"));
+    normalize(&RawRecord {
+        source: orderbridge_schemas::Source::Shopify,
+        account: &account,
+        event_type: &topic,
+        event_id: &id,
+        received_at: chrono::Utc::now(),
+        origin: "webhook",
+        topic: "orders.raw.v1",
+        partition: 0,
+        offset: 0,
+        body: &body,
+    })
+    .unwrap()
+}
