@@ -181,15 +181,26 @@ impl Pipeline {
     /// Waits for the first record, then gathers more until the batch is full or the linger
     /// time has passed. `None` on shutdown.
     async fn next_batch(&self, shutdown: &CancellationToken) -> Result<Option<Vec<OwnedMessage>>, ProcessorError> {
-        let first = tokio::select! {
-            () = shutdown.cancelled() => return Ok(None),
-            received = self.consumer.recv() => received?.detach(),
+        let first = loop {
+            let received = tokio::select! {
+                () = shutdown.cancelled() => return Ok(None),
+                received = self.consumer.recv() => received,
+            };
+            match received {
+                Ok(message) => break message.detach(),
+                Err(err) => consumer_error(err, shutdown).await?,
+            }
         };
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.batch_linger_ms);
         while batch.len() < self.config.batch_max_records {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                Ok(received) => batch.push(received?.detach()),
+                Ok(Ok(message)) => batch.push(message.detach()),
+                // Whatever was gathered still goes; the error is looked at on the next poll.
+                Ok(Err(err)) => {
+                    tracing::debug!(error = %err, "consumer error while filling a batch");
+                    break;
+                }
                 Err(_linger_over) => break,
             }
         }
@@ -394,6 +405,21 @@ fn is_fatal(err: &KafkaError) -> bool {
         KafkaError::Transaction(inner) => inner.is_fatal(),
         _ => false,
     }
+}
+
+/// Consumer errors (broker down, partition EOF, a rebalance in progress) are reported by
+/// librdkafka while it recovers on its own: log, pause briefly, poll again. Only a fatal
+/// client error stops the loop.
+pub(crate) async fn consumer_error(err: KafkaError, shutdown: &CancellationToken) -> Result<(), ProcessorError> {
+    if matches!(err.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::Fatal)) {
+        return Err(err.into());
+    }
+    tracing::warn!(error = %err, "consumer error; librdkafka is retrying");
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+    }
+    Ok(())
 }
 
 /// For each partition, the offset after the batch's last record on it.

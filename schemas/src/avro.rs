@@ -198,11 +198,11 @@ fn to_value(e: &OrderEvent) -> Result<Value, CodecError> {
         ("account".into(), Value::String(e.account.clone())),
         ("source_order_id".into(), Value::String(e.source_order_id.clone())),
         ("order_number".into(), opt_string(&e.order_number)),
-        ("event_type".into(), enum_value(e.event_type as u32, event_type_symbol(e.event_type))),
-        ("status".into(), enum_value(e.status as u32, status_symbol(e.status))),
+        ("event_type".into(), enum_value(e.event_type as u32, e.event_type.as_str())),
+        ("status".into(), enum_value(e.status as u32, e.status.as_str())),
         (
             "payment_status".into(),
-            enum_value(e.payment_status as u32, payment_symbol(e.payment_status)),
+            enum_value(e.payment_status as u32, e.payment_status.as_str()),
         ),
         ("version".into(), Value::Long(e.version)),
         ("currency".into(), Value::String(e.currency.clone())),
@@ -334,41 +334,6 @@ fn lineage_value(l: &Lineage) -> Value {
         ("received_at".into(), Value::TimestampMillis(l.received_at.timestamp_millis())),
         ("origin".into(), Value::String(l.origin.clone())),
     ])
-}
-
-fn event_type_symbol(e: EventType) -> &'static str {
-    match e {
-        EventType::Unknown => "UNKNOWN",
-        EventType::Created => "CREATED",
-        EventType::Updated => "UPDATED",
-        EventType::Cancelled => "CANCELLED",
-        EventType::Refunded => "REFUNDED",
-        EventType::Fulfilled => "FULFILLED",
-    }
-}
-
-fn status_symbol(s: OrderStatus) -> &'static str {
-    match s {
-        OrderStatus::Unknown => "UNKNOWN",
-        OrderStatus::Open => "OPEN",
-        OrderStatus::PartiallyFulfilled => "PARTIALLY_FULFILLED",
-        OrderStatus::Fulfilled => "FULFILLED",
-        OrderStatus::Cancelled => "CANCELLED",
-        OrderStatus::Closed => "CLOSED",
-    }
-}
-
-fn payment_symbol(p: PaymentStatus) -> &'static str {
-    match p {
-        PaymentStatus::Unknown => "UNKNOWN",
-        PaymentStatus::Pending => "PENDING",
-        PaymentStatus::Authorized => "AUTHORIZED",
-        PaymentStatus::Paid => "PAID",
-        PaymentStatus::PartiallyPaid => "PARTIALLY_PAID",
-        PaymentStatus::PartiallyRefunded => "PARTIALLY_REFUNDED",
-        PaymentStatus::Refunded => "REFUNDED",
-        PaymentStatus::Voided => "VOIDED",
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -70,6 +70,20 @@ pub enum EventType {
     Fulfilled,
 }
 
+impl EventType {
+    /// The Avro symbol, also used in staging tables and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Unknown => "UNKNOWN",
+            EventType::Created => "CREATED",
+            EventType::Updated => "UPDATED",
+            EventType::Cancelled => "CANCELLED",
+            EventType::Refunded => "REFUNDED",
+            EventType::Fulfilled => "FULFILLED",
+        }
+    }
+}
+
 /// Lifecycle status of the order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -86,6 +100,20 @@ pub enum OrderStatus {
     Cancelled,
     /// Closed/archived at the source.
     Closed,
+}
+
+impl OrderStatus {
+    /// The Avro symbol, also used in staging tables and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Unknown => "UNKNOWN",
+            OrderStatus::Open => "OPEN",
+            OrderStatus::PartiallyFulfilled => "PARTIALLY_FULFILLED",
+            OrderStatus::Fulfilled => "FULFILLED",
+            OrderStatus::Cancelled => "CANCELLED",
+            OrderStatus::Closed => "CLOSED",
+        }
+    }
 }
 
 /// Payment status of the order.
@@ -108,6 +136,22 @@ pub enum PaymentStatus {
     Refunded,
     /// Authorization voided.
     Voided,
+}
+
+impl PaymentStatus {
+    /// The Avro symbol, also used in staging tables and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Unknown => "UNKNOWN",
+            PaymentStatus::Pending => "PENDING",
+            PaymentStatus::Authorized => "AUTHORIZED",
+            PaymentStatus::Paid => "PAID",
+            PaymentStatus::PartiallyPaid => "PARTIALLY_PAID",
+            PaymentStatus::PartiallyRefunded => "PARTIALLY_REFUNDED",
+            PaymentStatus::Refunded => "REFUNDED",
+            PaymentStatus::Voided => "VOIDED",
+        }
+    }
 }
 
 /// Order totals, all in the event's currency.

@@ -23,6 +23,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 use rdkafka::Message;
 use tokio_util::sync::CancellationToken;
@@ -117,9 +118,22 @@ impl Delivery {
         health.set_ready(true);
         tracing::info!(erp = self.erp.name(), topic = %self.topics.canonical, "sink running");
         loop {
-            let message = tokio::select! {
+            let received = tokio::select! {
                 () = shutdown.cancelled() => break,
-                received = self.consumer.recv() => received?.detach(),
+                received = self.consumer.recv() => received,
+            };
+            let message = match received {
+                Ok(message) => message.detach(),
+                // librdkafka reports broker trouble here while it recovers on its own; only a
+                // fatal client error stops the sink.
+                Err(err) if matches!(err.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal)) => return Err(err.into()),
+                Err(err) => {
+                    tracing::warn!(error = %err, "consumer error; librdkafka is retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                    }
+                }
             };
             match self.settle(&message, &shutdown).await {
                 Some(Settled::Done | Settled::DeadLettered) => {

@@ -1,1 +1,162 @@
-//! placeholder
+//! The pipeline under test: a broker (librdkafka's mock cluster, or the broker in
+//! `KAFKA_BOOTSTRAP`), per-test topics and groups, the ingest router driven without a socket,
+//! and the processor and sink as tasks with metrics the test can read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use orderbridge_ingest::config::{NamedSecret, ShopifyConfig};
+use orderbridge_ingest::IngestConfig;
+use orderbridge_processor::{Guarantee, Pipeline, ProcessorConfig, ProcessorMetrics};
+use orderbridge_runtime::{ensure_topics, Health, KafkaSettings, Secret, TopicLayout};
+use orderbridge_schemas::{EmbeddedRegistry, OrderEventCodec, Topics};
+use orderbridge_sink::{Delivery, ErpClient, SinkConfig, SinkMetrics};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+pub const SECRET: &str = "shpss_test_secret";
+pub const PARTITIONS: i32 = 3;
+
+/// A broker and this test's topics. Holds the mock cluster alive when there is one.
+pub struct Env {
+    pub kafka: KafkaSettings,
+    pub topics: Topics,
+    pub codec: Arc<OrderEventCodec>,
+    _mock: Option<MockCluster<'static, DefaultProducerContext>>,
+}
+
+impl Env {
+    /// librdkafka's in-process mock cluster (supports transactions).
+    pub fn mock() -> Self {
+        let mock = MockCluster::new(1).unwrap();
+        let topics = Topics::with_suffix(&super::unique("t"));
+        for topic in topics.all() {
+            mock.create_topic(topic, PARTITIONS, 1).unwrap();
+        }
+        let kafka = KafkaSettings::new(mock.bootstrap_servers());
+        Self::new(kafka, topics, Some(mock))
+    }
+
+    /// The real broker named by `KAFKA_BOOTSTRAP`, if set.
+    pub async fn external() -> Option<Self> {
+        let bootstrap = std::env::var("KAFKA_BOOTSTRAP").ok().filter(|b| !b.is_empty())?;
+        let kafka = KafkaSettings::new(bootstrap);
+        let topics = Topics::with_suffix(&super::unique("t"));
+        ensure_topics(&kafka, &topics, TopicLayout { partitions: PARTITIONS, replication: 1 })
+            .await
+            .unwrap();
+        Some(Self::new(kafka, topics, None))
+    }
+
+    fn new(kafka: KafkaSettings, topics: Topics, mock: Option<MockCluster<'static, DefaultProducerContext>>) -> Self {
+        let codec = Arc::new(OrderEventCodec::new(Arc::new(EmbeddedRegistry::new()), &topics.canonical).unwrap());
+        Self { kafka, topics, codec, _mock: mock }
+    }
+
+    /// The ingest router with a Shopify secret, and its metrics registry.
+    pub fn ingest(&self) -> axum::Router {
+        let mut config = IngestConfig::default();
+        config.sources.shopify = Some(ShopifyConfig {
+            secrets: vec![NamedSecret { id: "test".into(), secret: Secret::new(SECRET) }],
+        });
+        let registry = prometheus::Registry::new();
+        let state = orderbridge_ingest::IngestState::from_config(&config, &self.kafka, &self.topics, &registry).unwrap();
+        orderbridge_ingest::router(state, registry, Health::new())
+    }
+
+    /// Starts the processor with `guarantee` until `shutdown`.
+    pub fn spawn_processor(&self, guarantee: Guarantee, shutdown: &CancellationToken) -> JoinHandle<()> {
+        let config = ProcessorConfig {
+            guarantee,
+            group_id: super::unique("processor"),
+            batch_linger_ms: 5,
+            ..ProcessorConfig::default()
+        };
+        let metrics = ProcessorMetrics::register(&prometheus::Registry::new()).unwrap();
+        let pipeline = Pipeline::new(&self.kafka, &self.topics, &config, Arc::clone(&self.codec), metrics).unwrap();
+        let stop = shutdown.clone();
+        tokio::spawn(async move { pipeline.run(Health::new(), stop).await.unwrap() })
+    }
+
+    /// Starts a sink in consumer group `group` writing to `erp`; its metrics go to `registry`.
+    pub fn spawn_sink(
+        &self,
+        group: &str,
+        erp: Arc<dyn ErpClient>,
+        registry: &prometheus::Registry,
+        shutdown: &CancellationToken,
+    ) -> JoinHandle<()> {
+        let config = SinkConfig { group_id: group.to_owned(), retry_initial_ms: 50, retry_max_ms: 1_000, ..SinkConfig::default() };
+        let metrics = SinkMetrics::register(registry).unwrap();
+        let delivery = Delivery::new(&self.kafka, &self.topics, &config, Arc::clone(&self.codec), erp, metrics).unwrap();
+        let stop = shutdown.clone();
+        tokio::spawn(async move { delivery.run(Health::new(), stop).await.unwrap() })
+    }
+
+    /// Reads `topic` from the start with a fresh group until `count` records arrived.
+    pub async fn read(&self, topic: &str, count: usize, timeout: Duration) -> Vec<OwnedMessage> {
+        let consumer: StreamConsumer = self
+            .kafka
+            .client_config()
+            .set("group.id", super::unique("reader"))
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[topic]).unwrap();
+        let mut records = Vec::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while records.len() < count {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(message) => records.push(message.unwrap().detach()),
+                Err(_) => panic!("read {} of {count} records from {topic} before the deadline", records.len()),
+            }
+        }
+        records
+    }
+}
+
+/// Posts a Shopify webhook (signed with `SECRET` unless `signature` is given) to the router.
+pub async fn post_shopify(router: &axum::Router, headers: &[(String, String)], body: &[u8], signature: Option<&str>) -> StatusCode {
+    let signature = signature
+        .map(str::to_owned)
+        .unwrap_or_else(|| orderbridge_ingest::verify::shopify::sign(SECRET, body));
+    let mut request = Request::post("/webhooks/shopify")
+        .header("content-type", "application/json")
+        .header("X-Shopify-Hmac-Sha256", signature);
+    for (name, value) in headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let response = router.clone().oneshot(request.body(Body::from(body.to_vec())).unwrap()).await.unwrap();
+    response.status()
+}
+
+/// GETs `path` from the router and returns the body as text.
+pub async fn get_text(router: &axum::Router, path: &str) -> String {
+    let response = router.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// The value of a counter with the given label values in a registry, or 0.
+pub fn counter(registry: &prometheus::Registry, name: &str, labels: &[(&str, &str)]) -> u64 {
+    registry
+        .gather()
+        .iter()
+        .filter(|family| family.name() == name)
+        .flat_map(|family| family.get_metric().iter())
+        .filter(|metric| {
+            labels.iter().all(|(key, value)| metric.get_label().iter().any(|l| l.name() == *key && l.value() == *value))
+        })
+        .map(|metric| metric.get_counter().get_value() as u64)
+        .sum()
+}
