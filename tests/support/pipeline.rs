@@ -96,7 +96,11 @@ impl Env {
     ) -> JoinHandle<()> {
         let config = SinkConfig { group_id: group.to_owned(), retry_initial_ms: 50, retry_max_ms: 1_000, ..SinkConfig::default() };
         let metrics = SinkMetrics::register(registry).unwrap();
-        let delivery = Delivery::new(&self.kafka, &self.topics, &config, Arc::clone(&self.codec), erp, metrics).unwrap();
+        // A killed sink is noticed when its session times out, as after a real crash; keep
+        // that short here (the mock broker's minimum) so crash tests do not wait 45 s.
+        let mut kafka = self.kafka.clone();
+        kafka.properties.insert("session.timeout.ms".into(), "6000".into());
+        let delivery = Delivery::new(&kafka, &self.topics, &config, Arc::clone(&self.codec), erp, metrics).unwrap();
         let stop = shutdown.clone();
         tokio::spawn(async move { delivery.run(Health::new(), stop).await.unwrap() })
     }
