@@ -55,10 +55,12 @@ impl Config {
     /// When the file cannot be read or parsed, or a value is invalid; the message names it.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
         let text = match path {
-            Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?,
             None => String::new(),
         };
-        let mut document: toml::Table = toml::from_str(&text).context("parsing the configuration")?;
+        let mut document: toml::Table =
+            toml::from_str(&text).context("parsing the configuration")?;
         apply_env_overrides(&mut document, std::env::vars())?;
         let config: Config = toml::Value::Table(document)
             .try_into()
@@ -79,7 +81,9 @@ fn apply_env_overrides(
     vars: impl Iterator<Item = (String, String)>,
 ) -> anyhow::Result<()> {
     for (name, raw) in vars {
-        let Some(path) = name.strip_prefix(ENV_PREFIX) else { continue };
+        let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
         let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
         if keys.iter().any(String::is_empty) {
             bail!("environment variable {name}: empty key segment");
@@ -91,7 +95,9 @@ fn apply_env_overrides(
         let (last, parents) = keys.split_last().context("empty override")?;
         let mut table = &mut *document;
         for key in parents {
-            let entry = table.entry(key.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let entry = table
+                .entry(key.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             table = entry
                 .as_table_mut()
                 .with_context(|| format!("environment variable {name}: {key} is not a table"))?;
@@ -109,18 +115,31 @@ mod tests {
 
     #[test]
     fn environment_overrides_nest_and_parse() {
-        let mut document: toml::Table = toml::from_str("[kafka]\nbootstrap_servers = \"a:1\"\n").unwrap();
+        let mut document: toml::Table =
+            toml::from_str("[kafka]\nbootstrap_servers = \"a:1\"\n").unwrap();
         let vars = [
-            ("ORDERBRIDGE_KAFKA__BOOTSTRAP_SERVERS".to_owned(), "b:2".to_owned()),
-            ("ORDERBRIDGE_INGEST__BODY_LIMIT_BYTES".to_owned(), "2048".to_owned()),
-            ("ORDERBRIDGE_PROCESSOR__GUARANTEE".to_owned(), "at-least-once".to_owned()),
+            (
+                "ORDERBRIDGE_KAFKA__BOOTSTRAP_SERVERS".to_owned(),
+                "b:2".to_owned(),
+            ),
+            (
+                "ORDERBRIDGE_INGEST__BODY_LIMIT_BYTES".to_owned(),
+                "2048".to_owned(),
+            ),
+            (
+                "ORDERBRIDGE_PROCESSOR__GUARANTEE".to_owned(),
+                "at-least-once".to_owned(),
+            ),
             ("UNRELATED".to_owned(), "x".to_owned()),
         ];
         apply_env_overrides(&mut document, vars.into_iter()).unwrap();
         let config: Config = toml::Value::Table(document).try_into().unwrap();
         assert_eq!(config.kafka.bootstrap_servers, "b:2");
         assert_eq!(config.ingest.body_limit_bytes, 2048);
-        assert_eq!(config.processor.guarantee, orderbridge_processor::Guarantee::AtLeastOnce);
+        assert_eq!(
+            config.processor.guarantee,
+            orderbridge_processor::Guarantee::AtLeastOnce
+        );
     }
 
     #[test]

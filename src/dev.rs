@@ -53,8 +53,13 @@ pub async fn run(args: &DevArgs, shutdown: CancellationToken) -> anyhow::Result<
     let bootstrap = match &args.brokers {
         Some(brokers) => {
             let kafka = KafkaSettings::new(brokers.clone());
-            let layout = TopicLayout { partitions: DEV_PARTITIONS, replication: 1 };
-            ensure_topics(&kafka, &topics, layout).await.context("creating topics")?;
+            let layout = TopicLayout {
+                partitions: DEV_PARTITIONS,
+                replication: 1,
+            };
+            ensure_topics(&kafka, &topics, layout)
+                .await
+                .context("creating topics")?;
             brokers.clone()
         }
         None => {
@@ -68,25 +73,46 @@ pub async fn run(args: &DevArgs, shutdown: CancellationToken) -> anyhow::Result<
         }
     };
     let kafka = KafkaSettings::new(bootstrap.clone());
-    let codec = Arc::new(OrderEventCodec::new(Arc::new(EmbeddedRegistry::new()), &topics.canonical)?);
+    let codec = Arc::new(OrderEventCodec::new(
+        Arc::new(EmbeddedRegistry::new()),
+        &topics.canonical,
+    )?);
 
-    let mut ingest = IngestConfig { listen: args.listen, ..IngestConfig::default() };
+    let mut ingest = IngestConfig {
+        listen: args.listen,
+        ..IngestConfig::default()
+    };
     ingest.sources.shopify = Some(ShopifyConfig {
-        secrets: vec![NamedSecret { id: "dev".into(), secret: Secret::new(DEV_SECRET) }],
+        secrets: vec![NamedSecret {
+            id: "dev".into(),
+            secret: Secret::new(DEV_SECRET),
+        }],
     });
     let processor = ProcessorConfig {
-        guarantee: if args.at_least_once { Guarantee::AtLeastOnce } else { Guarantee::ExactlyOnce },
+        guarantee: if args.at_least_once {
+            Guarantee::AtLeastOnce
+        } else {
+            Guarantee::ExactlyOnce
+        },
         group_id: "orderbridge-dev-processor".into(),
         batch_linger_ms: 5,
         ..ProcessorConfig::default()
     };
     let sink = SinkConfig {
         group_id: "orderbridge-dev-sink".into(),
-        erp: ErpConfig::Sql(SqlConfig { url: format!("sqlite://{}", args.db.display()) }),
+        erp: ErpConfig::Sql(SqlConfig {
+            url: format!("sqlite://{}", args.db.display()),
+        }),
         ..SinkConfig::default()
     };
-    let ErpConfig::Sql(sql) = &sink.erp else { unreachable!("dev writes SQL") };
-    let erp = Arc::new(SqlErp::connect(sql).await.context("opening the dev database")?);
+    let ErpConfig::Sql(sql) = &sink.erp else {
+        unreachable!("dev writes SQL")
+    };
+    let erp = Arc::new(
+        SqlErp::connect(sql)
+            .await
+            .context("opening the dev database")?,
+    );
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {} (is another dev running?)", args.listen))?;
@@ -95,19 +121,30 @@ pub async fn run(args: &DevArgs, shutdown: CancellationToken) -> anyhow::Result<
     {
         let (kafka, topics, stop) = (kafka.clone(), topics.clone(), shutdown.clone());
         tasks.spawn(async move {
-            orderbridge_ingest::run(&ingest, &kafka, &topics, listener, stop).await.context("ingest")
+            orderbridge_ingest::run(&ingest, &kafka, &topics, listener, stop)
+                .await
+                .context("ingest")
         });
     }
     {
-        let (kafka, topics, codec, stop) = (kafka.clone(), topics.clone(), Arc::clone(&codec), shutdown.clone());
+        let (kafka, topics, codec, stop) = (
+            kafka.clone(),
+            topics.clone(),
+            Arc::clone(&codec),
+            shutdown.clone(),
+        );
         tasks.spawn(async move {
-            orderbridge_processor::run(&processor, &kafka, &topics, codec, None, stop).await.context("processor")
+            orderbridge_processor::run(&processor, &kafka, &topics, codec, None, stop)
+                .await
+                .context("processor")
         });
     }
     {
         let (kafka, topics, stop) = (kafka.clone(), topics.clone(), shutdown.clone());
         tasks.spawn(async move {
-            orderbridge_sink::run(&sink, &kafka, &topics, codec, erp, None, stop).await.context("sink")
+            orderbridge_sink::run(&sink, &kafka, &topics, codec, erp, None, stop)
+                .await
+                .context("sink")
         });
     }
 
@@ -127,11 +164,20 @@ pub async fn run(args: &DevArgs, shutdown: CancellationToken) -> anyhow::Result<
 }
 
 fn print_banner(args: &DevArgs, bootstrap: &str, topics: &Topics) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let order_id = 5_000_000_000_000 + now.as_secs();
-    let body = sample_order(order_id, &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let body = sample_order(
+        order_id,
+        &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
     let signature = sign(DEV_SECRET, body.as_bytes());
-    let broker = if args.brokers.is_some() { "Kafka" } else { "embedded mock Kafka" };
+    let broker = if args.brokers.is_some() {
+        "Kafka"
+    } else {
+        "embedded mock Kafka"
+    };
     println!(
         "\nOrderBridge dev is running.\n\
          \n  broker:    {bootstrap} ({broker})\

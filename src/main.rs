@@ -17,7 +17,11 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, RegistryConfig};
 
 #[derive(Debug, Parser)]
-#[command(name = "orderbridge", version, about = "Commerce webhooks to ERPs, through Kafka")]
+#[command(
+    name = "orderbridge",
+    version,
+    about = "Commerce webhooks to ERPs, through Kafka"
+)]
 struct Cli {
     /// TOML configuration file; `ORDERBRIDGE_<TABLE>__<KEY>` variables override it.
     #[arg(long, short, global = true, env = "ORDERBRIDGE_CONFIG")]
@@ -57,19 +61,42 @@ async fn main() -> anyhow::Result<()> {
             let listener = TcpListener::bind(config.ingest.listen)
                 .await
                 .with_context(|| format!("binding {}", config.ingest.listen))?;
-            orderbridge_ingest::run(&config.ingest, &config.kafka, &config.topics, listener, shutdown).await?;
+            orderbridge_ingest::run(
+                &config.ingest,
+                &config.kafka,
+                &config.topics,
+                listener,
+                shutdown,
+            )
+            .await?;
         }
         Command::Process => {
             let codec = codec(&config.schema_registry, &config.topics.canonical)?;
             let ops = TcpListener::bind(config.processor.listen).await?;
-            orderbridge_processor::run(&config.processor, &config.kafka, &config.topics, codec, Some(ops), shutdown)
-                .await?;
+            orderbridge_processor::run(
+                &config.processor,
+                &config.kafka,
+                &config.topics,
+                codec,
+                Some(ops),
+                shutdown,
+            )
+            .await?;
         }
         Command::Sink => {
             let codec = codec(&config.schema_registry, &config.topics.canonical)?;
             let erp = orderbridge_sink::erp::build(&config.sink.erp).await?;
             let ops = TcpListener::bind(config.sink.listen).await?;
-            orderbridge_sink::run(&config.sink, &config.kafka, &config.topics, codec, erp, Some(ops), shutdown).await?;
+            orderbridge_sink::run(
+                &config.sink,
+                &config.kafka,
+                &config.topics,
+                codec,
+                erp,
+                Some(ops),
+                shutdown,
+            )
+            .await?;
         }
         Command::Dev(_) => unreachable!("handled above"),
     }
@@ -87,20 +114,27 @@ fn registry(config: &RegistryConfig) -> anyhow::Result<Arc<dyn SchemaRegistry>> 
             Arc::new(ConfluentRegistry::new(url, credentials)?)
         }
         None => {
-            tracing::warn!("no schema_registry.url: using the embedded registry (same-build processes only)");
+            tracing::warn!(
+                "no schema_registry.url: using the embedded registry (same-build processes only)"
+            );
             Arc::new(EmbeddedRegistry::new())
         }
     })
 }
 
 fn codec(config: &RegistryConfig, canonical_topic: &str) -> anyhow::Result<Arc<OrderEventCodec>> {
-    Ok(Arc::new(OrderEventCodec::new(registry(config)?, canonical_topic)?))
+    Ok(Arc::new(OrderEventCodec::new(
+        registry(config)?,
+        canonical_topic,
+    )?))
 }
 
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     if json {
         builder.json().init();
     } else {
@@ -112,15 +146,16 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot listen for SIGTERM");
-                let _ = ctrl_c.await;
-                shutdown.cancel();
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    shutdown.cancel();
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

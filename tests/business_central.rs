@@ -1,5 +1,6 @@
 //! The Business Central adapter against the simulator: idempotent creates, token handling,
 //! throttling, maintenance, and creates that land but fail.
+#![allow(clippy::unwrap_used)] // in a test, a panic is the failure report
 
 mod support;
 
@@ -24,7 +25,11 @@ async fn creates_an_order_with_its_lines_once() {
     let (sim, bc) = setup(5_000).await;
     let event = shopify_event("orders-create-basic");
     assert_eq!(bc.upsert(&event).await.unwrap(), Upserted::Created);
-    assert_eq!(bc.upsert(&event).await.unwrap(), Upserted::AlreadyPresent, "a redelivery finds the order");
+    assert_eq!(
+        bc.upsert(&event).await.unwrap(),
+        Upserted::AlreadyPresent,
+        "a redelivery finds the order"
+    );
     let orders = sim.orders();
     assert_eq!(orders.len(), 1);
     let reference = external_reference(&event.order_key);
@@ -41,8 +46,12 @@ async fn creates_an_order_with_its_lines_once() {
 #[tokio::test]
 async fn caches_the_token_and_refreshes_it_on_401() {
     let (sim, bc) = setup(5_000).await;
-    bc.upsert(&shopify_event("orders-create-basic")).await.unwrap();
-    bc.upsert(&shopify_event("orders-updated-partially-fulfilled")).await.unwrap();
+    bc.upsert(&shopify_event("orders-create-basic"))
+        .await
+        .unwrap();
+    bc.upsert(&shopify_event("orders-updated-partially-fulfilled"))
+        .await
+        .unwrap();
     assert_eq!(sim.counts().0, 1, "one token for several calls");
     sim.expire_tokens();
     assert_eq!(bc.upsert(&shopify_event("orders-create-jpy-zero-decimal")).await, Err(ErpError::rejected(
@@ -55,9 +64,20 @@ async fn caches_the_token_and_refreshes_it_on_401() {
 async fn throttling_is_transient_and_carries_retry_after() {
     let (sim, bc) = setup(5_000).await;
     sim.inject(Fault::Throttle(7));
-    let err = bc.upsert(&shopify_event("orders-create-basic")).await.unwrap_err();
-    assert!(matches!(err, ErpError::Transient { retry_after: Some(d), .. } if d == Duration::from_secs(7)), "{err:?}");
-    assert_eq!(bc.upsert(&shopify_event("orders-create-basic")).await.unwrap(), Upserted::Created);
+    let err = bc
+        .upsert(&shopify_event("orders-create-basic"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ErpError::Transient { retry_after: Some(d), .. } if d == Duration::from_secs(7)),
+        "{err:?}"
+    );
+    assert_eq!(
+        bc.upsert(&shopify_event("orders-create-basic"))
+            .await
+            .unwrap(),
+        Upserted::Created
+    );
     assert_eq!(sim.orders().len(), 1);
 }
 
@@ -65,11 +85,22 @@ async fn throttling_is_transient_and_carries_retry_after() {
 async fn a_maintenance_window_is_transient_and_creates_nothing() {
     let (sim, bc) = setup(5_000).await;
     sim.set_maintenance(true);
-    let err = bc.upsert(&shopify_event("orders-create-basic")).await.unwrap_err();
-    assert!(matches!(&err, ErpError::Transient { reason, .. } if reason.contains("503")), "{err:?}");
+    let err = bc
+        .upsert(&shopify_event("orders-create-basic"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ErpError::Transient { reason, .. } if reason.contains("503")),
+        "{err:?}"
+    );
     assert!(sim.orders().is_empty());
     sim.set_maintenance(false);
-    assert_eq!(bc.upsert(&shopify_event("orders-create-basic")).await.unwrap(), Upserted::Created);
+    assert_eq!(
+        bc.upsert(&shopify_event("orders-create-basic"))
+            .await
+            .unwrap(),
+        Upserted::Created
+    );
 }
 
 #[tokio::test]
@@ -77,9 +108,15 @@ async fn a_create_that_landed_but_answered_503_is_found_before_retrying() {
     let (sim, bc) = setup(5_000).await;
     let event = shopify_event("orders-create-basic");
     sim.inject(Fault::CreateLandsThen503);
-    assert!(matches!(bc.upsert(&event).await, Err(ErpError::Transient { .. })));
+    assert!(matches!(
+        bc.upsert(&event).await,
+        Err(ErpError::Transient { .. })
+    ));
     assert_eq!(bc.upsert(&event).await.unwrap(), Upserted::AlreadyPresent);
-    assert_eq!(sim.orders_with_reference(&external_reference(&event.order_key)), 1);
+    assert_eq!(
+        sim.orders_with_reference(&external_reference(&event.order_key)),
+        1
+    );
 }
 
 #[tokio::test]
@@ -88,19 +125,37 @@ async fn a_create_that_landed_but_timed_out_is_found_before_retrying() {
     let event = shopify_event("orders-create-basic");
     sim.inject(Fault::CreateLandsThenStall(Duration::from_secs(2)));
     let err = bc.upsert(&event).await.unwrap_err();
-    assert!(matches!(&err, ErpError::Transient { reason, .. } if reason.contains("timed out")), "{err:?}");
+    assert!(
+        matches!(&err, ErpError::Transient { reason, .. } if reason.contains("timed out")),
+        "{err:?}"
+    );
     assert_eq!(bc.upsert(&event).await.unwrap(), Upserted::AlreadyPresent);
-    assert_eq!(sim.orders_with_reference(&external_reference(&event.order_key)), 1);
+    assert_eq!(
+        sim.orders_with_reference(&external_reference(&event.order_key)),
+        1
+    );
 }
 
 #[tokio::test]
 async fn validation_errors_are_rejected_with_bcs_message() {
     let (sim, bc) = setup(5_000).await;
     // The gift-wrapping line has no SKU, so there is no BC item to put on it.
-    let err = bc.upsert(&shopify_event("orders-create-multicurrency-discount")).await.unwrap_err();
-    assert!(matches!(&err, ErpError::Rejected { reason } if reason.contains("no SKU")), "{err:?}");
-    let err = bc.upsert(&shopify_event("orders-create-jpy-zero-decimal")).await.unwrap_err();
-    assert!(matches!(&err, ErpError::Rejected { reason } if reason.contains("The Item does not exist")), "{err:?}");
+    let err = bc
+        .upsert(&shopify_event("orders-create-multicurrency-discount"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ErpError::Rejected { reason } if reason.contains("no SKU")),
+        "{err:?}"
+    );
+    let err = bc
+        .upsert(&shopify_event("orders-create-jpy-zero-decimal"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ErpError::Rejected { reason } if reason.contains("The Item does not exist")),
+        "{err:?}"
+    );
     assert!(sim.orders().is_empty());
 }
 
@@ -110,8 +165,14 @@ async fn wrong_credentials_are_transient_never_a_dead_letter() {
     let mut config = sim.config(5_000);
     config.client_secret = orderbridge_runtime::Secret::new("wrong");
     let bc = BusinessCentral::new(config).unwrap();
-    let err = bc.upsert(&shopify_event("orders-create-basic")).await.unwrap_err();
-    assert!(matches!(&err, ErpError::Transient { reason, .. } if reason.contains("token endpoint")), "{err:?}");
+    let err = bc
+        .upsert(&shopify_event("orders-create-basic"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ErpError::Transient { reason, .. } if reason.contains("token endpoint")),
+        "{err:?}"
+    );
     assert!(sim.orders().is_empty());
 }
 

@@ -1,6 +1,7 @@
 //! The sink is killed after the ERP accepted an order but before the offset was committed.
 //! On restart the record is delivered again, and the ERP still holds the order once — for
 //! the SQL staging tables and for Business Central, which does not reject duplicates itself.
+#![allow(clippy::unwrap_used)] // in a test, a panic is the failure report
 
 mod support;
 
@@ -34,11 +35,20 @@ struct Instrumented {
 
 impl Instrumented {
     fn new(inner: Arc<dyn ErpClient>, stall_after_upsert: bool) -> Arc<Self> {
-        Arc::new(Self { inner, stall_after_upsert, upserted: Notify::new(), outcomes: Mutex::new(Vec::new()) })
+        Arc::new(Self {
+            inner,
+            stall_after_upsert,
+            upserted: Notify::new(),
+            outcomes: Mutex::new(Vec::new()),
+        })
     }
 
     fn saw(&self, order_key: &str, outcome: Upserted) -> bool {
-        self.outcomes.lock().unwrap().iter().any(|(key, o)| key == order_key && *o == outcome)
+        self.outcomes
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(key, o)| key == order_key && *o == outcome)
     }
 }
 
@@ -50,7 +60,10 @@ impl ErpClient for Instrumented {
 
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
         let outcome = self.inner.upsert(event).await?;
-        self.outcomes.lock().unwrap().push((event.order_key.clone(), outcome));
+        self.outcomes
+            .lock()
+            .unwrap()
+            .push((event.order_key.clone(), outcome));
         self.upserted.notify_one();
         if self.stall_after_upsert {
             std::future::pending::<()>().await;
@@ -75,11 +88,21 @@ where
     // First life: the upsert succeeds, then the process "dies" before storing the offset.
     let dying = Instrumented::new(Arc::clone(&erp), true);
     let first_life = CancellationToken::new();
-    let sink = env.spawn_sink(&group, dying.clone(), &prometheus::Registry::new(), &first_life);
+    let sink = env.spawn_sink(
+        &group,
+        dying.clone(),
+        &prometheus::Registry::new(),
+        &first_life,
+    );
     let (headers, body) = fixture("shopify", "orders-create-basic");
-    assert_eq!(post_shopify(&ingest, &headers, &body, None).await, StatusCode::OK);
+    assert_eq!(
+        post_shopify(&ingest, &headers, &body, None).await,
+        StatusCode::OK
+    );
     let key = "shopify:example-store.myshopify.com:450789469".to_owned();
-    tokio::time::timeout(DEADLINE, dying.upserted.notified()).await.expect("the first upsert");
+    tokio::time::timeout(DEADLINE, dying.upserted.notified())
+        .await
+        .expect("the first upsert");
     assert!(dying.saw(&key, Upserted::Created));
     assert_eq!(count(key.clone()).await, 1);
     sink.abort();
@@ -87,15 +110,33 @@ where
 
     // Second life, same consumer group: the uncommitted record comes again and is a no-op.
     let healthy = Instrumented::new(Arc::clone(&erp), false);
-    let sink = env.spawn_sink(&group, healthy.clone(), &prometheus::Registry::new(), &shutdown);
-    wait_for("the redelivered order", DEADLINE, || async { healthy.saw(&key, Upserted::AlreadyPresent).then_some(()) }).await;
-    assert_eq!(count(key.clone()).await, 1, "one record after the redelivery");
+    let sink = env.spawn_sink(
+        &group,
+        healthy.clone(),
+        &prometheus::Registry::new(),
+        &shutdown,
+    );
+    wait_for("the redelivered order", DEADLINE, || async {
+        healthy.saw(&key, Upserted::AlreadyPresent).then_some(())
+    })
+    .await;
+    assert_eq!(
+        count(key.clone()).await,
+        1,
+        "one record after the redelivery"
+    );
 
     // And the restarted sink goes on with new orders.
     let (headers, body) = fixture("shopify", "orders-updated-partially-fulfilled");
-    assert_eq!(post_shopify(&ingest, &headers, &body, None).await, StatusCode::OK);
+    assert_eq!(
+        post_shopify(&ingest, &headers, &body, None).await,
+        StatusCode::OK
+    );
     let next = "shopify:example-store.myshopify.com:450789470".to_owned();
-    wait_for("the next order", DEADLINE, || async { healthy.saw(&next, Upserted::Created).then_some(()) }).await;
+    wait_for("the next order", DEADLINE, || async {
+        healthy.saw(&next, Upserted::Created).then_some(())
+    })
+    .await;
     assert_eq!(count(next).await, 1);
     assert_eq!(count(key).await, 1);
 
@@ -108,7 +149,11 @@ where
 async fn restarting_the_sink_between_upsert_and_commit_leaves_one_staging_row() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("staging.db").display());
-    let erp = Arc::new(SqlErp::connect(&SqlConfig { url: url.clone() }).await.unwrap());
+    let erp = Arc::new(
+        SqlErp::connect(&SqlConfig { url: url.clone() })
+            .await
+            .unwrap(),
+    );
     let db = sqlx::SqlitePool::connect(&url).await.unwrap();
     crash_between_upsert_and_commit(erp, |key| {
         let db = db.clone();

@@ -69,7 +69,11 @@ pub async fn run(
     let registry = prometheus::Registry::new();
     let health = Health::new();
     let state = IngestState::from_config(config, kafka, topics, &registry)?;
-    let readiness = tokio::spawn(state.publisher().watch_readiness(Arc::clone(&health), shutdown.clone()));
+    let readiness = tokio::spawn(
+        state
+            .publisher()
+            .watch_readiness(Arc::clone(&health), shutdown.clone()),
+    );
     let app = router(state.clone(), registry, health);
     tracing::info!(addr = ?listener.local_addr().ok(), "ingest listening");
     axum::serve(listener, app)

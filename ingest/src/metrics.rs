@@ -24,7 +24,10 @@ impl IngestMetrics {
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let metrics = Self {
             received: IntCounterVec::new(
-                Opts::new("orderbridge_ingest_webhooks_received_total", "Webhook requests received, by source."),
+                Opts::new(
+                    "orderbridge_ingest_webhooks_received_total",
+                    "Webhook requests received, by source.",
+                ),
                 &["source"],
             )?,
             signature_failures: IntCounterVec::new(
@@ -35,7 +38,10 @@ impl IngestMetrics {
                 &["source", "reason"],
             )?,
             responses: IntCounterVec::new(
-                Opts::new("orderbridge_ingest_responses_total", "Responses sent, by source and status code."),
+                Opts::new(
+                    "orderbridge_ingest_responses_total",
+                    "Responses sent, by source and status code.",
+                ),
                 &["source", "code"],
             )?,
             publish_seconds: HistogramVec::new(
@@ -43,7 +49,9 @@ impl IngestMetrics {
                     "orderbridge_ingest_publish_seconds",
                     "Time from a verified webhook to the broker's acknowledgement.",
                 )
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
                 &["source"],
             )?,
         };

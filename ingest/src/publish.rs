@@ -44,7 +44,10 @@ impl From<KafkaError> for PublishError {
 ///
 /// # Errors
 /// When librdkafka rejects the configuration.
-pub fn build_producer(kafka: &KafkaSettings, publish_timeout: Duration) -> KafkaResult<FutureProducer> {
+pub fn build_producer(
+    kafka: &KafkaSettings,
+    publish_timeout: Duration,
+) -> KafkaResult<FutureProducer> {
     kafka
         .client_config()
         // A 200 to a provider must mean every in-sync replica has the body.
@@ -53,7 +56,10 @@ pub fn build_producer(kafka: &KafkaSettings, publish_timeout: Duration) -> Kafka
         .set("enable.idempotence", "true")
         // Give up on delivery when we give up on the request, so a 503 is not followed by a
         // late write the provider will also retry (dedup would absorb it, but why make one).
-        .set("message.timeout.ms", publish_timeout.as_millis().to_string())
+        .set(
+            "message.timeout.ms",
+            publish_timeout.as_millis().to_string(),
+        )
         // Webhook latency matters more than batching throughput.
         .set("linger.ms", "2")
         .create()
@@ -84,20 +90,51 @@ impl Publisher {
     ///
     /// # Errors
     /// [`PublishError`] when the write is not acknowledged in time.
-    pub async fn publish(&self, verified: &Verified, received_at_ms: i64) -> Result<(i32, i64), PublishError> {
+    pub async fn publish(
+        &self,
+        verified: &Verified,
+        received_at_ms: i64,
+    ) -> Result<(i32, i64), PublishError> {
         let key = verified.record_key();
         let received_at = received_at_ms.to_string();
         let mut headers = OwnedHeaders::new()
-            .insert(Header { key: ob::SOURCE, value: Some(verified.source().as_str()) })
-            .insert(Header { key: ob::ACCOUNT, value: Some(verified.account()) })
-            .insert(Header { key: ob::EVENT_TYPE, value: Some(verified.event_type()) })
-            .insert(Header { key: ob::EVENT_ID, value: Some(verified.event_id()) })
-            .insert(Header { key: ob::RECEIVED_AT, value: Some(&received_at) })
-            .insert(Header { key: ob::SECRET_ID, value: Some(verified.secret_id()) })
-            .insert(Header { key: ob::ORIGIN, value: Some(Origin::Webhook.as_str()) })
-            .insert(Header { key: ob::CONTENT_TYPE, value: Some("application/json") });
+            .insert(Header {
+                key: ob::SOURCE,
+                value: Some(verified.source().as_str()),
+            })
+            .insert(Header {
+                key: ob::ACCOUNT,
+                value: Some(verified.account()),
+            })
+            .insert(Header {
+                key: ob::EVENT_TYPE,
+                value: Some(verified.event_type()),
+            })
+            .insert(Header {
+                key: ob::EVENT_ID,
+                value: Some(verified.event_id()),
+            })
+            .insert(Header {
+                key: ob::RECEIVED_AT,
+                value: Some(&received_at),
+            })
+            .insert(Header {
+                key: ob::SECRET_ID,
+                value: Some(verified.secret_id()),
+            })
+            .insert(Header {
+                key: ob::ORIGIN,
+                value: Some(Origin::Webhook.as_str()),
+            })
+            .insert(Header {
+                key: ob::CONTENT_TYPE,
+                value: Some("application/json"),
+            });
         for (name, value) in verified.extra_headers() {
-            headers = headers.insert(Header { key: name, value: Some(value) });
+            headers = headers.insert(Header {
+                key: name,
+                value: Some(value),
+            });
         }
         let record = FutureRecord::to(&self.topic)
             .key(&key)
@@ -129,7 +166,12 @@ impl Publisher {
                 producer
                     .client()
                     .fetch_metadata(Some(&topic), Duration::from_secs(3))
-                    .map(|metadata| metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none()))
+                    .map(|metadata| {
+                        metadata
+                            .topics()
+                            .iter()
+                            .any(|t| t.name() == topic && t.error().is_none())
+                    })
                     .unwrap_or(false)
             })
             .await

@@ -50,12 +50,19 @@ impl IngestState {
         config.validate().map_err(IngestError::Config)?;
         let mut verifiers: HashMap<Source, Box<dyn Verifier>> = HashMap::new();
         if let Some(shopify) = &config.sources.shopify {
-            verifiers.insert(Source::Shopify, Box::new(ShopifyVerifier::new(shopify.secrets.clone())));
+            verifiers.insert(
+                Source::Shopify,
+                Box::new(ShopifyVerifier::new(shopify.secrets.clone())),
+            );
         }
         if verifiers.is_empty() {
             tracing::warn!("no source is configured: every webhook will get 404");
         }
-        let publisher = Publisher::new(kafka, &topics.raw, Duration::from_millis(config.publish_timeout_ms))?;
+        let publisher = Publisher::new(
+            kafka,
+            &topics.raw,
+            Duration::from_millis(config.publish_timeout_ms),
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 verifiers,
@@ -115,25 +122,42 @@ async fn handle(
         .ok()
         .and_then(|source| state.inner.verifiers.get(&source).map(|v| (source, v)))
     else {
-        metrics.responses.with_label_values(&["unknown", "404"]).inc();
+        metrics
+            .responses
+            .with_label_values(&["unknown", "404"])
+            .inc();
         return (StatusCode::NOT_FOUND, "unknown source\n").into_response();
     };
     let label = source.as_str();
     metrics.received.with_label_values(&[label]).inc();
     let received_at = now_ms();
 
-    let verified = match verifier.verify(&WebhookRequest { headers, body: &body, account }) {
+    let verified = match verifier.verify(&WebhookRequest {
+        headers,
+        body: &body,
+        account,
+    }) {
         Ok(verified) => verified,
         Err(err) => {
-            metrics.signature_failures.with_label_values(&[label, err.reason()]).inc();
+            metrics
+                .signature_failures
+                .with_label_values(&[label, err.reason()])
+                .inc();
             metrics.responses.with_label_values(&[label, "401"]).inc();
-            tracing::warn!(source = label, reason = err.reason(), "webhook signature refused");
+            tracing::warn!(
+                source = label,
+                reason = err.reason(),
+                "webhook signature refused"
+            );
             // Say nothing about why: the body is for an attacker as much as for a provider.
             return (StatusCode::UNAUTHORIZED, "invalid signature\n").into_response();
         }
     };
 
-    let timer = metrics.publish_seconds.with_label_values(&[label]).start_timer();
+    let timer = metrics
+        .publish_seconds
+        .with_label_values(&[label])
+        .start_timer();
     match state.inner.publisher.publish(&verified, received_at).await {
         Ok((partition, offset)) => {
             timer.observe_duration();

@@ -64,7 +64,10 @@ pub async fn run(
         let app = ops_router(registry, Arc::clone(&health));
         let stop = shutdown.clone();
         tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
+            if let Err(err) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
                 tracing::error!(error = %err, "processor ops server failed");
             }
         });

@@ -22,7 +22,10 @@ impl ProcessorMetrics {
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let metrics = Self {
             records: IntCounterVec::new(
-                Opts::new("orderbridge_processor_records_total", "Raw records processed, by source and outcome."),
+                Opts::new(
+                    "orderbridge_processor_records_total",
+                    "Raw records processed, by source and outcome.",
+                ),
                 &["source", "outcome"],
             )?,
             batches: IntCounterVec::new(
@@ -30,8 +33,13 @@ impl ProcessorMetrics {
                 &["result"],
             )?,
             batch_seconds: HistogramVec::new(
-                HistogramOpts::new("orderbridge_processor_batch_seconds", "Time to process and commit one batch.")
-                    .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+                HistogramOpts::new(
+                    "orderbridge_processor_batch_seconds",
+                    "Time to process and commit one batch.",
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
                 &["guarantee"],
             )?,
         };

@@ -42,7 +42,10 @@ const CANONICAL_CONTENT_TYPE: &str = "application/vnd.orderbridge.order-event.v1
 ///
 /// # Errors
 /// When librdkafka rejects the configuration.
-pub fn build_consumer(kafka: &KafkaSettings, config: &ProcessorConfig) -> KafkaResult<StreamConsumer> {
+pub fn build_consumer(
+    kafka: &KafkaSettings,
+    config: &ProcessorConfig,
+) -> KafkaResult<StreamConsumer> {
     let mut client = kafka.client_config();
     client
         .set("group.id", &config.group_id)
@@ -67,7 +70,10 @@ pub fn build_consumer(kafka: &KafkaSettings, config: &ProcessorConfig) -> KafkaR
 ///
 /// # Errors
 /// When librdkafka rejects the configuration.
-pub fn build_producer(kafka: &KafkaSettings, config: &ProcessorConfig) -> KafkaResult<FutureProducer> {
+pub fn build_producer(
+    kafka: &KafkaSettings,
+    config: &ProcessorConfig,
+) -> KafkaResult<FutureProducer> {
     let mut client = kafka.client_config();
     client
         // A canonical event is only "produced" when every in-sync replica has it.
@@ -131,10 +137,15 @@ impl Pipeline {
     /// # Errors
     /// A fatal Kafka error (e.g. the producer was fenced); the caller should exit so the
     /// process restarts from committed offsets.
-    pub async fn run(self, health: Arc<Health>, shutdown: CancellationToken) -> Result<(), ProcessorError> {
+    pub async fn run(
+        self,
+        health: Arc<Health>,
+        shutdown: CancellationToken,
+    ) -> Result<(), ProcessorError> {
         if self.config.guarantee == Guarantee::ExactlyOnce {
             let producer = self.producer.clone();
-            tokio::task::spawn_blocking(move || producer.init_transactions(KAFKA_TIMEOUT)).await??;
+            tokio::task::spawn_blocking(move || producer.init_transactions(KAFKA_TIMEOUT))
+                .await??;
         }
         health.set_ready(true);
         tracing::info!(guarantee = ?self.config.guarantee, topic = %self.topics.raw, "processor running");
@@ -180,7 +191,10 @@ impl Pipeline {
 
     /// Waits for the first record, then gathers more until the batch is full or the linger
     /// time has passed. `None` on shutdown.
-    async fn next_batch(&self, shutdown: &CancellationToken) -> Result<Option<Vec<OwnedMessage>>, ProcessorError> {
+    async fn next_batch(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Vec<OwnedMessage>>, ProcessorError> {
         let first = loop {
             let received = tokio::select! {
                 () = shutdown.cancelled() => return Ok(None),
@@ -192,7 +206,8 @@ impl Pipeline {
             }
         };
         let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.batch_linger_ms);
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.config.batch_linger_ms);
         while batch.len() < self.config.batch_max_records {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                 Ok(Ok(message)) => batch.push(message.detach()),
@@ -229,12 +244,25 @@ impl Pipeline {
             Ok(event) => match self.codec.encode(&event).await {
                 Ok(payload) => {
                     let mut headers = OwnedHeaders::new();
-                    for key in [ob::SOURCE, ob::ACCOUNT, ob::EVENT_TYPE, ob::EVENT_ID, ob::RECEIVED_AT, ob::ORIGIN] {
+                    for key in [
+                        ob::SOURCE,
+                        ob::ACCOUNT,
+                        ob::EVENT_TYPE,
+                        ob::EVENT_ID,
+                        ob::RECEIVED_AT,
+                        ob::ORIGIN,
+                    ] {
                         if let Some(value) = header_str(message, key) {
-                            headers = headers.insert(Header { key, value: Some(value) });
+                            headers = headers.insert(Header {
+                                key,
+                                value: Some(value),
+                            });
                         }
                     }
-                    headers = headers.insert(Header { key: ob::CONTENT_TYPE, value: Some(CANONICAL_CONTENT_TYPE) });
+                    headers = headers.insert(Header {
+                        key: ob::CONTENT_TYPE,
+                        value: Some(CANONICAL_CONTENT_TYPE),
+                    });
                     return Ok(Output {
                         topic: self.topics.canonical.clone(),
                         key: Some(event.order_key.into_bytes()),
@@ -268,13 +296,25 @@ impl Pipeline {
             topic: self.topics.dlq.clone(),
             key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-            headers: dlq_headers(message, &DeadLetter { stage: "processor", class, reason: &reason, attempts: 1 }),
+            headers: dlq_headers(
+                message,
+                &DeadLetter {
+                    stage: "processor",
+                    class,
+                    reason: &reason,
+                    attempts: 1,
+                },
+            ),
             source: source_label,
             outcome: "dead_lettered",
         })
     }
 
-    async fn commit_transactionally(&self, outputs: Vec<Output>, offsets: TopicPartitionList) -> Result<(), BatchError> {
+    async fn commit_transactionally(
+        &self,
+        outputs: Vec<Output>,
+        offsets: TopicPartitionList,
+    ) -> Result<(), BatchError> {
         let group = self
             .consumer
             .group_metadata()
@@ -282,7 +322,9 @@ impl Pipeline {
         self.producer.begin_transaction().map_err(transactional)?;
         let mut deliveries = Vec::with_capacity(outputs.len());
         for output in &outputs {
-            let mut record = FutureRecord::to(&output.topic).payload(&output.payload).headers(output.headers.clone());
+            let mut record = FutureRecord::to(&output.topic)
+                .payload(&output.payload)
+                .headers(output.headers.clone());
             if let Some(key) = &output.key {
                 record = record.key(key);
             }
@@ -322,10 +364,16 @@ impl Pipeline {
         }
     }
 
-    async fn deliver_then_store(&self, outputs: Vec<Output>, offsets: TopicPartitionList) -> Result<(), BatchError> {
+    async fn deliver_then_store(
+        &self,
+        outputs: Vec<Output>,
+        offsets: TopicPartitionList,
+    ) -> Result<(), BatchError> {
         let mut deliveries = Vec::with_capacity(outputs.len());
         for output in &outputs {
-            let mut record = FutureRecord::to(&output.topic).payload(&output.payload).headers(output.headers.clone());
+            let mut record = FutureRecord::to(&output.topic)
+                .payload(&output.payload)
+                .headers(output.headers.clone());
             if let Some(key) = &output.key {
                 record = record.key(key);
             }
@@ -346,7 +394,10 @@ impl Pipeline {
 
     fn count(&self, outputs: &[Output]) {
         for output in outputs {
-            self.metrics.records.with_label_values(&[output.source, output.outcome]).inc();
+            self.metrics
+                .records
+                .with_label_values(&[output.source, output.outcome])
+                .inc();
         }
     }
 
@@ -354,10 +405,17 @@ impl Pipeline {
     fn rewind(&self, batch: &[OwnedMessage]) {
         let mut first: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for message in batch {
-            first.entry((message.topic().to_owned(), message.partition())).or_insert(message.offset());
+            first
+                .entry((message.topic().to_owned(), message.partition()))
+                .or_insert(message.offset());
         }
         for ((topic, partition), offset) in first {
-            if let Err(err) = self.consumer.seek(&topic, partition, Offset::Offset(offset), Duration::from_secs(5)) {
+            if let Err(err) = self.consumer.seek(
+                &topic,
+                partition,
+                Offset::Offset(offset),
+                Duration::from_secs(5),
+            ) {
                 // The partition may have been revoked meanwhile; its new owner starts from
                 // the committed offset, which never passed this batch.
                 tracing::warn!(%topic, partition, offset, error = %err, "rewind failed");
@@ -368,7 +426,10 @@ impl Pipeline {
     fn close(&self) {
         if self.config.guarantee == Guarantee::AtLeastOnce {
             // Send what was stored, synchronously, before leaving the group.
-            if let Err(err) = self.consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+            if let Err(err) = self
+                .consumer
+                .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+            {
                 tracing::debug!(error = %err, "final commit skipped");
             }
         }
@@ -400,18 +461,29 @@ fn transactional(err: KafkaError) -> BatchError {
     }
 }
 
+/// What rdkafka says: a transactional error knows whether it is fatal (fenced, say); any
+/// other error is fatal only when librdkafka raised its fatal error.
 fn is_fatal(err: &KafkaError) -> bool {
-    match err {
-        KafkaError::Transaction(inner) => inner.is_fatal(),
-        _ => false,
+    if let KafkaError::Transaction(inner) = err {
+        return inner.is_fatal();
     }
+    matches!(
+        err.rdkafka_error_code(),
+        Some(rdkafka::types::RDKafkaErrorCode::Fatal)
+    )
 }
 
 /// Consumer errors (broker down, partition EOF, a rebalance in progress) are reported by
 /// librdkafka while it recovers on its own: log, pause briefly, poll again. Only a fatal
 /// client error stops the loop.
-pub(crate) async fn consumer_error(err: KafkaError, shutdown: &CancellationToken) -> Result<(), ProcessorError> {
-    if matches!(err.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::Fatal)) {
+pub(crate) async fn consumer_error(
+    err: KafkaError,
+    shutdown: &CancellationToken,
+) -> Result<(), ProcessorError> {
+    if matches!(
+        err.rdkafka_error_code(),
+        Some(rdkafka::types::RDKafkaErrorCode::Fatal)
+    ) {
         return Err(err.into());
     }
     tracing::warn!(error = %err, "consumer error; librdkafka is retrying");
@@ -437,8 +509,16 @@ fn next_offsets(batch: &[OwnedMessage]) -> KafkaResult<TopicPartitionList> {
 
 /// Reads the raw record's headers and runs its source's normalizer.
 fn normalize(message: &OwnedMessage) -> (Option<Source>, Result<OrderEvent, NormalizeError>) {
-    let Some(source) = header_str(message, ob::SOURCE).and_then(|s| s.parse::<Source>().ok()) else {
-        return (None, Err(NormalizeError::Unsupported(header_str(message, ob::SOURCE).unwrap_or("no ob-source header").to_owned())));
+    let Some(source) = header_str(message, ob::SOURCE).and_then(|s| s.parse::<Source>().ok())
+    else {
+        return (
+            None,
+            Err(NormalizeError::Unsupported(
+                header_str(message, ob::SOURCE)
+                    .unwrap_or("no ob-source header")
+                    .to_owned(),
+            )),
+        );
     };
     let received_at = header_str(message, ob::RECEIVED_AT)
         .and_then(|ms| ms.parse::<i64>().ok())

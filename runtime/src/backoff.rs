@@ -16,7 +16,11 @@ pub struct Backoff {
 impl Backoff {
     /// A backoff starting at `initial`, capped at `max`.
     pub fn new(initial: Duration, max: Duration) -> Self {
-        Self { initial, max, attempt: 0 }
+        Self {
+            initial,
+            max,
+            attempt: 0,
+        }
     }
 
     /// Back to the first delay, after a success.
@@ -31,7 +35,10 @@ impl Backoff {
 
     /// The next delay.
     pub fn next_delay(&mut self) -> Duration {
-        let ceiling = self.initial.saturating_mul(1u32 << self.attempt.min(20)).min(self.max);
+        let ceiling = self
+            .initial
+            .saturating_mul(1u32 << self.attempt.min(20))
+            .min(self.max);
         self.attempt = self.attempt.saturating_add(1);
         ceiling.mul_f64(rand::rng().random_range(0.5..=1.0))
     }
@@ -54,7 +61,10 @@ mod tests {
     fn grows_to_the_cap_and_resets() {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
         let first = backoff.next_delay();
-        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100), "{first:?}");
+        assert!(
+            first >= Duration::from_millis(50) && first <= Duration::from_millis(100),
+            "{first:?}"
+        );
         for _ in 0..10 {
             assert!(backoff.next_delay() <= Duration::from_secs(1));
         }
@@ -67,7 +77,11 @@ mod tests {
     #[test]
     fn honours_a_retry_after_hint_within_the_cap() {
         let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(60));
-        assert!(backoff.next_delay_at_least(Some(Duration::from_secs(7))) >= Duration::from_secs(7));
-        assert!(backoff.next_delay_at_least(Some(Duration::from_secs(3600))) <= Duration::from_secs(60));
+        assert!(
+            backoff.next_delay_at_least(Some(Duration::from_secs(7))) >= Duration::from_secs(7)
+        );
+        assert!(
+            backoff.next_delay_at_least(Some(Duration::from_secs(3600))) <= Duration::from_secs(60)
+        );
     }
 }

@@ -31,7 +31,10 @@ pub fn dlq_headers(original: &OwnedMessage, dead: &DeadLetter<'_>) -> OwnedHeade
         for header in existing.iter() {
             // A replayed record that fails again gets fresh dlq headers, not two sets.
             if !header.key.starts_with("ob-dlq-") {
-                headers = headers.insert(Header { key: header.key, value: header.value });
+                headers = headers.insert(Header {
+                    key: header.key,
+                    value: header.value,
+                });
             }
         }
     }
@@ -49,14 +52,38 @@ pub fn dlq_headers(original: &OwnedMessage, dead: &DeadLetter<'_>) -> OwnedHeade
         .unwrap_or(0)
         .to_string();
     headers
-        .insert(Header { key: ob::DLQ_STAGE, value: Some(dead.stage) })
-        .insert(Header { key: ob::DLQ_REASON, value: Some(reason) })
-        .insert(Header { key: ob::DLQ_ERROR_CLASS, value: Some(dead.class) })
-        .insert(Header { key: ob::DLQ_ORIGINAL_TOPIC, value: Some(original.topic()) })
-        .insert(Header { key: ob::DLQ_ORIGINAL_PARTITION, value: Some(&original.partition().to_string()) })
-        .insert(Header { key: ob::DLQ_ORIGINAL_OFFSET, value: Some(&original.offset().to_string()) })
-        .insert(Header { key: ob::DLQ_ATTEMPTS, value: Some(&dead.attempts.to_string()) })
-        .insert(Header { key: ob::DLQ_AT, value: Some(&now) })
+        .insert(Header {
+            key: ob::DLQ_STAGE,
+            value: Some(dead.stage),
+        })
+        .insert(Header {
+            key: ob::DLQ_REASON,
+            value: Some(reason),
+        })
+        .insert(Header {
+            key: ob::DLQ_ERROR_CLASS,
+            value: Some(dead.class),
+        })
+        .insert(Header {
+            key: ob::DLQ_ORIGINAL_TOPIC,
+            value: Some(original.topic()),
+        })
+        .insert(Header {
+            key: ob::DLQ_ORIGINAL_PARTITION,
+            value: Some(&original.partition().to_string()),
+        })
+        .insert(Header {
+            key: ob::DLQ_ORIGINAL_OFFSET,
+            value: Some(&original.offset().to_string()),
+        })
+        .insert(Header {
+            key: ob::DLQ_ATTEMPTS,
+            value: Some(&dead.attempts.to_string()),
+        })
+        .insert(Header {
+            key: ob::DLQ_AT,
+            value: Some(&now),
+        })
 }
 
 /// A header's value as UTF-8 text, if present.
@@ -85,19 +112,44 @@ mod tests {
             Timestamp::NotAvailable,
             4,
             99,
-            Some(OwnedHeaders::new().insert(Header { key: ob::EVENT_ID, value: Some("e1") })),
+            Some(OwnedHeaders::new().insert(Header {
+                key: ob::EVENT_ID,
+                value: Some("e1"),
+            })),
         );
         let long = "x".repeat(5000);
         let headers = dlq_headers(
             &original,
-            &DeadLetter { stage: "processor", class: "unparseable", reason: &long, attempts: 1 },
+            &DeadLetter {
+                stage: "processor",
+                class: "unparseable",
+                reason: &long,
+                attempts: 1,
+            },
         );
-        let message = OwnedMessage::new(None, None, "t".into(), Timestamp::NotAvailable, 0, 0, Some(headers));
+        let message = OwnedMessage::new(
+            None,
+            None,
+            "t".into(),
+            Timestamp::NotAvailable,
+            0,
+            0,
+            Some(headers),
+        );
         assert_eq!(header_str(&message, ob::EVENT_ID), Some("e1"));
-        assert_eq!(header_str(&message, ob::DLQ_ORIGINAL_TOPIC), Some("orders.raw.v1"));
+        assert_eq!(
+            header_str(&message, ob::DLQ_ORIGINAL_TOPIC),
+            Some("orders.raw.v1")
+        );
         assert_eq!(header_str(&message, ob::DLQ_ORIGINAL_PARTITION), Some("4"));
         assert_eq!(header_str(&message, ob::DLQ_ORIGINAL_OFFSET), Some("99"));
-        assert_eq!(header_str(&message, ob::DLQ_ERROR_CLASS), Some("unparseable"));
-        assert_eq!(header_str(&message, ob::DLQ_REASON).unwrap().len(), MAX_REASON);
+        assert_eq!(
+            header_str(&message, ob::DLQ_ERROR_CLASS),
+            Some("unparseable")
+        );
+        assert_eq!(
+            header_str(&message, ob::DLQ_REASON).unwrap().len(),
+            MAX_REASON
+        );
     }
 }

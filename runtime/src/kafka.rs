@@ -91,12 +91,20 @@ pub async fn ensure_topics(
     let new_topics: Vec<NewTopic<'_>> = topics
         .all()
         .iter()
-        .map(|name| NewTopic::new(name, layout.partitions, TopicReplication::Fixed(layout.replication)))
+        .map(|name| {
+            NewTopic::new(
+                name,
+                layout.partitions,
+                TopicReplication::Fixed(layout.replication),
+            )
+        })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&new_topics, &options).await? {
         match result {
-            Ok(name) => tracing::info!(topic = %name, partitions = layout.partitions, "created topic"),
+            Ok(name) => {
+                tracing::info!(topic = %name, partitions = layout.partitions, "created topic")
+            }
             Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
                 tracing::debug!(topic = %name, "topic exists")
             }

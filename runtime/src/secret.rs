@@ -50,14 +50,18 @@ impl<'de> Deserialize<'de> for Secret {
         use serde::de::Error;
         let reference = SecretRef::deserialize(deserializer)?;
         match (reference.env, reference.file) {
-            (Some(name), None) => std::env::var(&name)
-                .map(Secret)
-                .map_err(|_| D::Error::custom(format!("secret: environment variable {name} is not set"))),
+            (Some(name), None) => std::env::var(&name).map(Secret).map_err(|_| {
+                D::Error::custom(format!("secret: environment variable {name} is not set"))
+            }),
             (None, Some(path)) => std::fs::read_to_string(&path)
                 // Mounted secret files usually end in a newline that is not part of the secret.
                 .map(|text| Secret(text.trim_end_matches(['\n', '\r']).to_owned()))
-                .map_err(|err| D::Error::custom(format!("secret: cannot read {}: {err}", path.display()))),
-            _ => Err(D::Error::custom("secret: give exactly one of `env` or `file`")),
+                .map_err(|err| {
+                    D::Error::custom(format!("secret: cannot read {}: {err}", path.display()))
+                }),
+            _ => Err(D::Error::custom(
+                "secret: give exactly one of `env` or `file`",
+            )),
         }
     }
 }
@@ -93,5 +97,4 @@ mod tests {
         let err = serde_json::from_str::<Holder>(r#"{"secret":{}}"#).unwrap_err();
         assert!(err.to_string().contains("exactly one"), "{err}");
     }
-
 }

@@ -13,8 +13,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use apache_avro::types::Value;
 use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
 use chrono::{DateTime, TimeZone, Utc};
@@ -196,10 +196,19 @@ fn to_value(e: &OrderEvent) -> Result<Value, CodecError> {
         ("order_key".into(), Value::String(e.order_key.clone())),
         ("source".into(), Value::String(e.source.clone())),
         ("account".into(), Value::String(e.account.clone())),
-        ("source_order_id".into(), Value::String(e.source_order_id.clone())),
+        (
+            "source_order_id".into(),
+            Value::String(e.source_order_id.clone()),
+        ),
         ("order_number".into(), opt_string(&e.order_number)),
-        ("event_type".into(), enum_value(e.event_type as u32, e.event_type.as_str())),
-        ("status".into(), enum_value(e.status as u32, e.status.as_str())),
+        (
+            "event_type".into(),
+            enum_value(e.event_type as u32, e.event_type.as_str()),
+        ),
+        (
+            "status".into(),
+            enum_value(e.status as u32, e.status.as_str()),
+        ),
         (
             "payment_status".into(),
             enum_value(e.payment_status as u32, e.payment_status.as_str()),
@@ -209,14 +218,37 @@ fn to_value(e: &OrderEvent) -> Result<Value, CodecError> {
         ("totals".into(), totals_value(&e.totals)?),
         (
             "line_items".into(),
-            Value::Array(e.line_items.iter().map(line_value).collect::<Result<_, _>>()?),
+            Value::Array(
+                e.line_items
+                    .iter()
+                    .map(line_value)
+                    .collect::<Result<_, _>>()?,
+            ),
         ),
-        ("customer".into(), optional(e.customer.as_ref().map(customer_value))),
-        ("shipping_address".into(), optional(e.shipping_address.as_ref().map(address_value))),
-        ("billing_address".into(), optional(e.billing_address.as_ref().map(address_value))),
-        ("source_created_at".into(), opt_timestamp(e.source_created_at)),
-        ("source_updated_at".into(), opt_timestamp(e.source_updated_at)),
-        ("attribution".into(), optional(e.attribution.as_ref().map(attribution_value))),
+        (
+            "customer".into(),
+            optional(e.customer.as_ref().map(customer_value)),
+        ),
+        (
+            "shipping_address".into(),
+            optional(e.shipping_address.as_ref().map(address_value)),
+        ),
+        (
+            "billing_address".into(),
+            optional(e.billing_address.as_ref().map(address_value)),
+        ),
+        (
+            "source_created_at".into(),
+            opt_timestamp(e.source_created_at),
+        ),
+        (
+            "source_updated_at".into(),
+            opt_timestamp(e.source_updated_at),
+        ),
+        (
+            "attribution".into(),
+            optional(e.attribution.as_ref().map(attribution_value)),
+        ),
         ("lineage".into(), lineage_value(&e.lineage)),
     ]))
 }
@@ -259,7 +291,9 @@ fn decimal_value(amount: Decimal) -> Result<Value, CodecError> {
     }
     // |unscaled| < 10^18 < 2^63, so it fits an i64 exactly.
     let narrow = i64::try_from(unscaled).map_err(|_| CodecError::Amount(amount))?;
-    Ok(Value::Decimal(apache_avro::Decimal::from(narrow.to_be_bytes())))
+    Ok(Value::Decimal(apache_avro::Decimal::from(
+        narrow.to_be_bytes(),
+    )))
 }
 
 fn totals_value(t: &Totals) -> Result<Value, CodecError> {
@@ -313,15 +347,27 @@ fn touch_value(t: &Touchpoint) -> Value {
         ("source".into(), opt_string(&t.source)),
         ("medium".into(), opt_string(&t.medium)),
         ("occurred_at".into(), opt_timestamp(t.occurred_at)),
-        ("credit_share".into(), optional(t.credit_share.map(Value::Double))),
+        (
+            "credit_share".into(),
+            optional(t.credit_share.map(Value::Double)),
+        ),
     ])
 }
 
 fn attribution_value(a: &Attribution) -> Value {
     Value::Record(vec![
-        ("first_touch".into(), optional(a.first_touch.as_ref().map(touch_value))),
-        ("last_touch".into(), optional(a.last_touch.as_ref().map(touch_value))),
-        ("touchpoints".into(), Value::Array(a.touchpoints.iter().map(touch_value).collect())),
+        (
+            "first_touch".into(),
+            optional(a.first_touch.as_ref().map(touch_value)),
+        ),
+        (
+            "last_touch".into(),
+            optional(a.last_touch.as_ref().map(touch_value)),
+        ),
+        (
+            "touchpoints".into(),
+            Value::Array(a.touchpoints.iter().map(touch_value).collect()),
+        ),
     ])
 }
 
@@ -331,19 +377,25 @@ fn lineage_value(l: &Lineage) -> Value {
         ("raw_partition".into(), Value::Int(l.raw_partition)),
         ("raw_offset".into(), Value::Long(l.raw_offset)),
         ("event_id".into(), Value::String(l.event_id.clone())),
-        ("received_at".into(), Value::TimestampMillis(l.received_at.timestamp_millis())),
+        (
+            "received_at".into(),
+            Value::TimestampMillis(l.received_at.timestamp_millis()),
+        ),
         ("origin".into(), Value::String(l.origin.clone())),
     ])
 }
 
 // ---------------------------------------------------------------------------------------------
 // Avro value → model. Values arrive resolved against our schema, so names are ours.
+// Matches on apache-avro's `Value` name the one expected variant and treat every other as a
+// shape error, so the wildcard lint (meant for our own classification enums) is off here.
 
 struct Fields {
     what: &'static str,
     map: HashMap<String, Value>,
 }
 
+#[allow(clippy::wildcard_enum_match_arm)]
 impl Fields {
     fn of(value: Value, what: &'static str) -> Result<Self, CodecError> {
         match unwrap_union(value) {
@@ -373,7 +425,10 @@ impl Fields {
         match self.take(field)? {
             Value::Null => Ok(None),
             Value::String(s) => Ok(Some(s)),
-            other => Err(shape(field, format!("expected a string or null, got {other:?}"))),
+            other => Err(shape(
+                field,
+                format!("expected a string or null, got {other:?}"),
+            )),
         }
     }
 
@@ -406,7 +461,10 @@ impl Fields {
     fn timestamp(&mut self, field: &'static str) -> Result<DateTime<Utc>, CodecError> {
         match self.take(field)? {
             Value::TimestampMillis(ms) | Value::Long(ms) => millis(field, ms),
-            other => Err(shape(field, format!("expected timestamp-millis, got {other:?}"))),
+            other => Err(shape(
+                field,
+                format!("expected timestamp-millis, got {other:?}"),
+            )),
         }
     }
 
@@ -414,7 +472,10 @@ impl Fields {
         match self.take(field)? {
             Value::Null => Ok(None),
             Value::TimestampMillis(ms) | Value::Long(ms) => millis(field, ms).map(Some),
-            other => Err(shape(field, format!("expected timestamp-millis, got {other:?}"))),
+            other => Err(shape(
+                field,
+                format!("expected timestamp-millis, got {other:?}"),
+            )),
         }
     }
 
@@ -452,6 +513,7 @@ fn shape(field: &'static str, problem: String) -> CodecError {
     CodecError::Shape { field, problem }
 }
 
+#[allow(clippy::wildcard_enum_match_arm)]
 fn unwrap_union(value: Value) -> Value {
     match value {
         Value::Union(_, inner) => *inner,
@@ -552,6 +614,7 @@ fn address_from(value: Value) -> Result<Address, CodecError> {
     })
 }
 
+#[allow(clippy::wildcard_enum_match_arm)]
 fn touch_from(value: Value) -> Result<Touchpoint, CodecError> {
     let mut f = Fields::of(value, "Touchpoint")?;
     Ok(Touchpoint {
@@ -562,7 +625,10 @@ fn touch_from(value: Value) -> Result<Touchpoint, CodecError> {
         occurred_at: f.opt_timestamp("occurred_at")?,
         credit_share: f.optional("credit_share", |v| match v {
             Value::Double(share) => Ok(share),
-            other => Err(shape("credit_share", format!("expected a double, got {other:?}"))),
+            other => Err(shape(
+                "credit_share",
+                format!("expected a double, got {other:?}"),
+            )),
         })?,
     })
 }
@@ -719,19 +785,34 @@ mod tests {
         let codec = OrderEventCodec::new(Arc::new(EmbeddedRegistry::new()), "t").unwrap();
         let mut event = sample();
         event.totals.total = dec("0.00001");
-        assert!(matches!(codec.encode(&event).await, Err(CodecError::Amount(_))));
+        assert!(matches!(
+            codec.encode(&event).await,
+            Err(CodecError::Amount(_))
+        ));
         event.totals.total = dec("100000000000000");
-        assert!(matches!(codec.encode(&event).await, Err(CodecError::Amount(_))));
+        assert!(matches!(
+            codec.encode(&event).await,
+            Err(CodecError::Amount(_))
+        ));
     }
 
     #[tokio::test]
     async fn rejects_bytes_that_are_not_wire_format() {
         let codec = OrderEventCodec::new(Arc::new(EmbeddedRegistry::new()), "t").unwrap();
-        assert!(matches!(codec.decode(b"{}").await, Err(CodecError::Wire(_))));
-        assert!(matches!(codec.decode(&[1, 0, 0, 0, 1, 2]).await, Err(CodecError::Wire(_))));
+        assert!(matches!(
+            codec.decode(b"{}").await,
+            Err(CodecError::Wire(_))
+        ));
+        assert!(matches!(
+            codec.decode(&[1, 0, 0, 0, 1, 2]).await,
+            Err(CodecError::Wire(_))
+        ));
         let unknown_id = [0, 0, 0, 0, 99, 2];
         let err = codec.decode(&unknown_id).await.unwrap_err();
-        assert!(matches!(err, CodecError::Registry(RegistryError::NotFound(99))), "{err}");
+        assert!(
+            matches!(err, CodecError::Registry(RegistryError::NotFound(99))),
+            "{err}"
+        );
     }
 
     #[test]

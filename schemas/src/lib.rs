@@ -21,8 +21,8 @@ pub mod topics;
 
 pub use avro::{CodecError, OrderEventCodec, ORDER_EVENT_SCHEMA};
 pub use model::{
-    in_minor_units, minor_units, Address, Attribution, Customer, EventType, Lineage, LineItem, OrderEvent, OrderStatus,
-    PaymentStatus, Totals, Touchpoint,
+    in_minor_units, minor_units, Address, Attribution, Customer, EventType, LineItem, Lineage,
+    OrderEvent, OrderStatus, PaymentStatus, Totals, Touchpoint,
 };
 pub use registry::{ConfluentRegistry, EmbeddedRegistry, RegistryError, SchemaRegistry};
 pub use topics::{headers, order_key, Origin, Source, Topics, UnknownSource};

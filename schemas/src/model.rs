@@ -277,8 +277,8 @@ pub struct Lineage {
 /// Decimal places of a currency's minor unit (ISO 4217): 0 for JPY, 3 for KWD, 2 for most.
 pub fn minor_units(currency: &str) -> u32 {
     match currency {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX" | "UYI"
-        | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
+        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
         "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
         "CLF" | "UYW" => 4,
         _ => 2,
@@ -302,7 +302,13 @@ impl OrderEvent {
         let currency = self.currency.clone();
         let fit = |amount: &mut Decimal| *amount = in_minor_units(*amount, &currency);
         let totals = &mut self.totals;
-        for amount in [&mut totals.total, &mut totals.subtotal, &mut totals.tax, &mut totals.shipping, &mut totals.discount] {
+        for amount in [
+            &mut totals.total,
+            &mut totals.subtotal,
+            &mut totals.tax,
+            &mut totals.shipping,
+            &mut totals.discount,
+        ] {
             fit(amount);
         }
         for line in &mut self.line_items {

@@ -115,7 +115,8 @@ impl EmbeddedRegistry {
 #[async_trait]
 impl SchemaRegistry for EmbeddedRegistry {
     async fn register(&self, subject: &str, text: &str) -> Result<u32, RegistryError> {
-        let schema = Schema::parse_str(text).map_err(|err| RegistryError::Invalid(err.to_string()))?;
+        let schema =
+            Schema::parse_str(text).map_err(|err| RegistryError::Invalid(err.to_string()))?;
         let canonical = schema.canonical_form();
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let existing = state
@@ -147,7 +148,11 @@ impl SchemaRegistry for EmbeddedRegistry {
                 state.schemas.len() as u32
             }
         };
-        state.subjects.entry(subject.to_owned()).or_default().push(id);
+        state
+            .subjects
+            .entry(subject.to_owned())
+            .or_default()
+            .push(id);
         Ok(id)
     }
 
@@ -168,7 +173,9 @@ pub struct ConfluentRegistry {
 
 impl fmt::Debug for ConfluentRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConfluentRegistry").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("ConfluentRegistry")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -231,10 +238,25 @@ mod tests {
     #[tokio::test]
     async fn embedded_registry_knows_the_order_event_schema_as_id_1() {
         let registry = EmbeddedRegistry::new();
-        assert_eq!(registry.register("orders.canonical.v1-value", ORDER_EVENT_SCHEMA).await.unwrap(), 1);
-        assert_eq!(registry.register("other-value", ORDER_EVENT_SCHEMA).await.unwrap(), 1);
+        assert_eq!(
+            registry
+                .register("orders.canonical.v1-value", ORDER_EVENT_SCHEMA)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            registry
+                .register("other-value", ORDER_EVENT_SCHEMA)
+                .await
+                .unwrap(),
+            1
+        );
         assert_eq!(registry.schema(1).await.unwrap(), ORDER_EVENT_SCHEMA);
-        assert!(matches!(registry.schema(2).await, Err(RegistryError::NotFound(2))));
+        assert!(matches!(
+            registry.schema(2).await,
+            Err(RegistryError::NotFound(2))
+        ));
     }
 
     #[tokio::test]
@@ -246,8 +268,18 @@ mod tests {
         let id1 = registry.register("s", v1).await.unwrap();
         let id2 = registry.register("s", v2_ok).await.unwrap();
         assert_ne!(id1, id2);
-        assert_eq!(registry.register("s", v1).await.unwrap(), id1, "re-registering is idempotent");
-        assert!(matches!(registry.register("s", v3_bad).await, Err(RegistryError::Incompatible { .. })));
-        assert!(matches!(registry.register("s", "{").await, Err(RegistryError::Invalid(_))));
+        assert_eq!(
+            registry.register("s", v1).await.unwrap(),
+            id1,
+            "re-registering is idempotent"
+        );
+        assert!(matches!(
+            registry.register("s", v3_bad).await,
+            Err(RegistryError::Incompatible { .. })
+        ));
+        assert!(matches!(
+            registry.register("s", "{").await,
+            Err(RegistryError::Invalid(_))
+        ));
     }
 }

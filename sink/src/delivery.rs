@@ -114,7 +114,11 @@ impl Delivery {
     ///
     /// # Errors
     /// When the consumer fails fatally.
-    pub async fn run(self, health: Arc<Health>, shutdown: CancellationToken) -> Result<(), SinkError> {
+    pub async fn run(
+        self,
+        health: Arc<Health>,
+        shutdown: CancellationToken,
+    ) -> Result<(), SinkError> {
         health.set_ready(true);
         tracing::info!(erp = self.erp.name(), topic = %self.topics.canonical, "sink running");
         loop {
@@ -126,7 +130,9 @@ impl Delivery {
                 Ok(message) => message.detach(),
                 // librdkafka reports broker trouble here while it recovers on its own; only a
                 // fatal client error stops the sink.
-                Err(err) if matches!(err.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal)) => return Err(err.into()),
+                Err(err) if matches!(err.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal)) => {
+                    return Err(err.into())
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "consumer error; librdkafka is retrying");
                     tokio::select! {
@@ -138,7 +144,11 @@ impl Delivery {
             match self.settle(&message, &shutdown).await {
                 Some(Settled::Done | Settled::DeadLettered) => {
                     // The upsert (or dead letter) is done: only now may the offset move.
-                    self.consumer.store_offset(message.topic(), message.partition(), message.offset() + 1)?;
+                    self.consumer.store_offset(
+                        message.topic(),
+                        message.partition(),
+                        message.offset() + 1,
+                    )?;
                 }
                 None => break, // shut down mid-retry: the record stays uncommitted
             }
@@ -151,7 +161,11 @@ impl Delivery {
     }
 
     /// Upserts one record, retrying transient failures until done or shutdown (`None`).
-    async fn settle(&self, message: &OwnedMessage, shutdown: &CancellationToken) -> Option<Settled> {
+    async fn settle(
+        &self,
+        message: &OwnedMessage,
+        shutdown: &CancellationToken,
+    ) -> Option<Settled> {
         let erp = self.erp.name();
         let mut backoff = Backoff::new(
             Duration::from_millis(self.config.retry_initial_ms),
@@ -162,12 +176,23 @@ impl Delivery {
             let (reason, retry_after) = match attempt {
                 Ok(()) => return Some(Settled::Done),
                 Err(ErpError::Rejected { reason }) => {
-                    self.metrics.failures.with_label_values(&[erp, "rejected"]).inc();
-                    return self.dead_letter(message, &reason, backoff.attempts() + 1, shutdown).await;
+                    self.metrics
+                        .failures
+                        .with_label_values(&[erp, "rejected"])
+                        .inc();
+                    return self
+                        .dead_letter(message, &reason, backoff.attempts() + 1, shutdown)
+                        .await;
                 }
-                Err(ErpError::Transient { reason, retry_after }) => (reason, retry_after),
+                Err(ErpError::Transient {
+                    reason,
+                    retry_after,
+                }) => (reason, retry_after),
             };
-            self.metrics.failures.with_label_values(&[erp, "transient"]).inc();
+            self.metrics
+                .failures
+                .with_label_values(&[erp, "transient"])
+                .inc();
             self.metrics.retries.with_label_values(&[erp]).inc();
             let delay = backoff.next_delay_at_least(retry_after);
             tracing::warn!(
@@ -191,11 +216,18 @@ impl Delivery {
         let event = match self.codec.decode(payload).await {
             Ok(event) => event,
             Err(err) if err.is_retryable() => return Err(ErpError::transient(err.to_string())),
-            Err(err) => return Err(ErpError::rejected(format!("undecodable canonical record: {err}"))),
+            Err(err) => {
+                return Err(ErpError::rejected(format!(
+                    "undecodable canonical record: {err}"
+                )))
+            }
         };
         let outcome = self.erp.upsert(&event).await?;
         let erp = self.erp.name();
-        self.metrics.upserts.with_label_values(&[erp, outcome.label()]).inc();
+        self.metrics
+            .upserts
+            .with_label_values(&[erp, outcome.label()])
+            .inc();
         self.observe_latency(&event);
         tracing::info!(
             erp,
@@ -212,20 +244,51 @@ impl Delivery {
     fn observe_latency(&self, event: &OrderEvent) {
         let now = Utc::now();
         let erp = self.erp.name();
-        let seconds = |from: chrono::DateTime<Utc>| (now - from).to_std().map(|d| d.as_secs_f64()).unwrap_or(0.0);
-        self.metrics.receipt_to_erp.with_label_values(&[erp]).observe(seconds(event.lineage.received_at));
+        let seconds = |from: chrono::DateTime<Utc>| {
+            (now - from)
+                .to_std()
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0)
+        };
+        self.metrics
+            .receipt_to_erp
+            .with_label_values(&[erp])
+            .observe(seconds(event.lineage.received_at));
         if let Some(created) = event.source_created_at {
-            self.metrics.order_to_erp.with_label_values(&[erp]).observe(seconds(created));
+            self.metrics
+                .order_to_erp
+                .with_label_values(&[erp])
+                .observe(seconds(created));
         }
     }
 
     /// Produces the record to the DLQ and waits for the acknowledgement, retrying until it is
     /// durable: committing the offset of a record that is neither in the ERP nor in the DLQ
     /// would lose it.
-    async fn dead_letter(&self, message: &OwnedMessage, reason: &str, attempts: u32, shutdown: &CancellationToken) -> Option<Settled> {
+    async fn dead_letter(
+        &self,
+        message: &OwnedMessage,
+        reason: &str,
+        attempts: u32,
+        shutdown: &CancellationToken,
+    ) -> Option<Settled> {
         let erp = self.erp.name();
-        tracing::error!(erp, partition = message.partition(), offset = message.offset(), reason, "dead-lettering order");
-        let headers = dlq_headers(message, &DeadLetter { stage: "sink", class: "erp-rejected", reason, attempts });
+        tracing::error!(
+            erp,
+            partition = message.partition(),
+            offset = message.offset(),
+            reason,
+            "dead-lettering order"
+        );
+        let headers = dlq_headers(
+            message,
+            &DeadLetter {
+                stage: "sink",
+                class: "erp-rejected",
+                reason,
+                attempts,
+            },
+        );
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
         loop {
             let mut record = FutureRecord::to(&self.topics.dlq)
@@ -234,9 +297,16 @@ impl Delivery {
             if let Some(key) = message.key() {
                 record = record.key(key);
             }
-            match self.dlq.send(record, Timeout::After(Duration::from_secs(30))).await {
+            match self
+                .dlq
+                .send(record, Timeout::After(Duration::from_secs(30)))
+                .await
+            {
                 Ok(_) => {
-                    self.metrics.dead_letters.with_label_values(&[erp, "erp-rejected"]).inc();
+                    self.metrics
+                        .dead_letters
+                        .with_label_values(&[erp, "erp-rejected"])
+                        .inc();
                     return Some(Settled::DeadLettered);
                 }
                 Err((err, _)) => {

@@ -65,10 +65,15 @@ pub async fn run(
         let app = ops_router(registry, Arc::clone(&health));
         let stop = shutdown.clone();
         tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
+            if let Err(err) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
                 tracing::error!(error = %err, "sink ops server failed");
             }
         });
     }
-    Delivery::new(kafka, topics, config, codec, erp, metrics)?.run(health, shutdown).await
+    Delivery::new(kafka, topics, config, codec, erp, metrics)?
+        .run(health, shutdown)
+        .await
 }

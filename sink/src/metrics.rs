@@ -3,7 +3,9 @@
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 /// Latency buckets from 10 ms to an hour: webhook-to-ERP spans retries and maintenance windows.
-const LATENCY_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
+const LATENCY_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
 
 /// The sink's metrics.
 #[derive(Debug, Clone)]
@@ -30,23 +32,38 @@ impl SinkMetrics {
     /// When a metric with the same name is already registered.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let latency = |name: &str, help: &str| {
-            HistogramVec::new(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()), &["erp"])
+            HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+                &["erp"],
+            )
         };
         let metrics = Self {
             upserts: IntCounterVec::new(
-                Opts::new("orderbridge_sink_upserts_total", "Finished upserts, by ERP and outcome."),
+                Opts::new(
+                    "orderbridge_sink_upserts_total",
+                    "Finished upserts, by ERP and outcome.",
+                ),
                 &["erp", "outcome"],
             )?,
             failures: IntCounterVec::new(
-                Opts::new("orderbridge_sink_erp_failures_total", "Failed ERP attempts, by ERP and class."),
+                Opts::new(
+                    "orderbridge_sink_erp_failures_total",
+                    "Failed ERP attempts, by ERP and class.",
+                ),
                 &["erp", "class"],
             )?,
             retries: IntCounterVec::new(
-                Opts::new("orderbridge_sink_retries_total", "Attempts retried after a transient failure."),
+                Opts::new(
+                    "orderbridge_sink_retries_total",
+                    "Attempts retried after a transient failure.",
+                ),
                 &["erp"],
             )?,
             dead_letters: IntCounterVec::new(
-                Opts::new("orderbridge_sink_dead_letters_total", "Records dead-lettered by the sink."),
+                Opts::new(
+                    "orderbridge_sink_dead_letters_total",
+                    "Records dead-lettered by the sink.",
+                ),
                 &["erp", "class"],
             )?,
             receipt_to_erp: latency(

@@ -84,7 +84,10 @@ impl BcSim {
         }));
         let app = Router::new()
             .route("/{tenant}/oauth2/v2.0/token", post(token))
-            .route("/v2.0/{tenant}/{env}/api/v2.0/{company}/salesOrders", get(lookup).post(create))
+            .route(
+                "/v2.0/{tenant}/{env}/api/v2.0/{company}/salesOrders",
+                get(lookup).post(create),
+            )
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -128,7 +131,10 @@ impl BcSim {
     }
 
     pub fn orders_with_reference(&self, reference: &str) -> usize {
-        self.orders().iter().filter(|o| o.external_document_number == reference).count()
+        self.orders()
+            .iter()
+            .filter(|o| o.external_document_number == reference)
+            .count()
     }
 
     /// (token requests, lookups, creates)
@@ -145,7 +151,11 @@ fn bc_error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn token(State(state): Shared, Path(tenant): Path<String>, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn token(
+    State(state): Shared,
+    Path(tenant): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     let mut state = state.lock().unwrap();
     state.token_requests += 1;
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
@@ -160,38 +170,71 @@ async fn token(State(state): Shared, Path(tenant): Path<String>, Form(form): For
     }
     let token = format!("eyJ0eXAi.sim.{}", state.token_requests);
     let lifetime = state.token_lifetime;
-    state.tokens.insert(token.clone(), Instant::now() + lifetime);
-    Json(json!({ "token_type": "Bearer", "expires_in": lifetime.as_secs(), "access_token": token })).into_response()
+    state
+        .tokens
+        .insert(token.clone(), Instant::now() + lifetime);
+    Json(json!({ "token_type": "Bearer", "expires_in": lifetime.as_secs(), "access_token": token }))
+        .into_response()
 }
 
 /// Auth, maintenance and throttling, in the order BC applies them to an API call.
-fn gate(state: &mut State_, headers: &HeaderMap, path: &(String, String, String)) -> Result<(), Response> {
+#[allow(clippy::result_large_err)] // the refusal is the HTTP response itself
+fn gate(
+    state: &mut State_,
+    headers: &HeaderMap,
+    path: &(String, String, String),
+) -> Result<(), Response> {
     if state.maintenance {
-        return Err(bc_error(StatusCode::SERVICE_UNAVAILABLE, "Internal_TenantUnavailable", "The environment is being updated. Try again later."));
+        return Err(bc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Internal_TenantUnavailable",
+            "The environment is being updated. Try again later.",
+        ));
     }
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let valid = bearer.and_then(|t| state.tokens.get(t)).is_some_and(|expiry| Instant::now() < *expiry);
+    let valid = bearer
+        .and_then(|t| state.tokens.get(t))
+        .is_some_and(|expiry| Instant::now() < *expiry);
     if !valid {
-        return Err(bc_error(StatusCode::UNAUTHORIZED, "Authentication_InvalidCredentials", "The server has rejected the client credentials."));
+        return Err(bc_error(
+            StatusCode::UNAUTHORIZED,
+            "Authentication_InvalidCredentials",
+            "The server has rejected the client credentials.",
+        ));
     }
     if matches!(state.faults.front(), Some(Fault::Throttle(_))) {
         if let Some(Fault::Throttle(seconds)) = state.faults.pop_front() {
-            let mut response = bc_error(StatusCode::TOO_MANY_REQUESTS, "Application_TooManyRequests", "Too many requests reached.");
-            response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+            let mut response = bc_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Application_TooManyRequests",
+                "Too many requests reached.",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
             return Err(response);
         }
     }
     let (tenant, env, company) = path;
     if tenant != TENANT || env != ENVIRONMENT || *company != format!("companies({COMPANY})") {
-        return Err(bc_error(StatusCode::NOT_FOUND, "BadRequest_NotFound", "The requested company was not found."));
+        return Err(bc_error(
+            StatusCode::NOT_FOUND,
+            "BadRequest_NotFound",
+            "The requested company was not found.",
+        ));
     }
     Ok(())
 }
 
-async fn lookup(State(state): Shared, Path(path): Path<(String, String, String)>, Query(query): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
+async fn lookup(
+    State(state): Shared,
+    Path(path): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
     let mut state = state.lock().unwrap();
     if let Err(response) = gate(&mut state, &headers, &path) {
         return response;
@@ -203,7 +246,11 @@ async fn lookup(State(state): Shared, Path(path): Path<(String, String, String)>
         .and_then(|rest| rest.strip_suffix('\''))
         .map(|v| v.replace("''", "'"))
     else {
-        return bc_error(StatusCode::BAD_REQUEST, "BadRequest_InvalidFilter", "The $filter expression is not supported.");
+        return bc_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest_InvalidFilter",
+            "The $filter expression is not supported.",
+        );
     };
     let found: Vec<Value> = state
         .orders
@@ -227,29 +274,51 @@ fn order_json(order: &SalesOrder) -> Value {
     })
 }
 
-async fn create(State(shared): Shared, Path(path): Path<(String, String, String)>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn create(
+    State(shared): Shared,
+    Path(path): Path<(String, String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     let (order, stall) = {
         let mut state = shared.lock().unwrap();
         if let Err(response) = gate(&mut state, &headers, &path) {
             return response;
         }
         state.creates += 1;
-        let external = body["externalDocumentNumber"].as_str().unwrap_or_default().trim().to_uppercase();
+        let external = body["externalDocumentNumber"]
+            .as_str()
+            .unwrap_or_default()
+            .trim()
+            .to_uppercase();
         if external.len() > 35 {
             return bc_error(StatusCode::BAD_REQUEST, "Application_StringExceededLength", "The length of the string is 36, but it must be less than or equal to 35 characters.");
         }
         let customer = body["customerNumber"].as_str().unwrap_or_default();
         if customer.is_empty() {
-            return bc_error(StatusCode::BAD_REQUEST, "Application_DialogException", "A customerNumber or a customerID must be provided.");
+            return bc_error(
+                StatusCode::BAD_REQUEST,
+                "Application_DialogException",
+                "A customerNumber or a customerID must be provided.",
+            );
         }
         if customer != CUSTOMER {
             return bc_error(StatusCode::BAD_REQUEST, "Internal_RecordNotFound", &format!("The Customer does not exist. Identification fields and values: No.='{customer}'"));
         }
-        let lines = body["salesOrderLines"].as_array().cloned().unwrap_or_default();
+        let lines = body["salesOrderLines"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for line in &lines {
             let item = line["lineObjectNumber"].as_str().unwrap_or_default();
             if !state.items.contains(item) {
-                return bc_error(StatusCode::BAD_REQUEST, "Internal_RecordNotFound", &format!("The Item does not exist. Identification fields and values: No.='{item}'"));
+                return bc_error(
+                    StatusCode::BAD_REQUEST,
+                    "Internal_RecordNotFound",
+                    &format!(
+                        "The Item does not exist. Identification fields and values: No.='{item}'"
+                    ),
+                );
             }
         }
         let number = format!("S-ORD{}", 101_001 + state.orders.len());
@@ -267,7 +336,11 @@ async fn create(State(shared): Shared, Path(path): Path<(String, String, String)
         let stall = match state.faults.front() {
             Some(Fault::CreateLandsThen503) => {
                 state.faults.pop_front();
-                return bc_error(StatusCode::SERVICE_UNAVAILABLE, "Internal_ServerError", "The service is temporarily unavailable.");
+                return bc_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Internal_ServerError",
+                    "The service is temporarily unavailable.",
+                );
             }
             Some(Fault::CreateLandsThenStall(delay)) => {
                 let delay = *delay;

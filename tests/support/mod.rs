@@ -20,7 +20,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await; // poll interval, bounded by the deadline
     }
 }
@@ -33,23 +36,43 @@ pub fn unique(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!("{prefix}-{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The request of a golden fixture case: (headers as sent, raw body).
 pub fn fixture(source: &str, case: &str) -> (Vec<(String, String)>, Vec<u8>) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(source).join(case);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(source)
+        .join(case);
     let headers: std::collections::BTreeMap<String, String> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("headers.json")).unwrap()).unwrap();
-    (headers.into_iter().collect(), std::fs::read(dir.join("body.json")).unwrap())
+    (
+        headers.into_iter().collect(),
+        std::fs::read(dir.join("body.json")).unwrap(),
+    )
 }
 
 /// The canonical event a Shopify fixture normalizes to (as the processor would emit it).
 pub fn shopify_event(case: &str) -> orderbridge_schemas::OrderEvent {
     use orderbridge_processor::sources::{normalize, RawRecord};
     let (headers, body) = fixture("shopify", case);
-    let get = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()).unwrap();
-    let (account, topic, id) = (get("X-Shopify-Shop-Domain"), get("X-Shopify-Topic"), get("X-Shopify-Webhook-Id"));
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let (account, topic, id) = (
+        get("X-Shopify-Shop-Domain"),
+        get("X-Shopify-Topic"),
+        get("X-Shopify-Webhook-Id"),
+    );
     normalize(&RawRecord {
         source: orderbridge_schemas::Source::Shopify,
         account: &account,

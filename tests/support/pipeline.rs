@@ -47,33 +47,66 @@ impl Env {
 
     /// The real broker named by `KAFKA_BOOTSTRAP`, if set.
     pub async fn external() -> Option<Self> {
-        let bootstrap = std::env::var("KAFKA_BOOTSTRAP").ok().filter(|b| !b.is_empty())?;
+        let bootstrap = std::env::var("KAFKA_BOOTSTRAP")
+            .ok()
+            .filter(|b| !b.is_empty())?;
         let kafka = KafkaSettings::new(bootstrap);
         let topics = Topics::with_suffix(&super::unique("t"));
-        ensure_topics(&kafka, &topics, TopicLayout { partitions: PARTITIONS, replication: 1 })
-            .await
-            .unwrap();
+        ensure_topics(
+            &kafka,
+            &topics,
+            TopicLayout {
+                partitions: PARTITIONS,
+                replication: 1,
+            },
+        )
+        .await
+        .unwrap();
         Some(Self::new(kafka, topics, None))
     }
 
-    fn new(kafka: KafkaSettings, topics: Topics, mock: Option<MockCluster<'static, DefaultProducerContext>>) -> Self {
-        let codec = Arc::new(OrderEventCodec::new(Arc::new(EmbeddedRegistry::new()), &topics.canonical).unwrap());
-        Self { kafka, topics, codec, _mock: mock }
+    fn new(
+        kafka: KafkaSettings,
+        topics: Topics,
+        mock: Option<MockCluster<'static, DefaultProducerContext>>,
+    ) -> Self {
+        let codec = Arc::new(
+            OrderEventCodec::new(Arc::new(EmbeddedRegistry::new()), &topics.canonical).unwrap(),
+        );
+        Self {
+            kafka,
+            topics,
+            codec,
+            _mock: mock,
+        }
     }
 
     /// The ingest router with a Shopify secret, and its metrics registry.
     pub fn ingest(&self) -> axum::Router {
         let mut config = IngestConfig::default();
         config.sources.shopify = Some(ShopifyConfig {
-            secrets: vec![NamedSecret { id: "test".into(), secret: Secret::new(SECRET) }],
+            secrets: vec![NamedSecret {
+                id: "test".into(),
+                secret: Secret::new(SECRET),
+            }],
         });
         let registry = prometheus::Registry::new();
-        let state = orderbridge_ingest::IngestState::from_config(&config, &self.kafka, &self.topics, &registry).unwrap();
+        let state = orderbridge_ingest::IngestState::from_config(
+            &config,
+            &self.kafka,
+            &self.topics,
+            &registry,
+        )
+        .unwrap();
         orderbridge_ingest::router(state, registry, Health::new())
     }
 
     /// Starts the processor with `guarantee` until `shutdown`.
-    pub fn spawn_processor(&self, guarantee: Guarantee, shutdown: &CancellationToken) -> JoinHandle<()> {
+    pub fn spawn_processor(
+        &self,
+        guarantee: Guarantee,
+        shutdown: &CancellationToken,
+    ) -> JoinHandle<()> {
         let config = ProcessorConfig {
             guarantee,
             group_id: super::unique("processor"),
@@ -81,7 +114,14 @@ impl Env {
             ..ProcessorConfig::default()
         };
         let metrics = ProcessorMetrics::register(&prometheus::Registry::new()).unwrap();
-        let pipeline = Pipeline::new(&self.kafka, &self.topics, &config, Arc::clone(&self.codec), metrics).unwrap();
+        let pipeline = Pipeline::new(
+            &self.kafka,
+            &self.topics,
+            &config,
+            Arc::clone(&self.codec),
+            metrics,
+        )
+        .unwrap();
         let stop = shutdown.clone();
         tokio::spawn(async move { pipeline.run(Health::new(), stop).await.unwrap() })
     }
@@ -94,13 +134,28 @@ impl Env {
         registry: &prometheus::Registry,
         shutdown: &CancellationToken,
     ) -> JoinHandle<()> {
-        let config = SinkConfig { group_id: group.to_owned(), retry_initial_ms: 50, retry_max_ms: 1_000, ..SinkConfig::default() };
+        let config = SinkConfig {
+            group_id: group.to_owned(),
+            retry_initial_ms: 50,
+            retry_max_ms: 1_000,
+            ..SinkConfig::default()
+        };
         let metrics = SinkMetrics::register(registry).unwrap();
         // A killed sink is noticed when its session times out, as after a real crash; keep
         // that short here (the mock broker's minimum) so crash tests do not wait 45 s.
         let mut kafka = self.kafka.clone();
-        kafka.properties.insert("session.timeout.ms".into(), "6000".into());
-        let delivery = Delivery::new(&kafka, &self.topics, &config, Arc::clone(&self.codec), erp, metrics).unwrap();
+        kafka
+            .properties
+            .insert("session.timeout.ms".into(), "6000".into());
+        let delivery = Delivery::new(
+            &kafka,
+            &self.topics,
+            &config,
+            Arc::clone(&self.codec),
+            erp,
+            metrics,
+        )
+        .unwrap();
         let stop = shutdown.clone();
         tokio::spawn(async move { delivery.run(Health::new(), stop).await.unwrap() })
     }
@@ -122,7 +177,10 @@ impl Env {
         while records.len() < count {
             match tokio::time::timeout_at(deadline, consumer.recv()).await {
                 Ok(message) => records.push(message.unwrap().detach()),
-                Err(_) => panic!("read {} of {count} records from {topic} before the deadline", records.len()),
+                Err(_) => panic!(
+                    "read {} of {count} records from {topic} before the deadline",
+                    records.len()
+                ),
             }
         }
         records
@@ -130,7 +188,12 @@ impl Env {
 }
 
 /// Posts a Shopify webhook (signed with `SECRET` unless `signature` is given) to the router.
-pub async fn post_shopify(router: &axum::Router, headers: &[(String, String)], body: &[u8], signature: Option<&str>) -> StatusCode {
+pub async fn post_shopify(
+    router: &axum::Router,
+    headers: &[(String, String)],
+    body: &[u8],
+    signature: Option<&str>,
+) -> StatusCode {
     let signature = signature
         .map(str::to_owned)
         .unwrap_or_else(|| orderbridge_ingest::verify::shopify::sign(SECRET, body));
@@ -140,13 +203,21 @@ pub async fn post_shopify(router: &axum::Router, headers: &[(String, String)], b
     for (name, value) in headers {
         request = request.header(name.as_str(), value.as_str());
     }
-    let response = router.clone().oneshot(request.body(Body::from(body.to_vec())).unwrap()).await.unwrap();
+    let response = router
+        .clone()
+        .oneshot(request.body(Body::from(body.to_vec())).unwrap())
+        .await
+        .unwrap();
     response.status()
 }
 
 /// GETs `path` from the router and returns the body as text.
 pub async fn get_text(router: &axum::Router, path: &str) -> String {
-    let response = router.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+    let response = router
+        .clone()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8(bytes.to_vec()).unwrap()
 }
@@ -159,7 +230,12 @@ pub fn counter(registry: &prometheus::Registry, name: &str, labels: &[(&str, &st
         .filter(|family| family.name() == name)
         .flat_map(|family| family.get_metric().iter())
         .filter(|metric| {
-            labels.iter().all(|(key, value)| metric.get_label().iter().any(|l| l.name() == *key && l.value() == *value))
+            labels.iter().all(|(key, value)| {
+                metric
+                    .get_label()
+                    .iter()
+                    .any(|l| l.name() == *key && l.value() == *value)
+            })
         })
         .map(|metric| metric.get_counter().get_value() as u64)
         .sum()

@@ -161,7 +161,10 @@ fn verified(source: Source, body: &Bytes, parts: VerifiedParts) -> Verified {
 
 /// A header's value as text, if present and visible ASCII.
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 /// Keeps a header value only when it is safe to use in a key or a log line: short, and made
@@ -171,7 +174,8 @@ fn identifier(value: Option<&str>) -> Option<String> {
         .filter(|v| {
             !v.is_empty()
                 && v.len() <= 255
-                && v.chars().all(|c| c.is_ascii_alphanumeric() || "-._/@+:".contains(c))
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._/@+:".contains(c))
         })
         .map(str::to_owned)
 }

@@ -15,7 +15,9 @@ use orderbridge_schemas::{headers as ob, Source};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::{header, identifier, verified, Verified, VerifiedParts, Verifier, VerifyError, WebhookRequest};
+use super::{
+    header, identifier, verified, Verified, VerifiedParts, Verifier, VerifyError, WebhookRequest,
+};
 use crate::config::NamedSecret;
 
 /// Header carrying the signature.
@@ -47,7 +49,8 @@ impl ShopifyVerifier {
 
 /// Base64 HMAC-SHA256 of `body` keyed with `secret`, as Shopify computes it.
 pub fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(body);
     BASE64.encode(mac.finalize().into_bytes())
 }
@@ -59,7 +62,9 @@ impl Verifier for ShopifyVerifier {
 
     fn verify(&self, request: &WebhookRequest<'_>) -> Result<Verified, VerifyError> {
         let signature = header(request.headers, HMAC_HEADER).ok_or(VerifyError::Missing)?;
-        let signature = BASE64.decode(signature).map_err(|_| VerifyError::Malformed)?;
+        let signature = BASE64
+            .decode(signature)
+            .map_err(|_| VerifyError::Malformed)?;
         if signature.len() != 32 {
             return Err(VerifyError::Malformed);
         }
@@ -75,7 +80,8 @@ impl Verifier for ShopifyVerifier {
         let secret_id = matched.ok_or(VerifyError::Mismatch)?;
 
         let headers = request.headers;
-        let event_type = identifier(header(headers, TOPIC_HEADER)).unwrap_or_else(|| "unknown".into());
+        let event_type =
+            identifier(header(headers, TOPIC_HEADER)).unwrap_or_else(|| "unknown".into());
         let mut extra_headers = Vec::new();
         if let Some(at) = identifier(header(headers, TRIGGERED_AT_HEADER)) {
             extra_headers.push((ob::TRIGGERED_AT, at));
@@ -112,12 +118,15 @@ fn order_id(topic: &str, body: &[u8]) -> Option<String> {
         order_id: Option<serde_json::Value>,
     }
     let ids: Ids = serde_json::from_slice(body).ok()?;
-    let id = if topic.starts_with("orders/") { ids.id } else { ids.order_id.or(ids.id) }?;
-    match id {
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        serde_json::Value::String(s) => identifier(Some(&s)),
-        _ => None,
+    let id = if topic.starts_with("orders/") {
+        ids.id
+    } else {
+        ids.order_id.or(ids.id)
+    }?;
+    if let Some(number) = id.as_u64() {
+        return Some(number.to_string());
     }
+    identifier(id.as_str())
 }
 
 #[cfg(test)]
@@ -132,7 +141,10 @@ mod tests {
     const BODY: &str = r#"{"id":450789469,"email":"bob@example.com","total_price":"409.94"}"#;
 
     fn secret(id: &str, value: &str) -> NamedSecret {
-        NamedSecret { id: id.into(), secret: Secret::new(value) }
+        NamedSecret {
+            id: id.into(),
+            secret: Secret::new(value),
+        }
     }
 
     fn request_headers(signature: Option<&str>) -> HeaderMap {
@@ -141,21 +153,38 @@ mod tests {
             headers.insert(HMAC_HEADER, HeaderValue::from_str(signature).unwrap());
         }
         headers.insert(TOPIC_HEADER, HeaderValue::from_static("orders/create"));
-        headers.insert(SHOP_DOMAIN_HEADER, HeaderValue::from_static("example-store.myshopify.com"));
-        headers.insert(WEBHOOK_ID_HEADER, HeaderValue::from_static("b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"));
+        headers.insert(
+            SHOP_DOMAIN_HEADER,
+            HeaderValue::from_static("example-store.myshopify.com"),
+        );
+        headers.insert(
+            WEBHOOK_ID_HEADER,
+            HeaderValue::from_static("b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"),
+        );
         headers
     }
 
-    fn verify(verifier: &ShopifyVerifier, headers: &HeaderMap, body: &str) -> Result<Verified, VerifyError> {
+    fn verify(
+        verifier: &ShopifyVerifier,
+        headers: &HeaderMap,
+        body: &str,
+    ) -> Result<Verified, VerifyError> {
         let body = Bytes::from(body.to_owned());
-        verifier.verify(&WebhookRequest { headers, body: &body, account: None })
+        verifier.verify(&WebhookRequest {
+            headers,
+            body: &body,
+            account: None,
+        })
     }
 
     #[test]
     fn known_answer_vector() {
         // HMAC-SHA256("hush", "{\"id\":1}") in base64, computed independently with
         // `printf '{"id":1}' | openssl dgst -sha256 -hmac hush -binary | base64`.
-        assert_eq!(sign("hush", br#"{"id":1}"#), "VnKUjZsLuN5iZWjn5EntcBVCF9kMN43LglzCE1/GSeY=");
+        assert_eq!(
+            sign("hush", br#"{"id":1}"#),
+            "VnKUjZsLuN5iZWjn5EntcBVCF9kMN43LglzCE1/GSeY="
+        );
     }
 
     #[test]
@@ -167,7 +196,10 @@ mod tests {
         assert_eq!(verified.account(), "example-store.myshopify.com");
         assert_eq!(verified.event_type(), "orders/create");
         assert_eq!(verified.event_id(), "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043");
-        assert_eq!(verified.record_key(), "shopify:example-store.myshopify.com:450789469");
+        assert_eq!(
+            verified.record_key(),
+            "shopify:example-store.myshopify.com:450789469"
+        );
         assert_eq!(verified.body().as_ref(), BODY.as_bytes());
     }
 
@@ -176,43 +208,76 @@ mod tests {
         let verifier = ShopifyVerifier::new(vec![secret("current", "shpss_current")]);
         let headers = request_headers(Some(&sign("shpss_current", BODY.as_bytes())));
         let tampered = BODY.replace("409.94", "409.95");
-        assert_eq!(verify(&verifier, &headers, &tampered).unwrap_err(), VerifyError::Mismatch);
+        assert_eq!(
+            verify(&verifier, &headers, &tampered).unwrap_err(),
+            VerifyError::Mismatch
+        );
     }
 
     #[test]
     fn rejects_a_wrong_secret() {
         let verifier = ShopifyVerifier::new(vec![secret("current", "shpss_current")]);
         let headers = request_headers(Some(&sign("shpss_attacker", BODY.as_bytes())));
-        assert_eq!(verify(&verifier, &headers, BODY).unwrap_err(), VerifyError::Mismatch);
+        assert_eq!(
+            verify(&verifier, &headers, BODY).unwrap_err(),
+            VerifyError::Mismatch
+        );
     }
 
     #[test]
     fn accepts_either_secret_during_a_rotation() {
-        let verifier = ShopifyVerifier::new(vec![secret("new", "shpss_new"), secret("old", "shpss_old")]);
-        let by_old = verify(&verifier, &request_headers(Some(&sign("shpss_old", BODY.as_bytes()))), BODY);
+        let verifier =
+            ShopifyVerifier::new(vec![secret("new", "shpss_new"), secret("old", "shpss_old")]);
+        let by_old = verify(
+            &verifier,
+            &request_headers(Some(&sign("shpss_old", BODY.as_bytes()))),
+            BODY,
+        );
         assert_eq!(by_old.unwrap().secret_id(), "old");
-        let by_new = verify(&verifier, &request_headers(Some(&sign("shpss_new", BODY.as_bytes()))), BODY);
+        let by_new = verify(
+            &verifier,
+            &request_headers(Some(&sign("shpss_new", BODY.as_bytes()))),
+            BODY,
+        );
         assert_eq!(by_new.unwrap().secret_id(), "new");
         let retired = ShopifyVerifier::new(vec![secret("new", "shpss_new")]);
-        let after = verify(&retired, &request_headers(Some(&sign("shpss_old", BODY.as_bytes()))), BODY);
+        let after = verify(
+            &retired,
+            &request_headers(Some(&sign("shpss_old", BODY.as_bytes()))),
+            BODY,
+        );
         assert_eq!(after.unwrap_err(), VerifyError::Mismatch);
     }
 
     #[test]
     fn rejects_a_missing_or_malformed_header() {
         let verifier = ShopifyVerifier::new(vec![secret("current", "shpss_current")]);
-        assert_eq!(verify(&verifier, &request_headers(None), BODY).unwrap_err(), VerifyError::Missing);
+        assert_eq!(
+            verify(&verifier, &request_headers(None), BODY).unwrap_err(),
+            VerifyError::Missing
+        );
         let not_base64 = request_headers(Some("not base64!"));
-        assert_eq!(verify(&verifier, &not_base64, BODY).unwrap_err(), VerifyError::Malformed);
+        assert_eq!(
+            verify(&verifier, &not_base64, BODY).unwrap_err(),
+            VerifyError::Malformed
+        );
         let too_short = request_headers(Some("c2hvcnQ="));
-        assert_eq!(verify(&verifier, &too_short, BODY).unwrap_err(), VerifyError::Malformed);
+        assert_eq!(
+            verify(&verifier, &too_short, BODY).unwrap_err(),
+            VerifyError::Malformed
+        );
     }
 
     #[test]
     fn a_body_without_an_order_id_is_keyed_by_its_event() {
         let verifier = ShopifyVerifier::new(vec![secret("current", "s")]);
         let body = "not json";
-        let verified = verify(&verifier, &request_headers(Some(&sign("s", body.as_bytes()))), body).unwrap();
+        let verified = verify(
+            &verifier,
+            &request_headers(Some(&sign("s", body.as_bytes()))),
+            body,
+        )
+        .unwrap();
         assert_eq!(
             verified.record_key(),
             "shopify:example-store.myshopify.com:event:b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
@@ -221,7 +286,13 @@ mod tests {
 
     #[test]
     fn refunds_are_keyed_by_their_order() {
-        assert_eq!(order_id("refunds/create", br#"{"id":9,"order_id":450789469}"#).as_deref(), Some("450789469"));
-        assert_eq!(order_id("orders/updated", br#"{"id":450789469}"#).as_deref(), Some("450789469"));
+        assert_eq!(
+            order_id("refunds/create", br#"{"id":9,"order_id":450789469}"#).as_deref(),
+            Some("450789469")
+        );
+        assert_eq!(
+            order_id("orders/updated", br#"{"id":450789469}"#).as_deref(),
+            Some("450789469")
+        );
     }
 }

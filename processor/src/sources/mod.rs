@@ -110,7 +110,10 @@ mod golden {
     }
 
     /// What ingest would have put in the headers, per source.
-    fn header_fields(source: Source, headers: &BTreeMap<String, String>) -> (String, String, String) {
+    fn header_fields(
+        source: Source,
+        headers: &BTreeMap<String, String>,
+    ) -> (String, String, String) {
         let get = |name: &str| {
             headers
                 .iter()
@@ -142,8 +145,10 @@ mod golden {
             assert!(!cases.is_empty(), "no fixtures for {source}");
             for case in cases {
                 let name = format!("{source}/{}", case.file_name().unwrap().to_string_lossy());
-                let headers: BTreeMap<String, String> =
-                    serde_json::from_str(&std::fs::read_to_string(case.join("headers.json")).unwrap()).unwrap();
+                let headers: BTreeMap<String, String> = serde_json::from_str(
+                    &std::fs::read_to_string(case.join("headers.json")).unwrap(),
+                )
+                .unwrap();
                 let body = std::fs::read(case.join("body.json")).unwrap();
                 let (account, event_type, event_id) = header_fields(*source, &headers);
                 let raw = RawRecord {
@@ -161,10 +166,15 @@ mod golden {
                 let result = normalize(&raw);
                 let expected_error = case.join("expected_error.txt");
                 if expected_error.exists() {
-                    let class = std::fs::read_to_string(&expected_error).unwrap().trim().to_owned();
+                    let class = std::fs::read_to_string(&expected_error)
+                        .unwrap()
+                        .trim()
+                        .to_owned();
                     match result {
                         Err(err) if err.class() == class => {}
-                        other => failures.push(format!("{name}: expected error {class}, got {other:?}")),
+                        other => {
+                            failures.push(format!("{name}: expected error {class}, got {other:?}"))
+                        }
                     }
                     checked += 1;
                     continue;
@@ -195,7 +205,12 @@ mod golden {
                 checked += 1;
             }
         }
-        assert!(failures.is_empty(), "{} fixture(s) differ:\n{}", failures.len(), failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "{} fixture(s) differ:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
         assert!(checked >= 7, "only {checked} fixtures checked");
     }
 }

@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use orderbridge_schemas::{
-    order_key, Address, Customer, EventType, Lineage, LineItem, OrderEvent, OrderStatus,
+    order_key, Address, Customer, EventType, LineItem, Lineage, OrderEvent, OrderStatus,
     PaymentStatus, Source, Totals,
 };
 use rust_decimal::Decimal;
@@ -35,8 +35,15 @@ impl Normalizer for ShopifyNormalizer {
     }
 }
 
-fn order_event(raw: &RawRecord<'_>, event_type: EventType, order: Order) -> Result<OrderEvent, NormalizeError> {
-    let id = order.id.ok_or_else(|| invalid("order has no id"))?.to_string();
+fn order_event(
+    raw: &RawRecord<'_>,
+    event_type: EventType,
+    order: Order,
+) -> Result<OrderEvent, NormalizeError> {
+    let id = order
+        .id
+        .ok_or_else(|| invalid("order has no id"))?
+        .to_string();
     let currency = order
         .currency
         .map(|c| c.trim().to_ascii_uppercase())
@@ -60,21 +67,41 @@ fn order_event(raw: &RawRecord<'_>, event_type: EventType, order: Order) -> Resu
             .sum::<Result<Decimal, _>>()?,
     };
     let totals = Totals {
-        total: money("total_price", order.current_total_price.or(order.total_price))?,
-        subtotal: money("subtotal_price", order.current_subtotal_price.or(order.subtotal_price))?,
+        total: money(
+            "total_price",
+            order.current_total_price.or(order.total_price),
+        )?,
+        subtotal: money(
+            "subtotal_price",
+            order.current_subtotal_price.or(order.subtotal_price),
+        )?,
         tax: money("total_tax", order.current_total_tax.or(order.total_tax))?,
         shipping,
-        discount: money("total_discounts", order.current_total_discounts.or(order.total_discounts))?,
+        discount: money(
+            "total_discounts",
+            order.current_total_discounts.or(order.total_discounts),
+        )?,
     };
 
-    let customer_name = order.customer.as_ref().and_then(|c| full_name(&c.first_name, &c.last_name));
+    let customer_name = order
+        .customer
+        .as_ref()
+        .and_then(|c| full_name(&c.first_name, &c.last_name));
     let email = trimmed(order.email)
         .or_else(|| trimmed(order.contact_email))
-        .or_else(|| order.customer.as_ref().and_then(|c| trimmed(c.email.clone())));
+        .or_else(|| {
+            order
+                .customer
+                .as_ref()
+                .and_then(|c| trimmed(c.email.clone()))
+        });
     let customer = match (&order.customer, &email) {
         (None, None) => None,
         (customer, _) => Some(Customer {
-            id: customer.as_ref().and_then(|c| c.id.as_ref()).map(ToString::to_string),
+            id: customer
+                .as_ref()
+                .and_then(|c| c.id.as_ref())
+                .map(ToString::to_string),
             email,
             name: customer_name,
         }),
@@ -89,7 +116,9 @@ fn order_event(raw: &RawRecord<'_>, event_type: EventType, order: Order) -> Resu
         event_type,
         status: if cancelled {
             OrderStatus::Cancelled
-        } else if order.closed_at.is_some() && order.fulfillment_status.as_deref() == Some("fulfilled") {
+        } else if order.closed_at.is_some()
+            && order.fulfillment_status.as_deref() == Some("fulfilled")
+        {
             OrderStatus::Closed
         } else {
             match order.fulfillment_status.as_deref() {
@@ -135,7 +164,9 @@ fn order_event(raw: &RawRecord<'_>, event_type: EventType, order: Order) -> Resu
 }
 
 fn line_item(line: Line) -> Result<LineItem, NormalizeError> {
-    let quantity = line.quantity.ok_or_else(|| invalid("line item has no quantity"))?;
+    let quantity = line
+        .quantity
+        .ok_or_else(|| invalid("line item has no quantity"))?;
     // Shopify recommends discount_allocations over the older total_discount, which only
     // holds discounts set through draft orders, scripts or the API.
     let discount = if line.discount_allocations.is_empty() {
@@ -149,7 +180,9 @@ fn line_item(line: Line) -> Result<LineItem, NormalizeError> {
     Ok(LineItem {
         line_id: line.id.map(|id| id.to_string()),
         sku: trimmed(line.sku),
-        title: trimmed(line.title).or_else(|| trimmed(line.name)).unwrap_or_default(),
+        title: trimmed(line.title)
+            .or_else(|| trimmed(line.name))
+            .unwrap_or_default(),
         quantity,
         unit_price: money("line_items.price", line.price)?,
         discount,
@@ -363,26 +396,50 @@ mod tests {
 
     #[test]
     fn an_unknown_topic_is_unsupported_not_guessed() {
-        let err = ShopifyNormalizer.normalize(&raw("products/update", b"{}")).unwrap_err();
+        let err = ShopifyNormalizer
+            .normalize(&raw("products/update", b"{}"))
+            .unwrap_err();
         assert_eq!(err.class(), "unsupported");
     }
 
     #[test]
     fn garbage_is_unparseable_and_a_missing_id_invalid() {
-        assert_eq!(ShopifyNormalizer.normalize(&raw("orders/create", b"<html>")).unwrap_err().class(), "unparseable");
+        assert_eq!(
+            ShopifyNormalizer
+                .normalize(&raw("orders/create", b"<html>"))
+                .unwrap_err()
+                .class(),
+            "unparseable"
+        );
         let no_id = br#"{"currency":"USD"}"#;
-        assert_eq!(ShopifyNormalizer.normalize(&raw("orders/create", no_id)).unwrap_err().class(), "invalid");
+        assert_eq!(
+            ShopifyNormalizer
+                .normalize(&raw("orders/create", no_id))
+                .unwrap_err()
+                .class(),
+            "invalid"
+        );
         let bad_amount = br#"{"id":1,"currency":"USD","total_price":"12,50"}"#;
-        let err = ShopifyNormalizer.normalize(&raw("orders/create", bad_amount)).unwrap_err();
+        let err = ShopifyNormalizer
+            .normalize(&raw("orders/create", bad_amount))
+            .unwrap_err();
         assert!(err.to_string().contains("total_price"), "{err}");
     }
 
     #[test]
     fn timestamps_become_utc() {
         let body = br#"{"id":1,"currency":"usd","created_at":"2025-04-22T14:30:00-05:00"}"#;
-        let event = ShopifyNormalizer.normalize(&raw("orders/create", body)).unwrap();
-        assert_eq!(event.source_created_at.unwrap().to_rfc3339(), "2025-04-22T19:30:00+00:00");
+        let event = ShopifyNormalizer
+            .normalize(&raw("orders/create", body))
+            .unwrap();
+        assert_eq!(
+            event.source_created_at.unwrap().to_rfc3339(),
+            "2025-04-22T19:30:00+00:00"
+        );
         assert_eq!(event.currency, "USD");
-        assert_eq!(event.version, event.source_created_at.unwrap().timestamp_millis());
+        assert_eq!(
+            event.version,
+            event.source_created_at.unwrap().timestamp_millis()
+        );
     }
 }

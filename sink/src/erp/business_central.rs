@@ -91,12 +91,18 @@ impl BusinessCentral {
     /// When the HTTP client cannot be built.
     pub fn new(config: BusinessCentralConfig) -> Result<Self, ErpSetupError> {
         if config.default_customer_number.trim().is_empty() {
-            return Err(ErpSetupError::Config("business-central: default_customer_number is empty".into()));
+            return Err(ErpSetupError::Config(
+                "business-central: default_customer_number is empty".into(),
+            ));
         }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.request_timeout_ms))
             .build()?;
-        Ok(Self { config, http, token: Mutex::new(None) })
+        Ok(Self {
+            config,
+            http,
+            token: Mutex::new(None),
+        })
     }
 
     fn company_url(&self, entity: &str) -> String {
@@ -121,7 +127,10 @@ impl BusinessCentral {
             access_token: String,
             expires_in: Option<u64>,
         }
-        let url = self.config.token_url.replace("{tenant}", &self.config.tenant_id);
+        let url = self
+            .config
+            .token_url
+            .replace("{tenant}", &self.config.tenant_id);
         let response = self
             .http
             .post(url)
@@ -143,10 +152,14 @@ impl BusinessCentral {
                 Err(ErpError::Transient { reason, .. } | ErpError::Rejected { reason }) => reason,
                 Ok(()) => status.to_string(),
             };
-            return Err(ErpError::Transient { reason: format!("token endpoint: {reason}"), retry_after: super::status::retry_after(&headers) });
+            return Err(ErpError::Transient {
+                reason: format!("token endpoint: {reason}"),
+                retry_after: super::status::retry_after(&headers),
+            });
         }
-        let parsed: TokenResponse = serde_json::from_str(&body)
-            .map_err(|err| ErpError::transient(format!("token endpoint sent an unreadable token: {err}")))?;
+        let parsed: TokenResponse = serde_json::from_str(&body).map_err(|err| {
+            ErpError::transient(format!("token endpoint sent an unreadable token: {err}"))
+        })?;
         let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(3600));
         let value = parsed.access_token;
         *token = Some(Token {
@@ -162,7 +175,12 @@ impl BusinessCentral {
 
     /// Sends one API request with a bearer token; on 401 fetches a new token and tries once
     /// more. Returns the status and parsed JSON body after the status table accepted it.
-    async fn call(&self, method: Method, url: &str, body: Option<&Value>) -> Result<(StatusCode, Value), ErpError> {
+    async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), ErpError> {
         for attempt in 0..2 {
             let token = self.bearer().await?;
             let mut request = self.http.request(method.clone(), url).bearer_auth(token);
@@ -172,32 +190,49 @@ impl BusinessCentral {
             let response = request.send().await.map_err(|err| transport(&err))?;
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED && attempt == 0 {
-                tracing::info!(erp = "business-central", "token refused; fetching a new one");
+                tracing::info!(
+                    erp = "business-central",
+                    "token refused; fetching a new one"
+                );
                 self.forget_token().await;
                 continue;
             }
             let headers = response.headers().clone();
             let text = response.text().await.map_err(|err| transport(&err))?;
             classify(status, &headers, &text)?;
-            let json = if text.trim().is_empty() { Value::Null } else {
-                serde_json::from_str(&text).map_err(|err| ErpError::transient(format!("unreadable response: {err}")))?
+            let json = if text.trim().is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text)
+                    .map_err(|err| ErpError::transient(format!("unreadable response: {err}")))?
             };
             return Ok((status, json));
         }
-        Err(ErpError::transient("401 after a fresh token (check the app's permissions in BC)"))
+        Err(ErpError::transient(
+            "401 after a fresh token (check the app's permissions in BC)",
+        ))
     }
 
     async fn find_order(&self, reference: &str) -> Result<Option<Value>, ErpError> {
         // OData string literals escape a quote by doubling it; references never hold one,
         // but the filter must stay well-formed whatever the reference.
-        let filter = format!("externalDocumentNumber eq '{}'", reference.replace('\'', "''"));
+        let filter = format!(
+            "externalDocumentNumber eq '{}'",
+            reference.replace('\'', "''")
+        );
         let url = reqwest::Url::parse_with_params(
             &self.company_url("salesOrders"),
-            &[("$filter", filter.as_str()), ("$select", "id,number,externalDocumentNumber,status")],
+            &[
+                ("$filter", filter.as_str()),
+                ("$select", "id,number,externalDocumentNumber,status"),
+            ],
         )
         .map_err(|err| ErpError::transient(format!("bad BC URL (check api_url): {err}")))?;
         let (_, body) = self.call(Method::GET, url.as_str(), None).await?;
-        Ok(body.get("value").and_then(Value::as_array).and_then(|found| found.first().cloned()))
+        Ok(body
+            .get("value")
+            .and_then(Value::as_array)
+            .and_then(|found| found.first().cloned()))
     }
 
     fn order_body(&self, event: &OrderEvent, reference: &str) -> Result<Value, ErpError> {
@@ -205,10 +240,12 @@ impl BusinessCentral {
             .line_items
             .iter()
             .map(|line| {
-                let item = line
-                    .sku
-                    .as_deref()
-                    .ok_or_else(|| ErpError::rejected(format!("line {:?} has no SKU to use as the BC item number", line.title)))?;
+                let item = line.sku.as_deref().ok_or_else(|| {
+                    ErpError::rejected(format!(
+                        "line {:?} has no SKU to use as the BC item number",
+                        line.title
+                    ))
+                })?;
                 Ok(json!({
                     "lineType": "Item",
                     "lineObjectNumber": item,
@@ -255,7 +292,8 @@ impl ErpClient for BusinessCentral {
             return Ok(Upserted::Skipped);
         }
         let body = self.order_body(event, &reference)?;
-        self.call(Method::POST, &self.company_url("salesOrders"), Some(&body)).await?;
+        self.call(Method::POST, &self.company_url("salesOrders"), Some(&body))
+            .await?;
         Ok(Upserted::Created)
     }
 }

@@ -72,12 +72,17 @@ pub enum ErpError {
 impl ErpError {
     /// A transient error without a retry hint.
     pub fn transient(reason: impl Into<String>) -> Self {
-        ErpError::Transient { reason: reason.into(), retry_after: None }
+        ErpError::Transient {
+            reason: reason.into(),
+            retry_after: None,
+        }
     }
 
     /// A permanent rejection.
     pub fn rejected(reason: impl Into<String>) -> Self {
-        ErpError::Rejected { reason: reason.into() }
+        ErpError::Rejected {
+            reason: reason.into(),
+        }
     }
 }
 
@@ -118,7 +123,9 @@ impl Default for ErpConfig {
 pub async fn build(config: &ErpConfig) -> Result<Arc<dyn ErpClient>, ErpSetupError> {
     Ok(match config {
         ErpConfig::Sql(sql) => Arc::new(sql::SqlErp::connect(sql).await?),
-        ErpConfig::BusinessCentral(bc) => Arc::new(business_central::BusinessCentral::new(bc.clone())?),
+        ErpConfig::BusinessCentral(bc) => {
+            Arc::new(business_central::BusinessCentral::new(bc.clone())?)
+        }
     })
 }
 

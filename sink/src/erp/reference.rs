@@ -21,7 +21,11 @@ pub fn external_reference(order_key: &str) -> String {
     let account = parts.next().unwrap_or_default();
     let order_id = parts.next().unwrap_or_default();
 
-    let prefix: String = sanitize(source).chars().filter(|c| *c != '-').take(4).collect();
+    let prefix: String = sanitize(source)
+        .chars()
+        .filter(|c| *c != '-')
+        .take(4)
+        .collect();
     let account_hash = hex::encode_upper(&Sha256::digest(account.as_bytes())[..3]);
     let head = format!("{prefix}-{account_hash}-");
     let id = sanitize(order_id);
@@ -37,7 +41,13 @@ pub fn external_reference(order_key: &str) -> String {
 
 fn sanitize(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 
@@ -48,13 +58,18 @@ mod tests {
     fn fits(reference: &str) -> bool {
         !reference.is_empty()
             && reference.len() <= MAX_LEN
-            && reference.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
+            && reference
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
     }
 
     #[test]
     fn shopify_ids_stay_readable() {
         let reference = external_reference("shopify:example-store.myshopify.com:450789469");
-        assert!(reference.starts_with("SHOP-") && reference.ends_with("-450789469"), "{reference}");
+        assert!(
+            reference.starts_with("SHOP-") && reference.ends_with("-450789469"),
+            "{reference}"
+        );
         assert!(fits(&reference));
     }
 
@@ -77,6 +92,9 @@ mod tests {
             assert!(fits(&reference), "{key} -> {reference}");
         }
         // Two ids that sanitize to the same text must not collide.
-        assert_ne!(external_reference("shopify:s:a/b"), external_reference("shopify:s:a.b"));
+        assert_ne!(
+            external_reference("shopify:s:a/b"),
+            external_reference("shopify:s:a.b")
+        );
     }
 }

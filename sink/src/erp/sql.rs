@@ -28,7 +28,9 @@ pub struct SqlConfig {
 
 impl Default for SqlConfig {
     fn default() -> Self {
-        Self { url: "sqlite://orderbridge.db".into() }
+        Self {
+            url: "sqlite://orderbridge.db".into(),
+        }
     }
 }
 
@@ -129,27 +131,33 @@ impl SqlErp {
     /// # Errors
     /// When the database cannot be opened or the tables created.
     pub async fn connect(config: &SqlConfig) -> Result<Self, ErpSetupError> {
-        let pool = if config.url.starts_with("postgres://") || config.url.starts_with("postgresql://") {
-            Pool::Postgres(
-                PgPoolOptions::new()
-                    .max_connections(8)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect(&config.url)
-                    .await?,
-            )
-        } else if config.url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(&config.url)?
-                .create_if_missing(true)
-                // WAL lets readers (an ERP import, `sqlite3` in a shell) read while we write.
-                .journal_mode(SqliteJournalMode::Wal)
-                .busy_timeout(Duration::from_secs(10));
-            Pool::Sqlite(SqlitePoolOptions::new().max_connections(4).connect_with(options).await?)
-        } else {
-            return Err(ErpSetupError::Config(format!(
-                "sink.erp.url must start with sqlite: or postgres:// (got a {}-character URL)",
-                config.url.len()
-            )));
-        };
+        let pool =
+            if config.url.starts_with("postgres://") || config.url.starts_with("postgresql://") {
+                Pool::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(8)
+                        .acquire_timeout(Duration::from_secs(10))
+                        .connect(&config.url)
+                        .await?,
+                )
+            } else if config.url.starts_with("sqlite:") {
+                let options = SqliteConnectOptions::from_str(&config.url)?
+                    .create_if_missing(true)
+                    // WAL lets readers (an ERP import, `sqlite3` in a shell) read while we write.
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(10));
+                Pool::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(4)
+                        .connect_with(options)
+                        .await?,
+                )
+            } else {
+                return Err(ErpSetupError::Config(format!(
+                    "sink.erp.url must start with sqlite: or postgres:// (got a {}-character URL)",
+                    config.url.len()
+                )));
+            };
         let erp = Self { pool };
         erp.create_tables().await?;
         Ok(erp)
@@ -234,7 +242,11 @@ macro_rules! upsert_in {
                     // Another writer got a newer version in between.
                     return Ok(Upserted::Stale);
                 }
-                sqlx::query(DELETE_LINES).bind(&event.order_key).execute(&mut *$tx).await.map_err(db_error)?;
+                sqlx::query(DELETE_LINES)
+                    .bind(&event.order_key)
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err(db_error)?;
                 for (index, line) in event.line_items.iter().enumerate() {
                     sqlx::query(INSERT_LINE)
                         .bind(&event.order_key)
@@ -250,7 +262,11 @@ macro_rules! upsert_in {
                         .await
                         .map_err(db_error)?;
                 }
-                Ok(if stored.is_some() { Upserted::Updated } else { Upserted::Created })
+                Ok(if stored.is_some() {
+                    Upserted::Updated
+                } else {
+                    Upserted::Created
+                })
             }
         }
     }};
@@ -281,10 +297,16 @@ impl ErpClient for SqlErp {
 }
 
 /// Database errors: constraint and data errors are this order's fault; everything else
-/// (connection, pool, lock timeouts, I/O) is transient.
+/// (connection, pool, lock timeouts, I/O) is transient. `sqlx::Error` is non-exhaustive, so
+/// the rest is matched by a wildcard, and the safe side of an unknown error is "retry".
+#[allow(clippy::wildcard_enum_match_arm)]
 fn db_error(err: sqlx::Error) -> ErpError {
     match &err {
-        sqlx::Error::Database(db) if db.is_check_violation() || db.is_foreign_key_violation() || db.is_unique_violation() => {
+        sqlx::Error::Database(db)
+            if db.is_check_violation()
+                || db.is_foreign_key_violation()
+                || db.is_unique_violation() =>
+        {
             ErpError::rejected(format!("database refused the order: {db}"))
         }
         _ => ErpError::transient(format!("database: {err}")),
@@ -313,7 +335,13 @@ mod tests {
             payment_status: PaymentStatus::Paid,
             version,
             currency: "USD".into(),
-            totals: Totals { total: money(total), subtotal: money(total), tax: money("0"), shipping: money("0"), discount: money("0") },
+            totals: Totals {
+                total: money(total),
+                subtotal: money(total),
+                tax: money("0"),
+                shipping: money("0"),
+                discount: money("0"),
+            },
             line_items: (0..lines)
                 .map(|i| LineItem {
                     line_id: Some(i.to_string()),
@@ -345,22 +373,37 @@ mod tests {
     async fn erp() -> (SqlErp, SqlitePool, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("staging.db").display());
-        let erp = SqlErp::connect(&SqlConfig { url: url.clone() }).await.unwrap();
-        let Pool::Sqlite(pool) = erp.pool.clone() else { panic!("sqlite") };
+        let erp = SqlErp::connect(&SqlConfig { url: url.clone() })
+            .await
+            .unwrap();
+        let Pool::Sqlite(pool) = erp.pool.clone() else {
+            panic!("sqlite")
+        };
         (erp, pool, dir)
     }
 
     #[tokio::test]
     async fn creates_once_and_treats_a_redelivery_as_present() {
         let (erp, pool, _dir) = erp().await;
-        assert_eq!(erp.upsert(&event(1, "10.00", 2)).await.unwrap(), Upserted::Created);
-        assert_eq!(erp.upsert(&event(1, "10.00", 2)).await.unwrap(), Upserted::AlreadyPresent);
-        let (orders, lines): (i64, i64) = sqlx::query_as("SELECT (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM order_lines)")
+        assert_eq!(
+            erp.upsert(&event(1, "10.00", 2)).await.unwrap(),
+            Upserted::Created
+        );
+        assert_eq!(
+            erp.upsert(&event(1, "10.00", 2)).await.unwrap(),
+            Upserted::AlreadyPresent
+        );
+        let (orders, lines): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM order_lines)",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!((orders, lines), (1, 2));
+        let total: String = sqlx::query_scalar("SELECT total FROM orders")
             .fetch_one(&pool)
             .await
             .unwrap();
-        assert_eq!((orders, lines), (1, 2));
-        let total: String = sqlx::query_scalar("SELECT total FROM orders").fetch_one(&pool).await.unwrap();
         assert_eq!(total, "10.00", "money is stored exactly, as text");
     }
 
@@ -368,17 +411,33 @@ mod tests {
     async fn a_newer_version_replaces_lines_and_an_older_one_is_refused() {
         let (erp, pool, _dir) = erp().await;
         erp.upsert(&event(5, "10.00", 3)).await.unwrap();
-        assert_eq!(erp.upsert(&event(7, "12.00", 1)).await.unwrap(), Upserted::Updated);
-        assert_eq!(erp.upsert(&event(6, "11.00", 2)).await.unwrap(), Upserted::Stale);
-        let (version, total): (i64, String) = sqlx::query_as("SELECT version, total FROM orders").fetch_one(&pool).await.unwrap();
+        assert_eq!(
+            erp.upsert(&event(7, "12.00", 1)).await.unwrap(),
+            Upserted::Updated
+        );
+        assert_eq!(
+            erp.upsert(&event(6, "11.00", 2)).await.unwrap(),
+            Upserted::Stale
+        );
+        let (version, total): (i64, String) = sqlx::query_as("SELECT version, total FROM orders")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         assert_eq!((version, total.as_str()), (7, "12.00"));
-        let lines: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM order_lines").fetch_one(&pool).await.unwrap();
+        let lines: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM order_lines")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         assert_eq!(lines, 1);
     }
 
     #[tokio::test]
     async fn refuses_an_unknown_url_scheme() {
-        let err = SqlErp::connect(&SqlConfig { url: "mysql://x".into() }).await.unwrap_err();
+        let err = SqlErp::connect(&SqlConfig {
+            url: "mysql://x".into(),
+        })
+        .await
+        .unwrap_err();
         assert!(err.to_string().contains("sqlite:"), "{err}");
     }
 }

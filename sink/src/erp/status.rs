@@ -30,7 +30,10 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &str) -> Result<(
             Some(error) => Err(ErpError::rejected(format!("{status} with error: {error}"))),
             None => Ok(()),
         },
-        401 | 403 => Err(ErpError::transient(format!("{status} (check the ERP credentials): {}", message()))),
+        401 | 403 => Err(ErpError::transient(format!(
+            "{status} (check the ERP credentials): {}",
+            message()
+        ))),
         408 | 429 | 500..=599 => Err(ErpError::Transient {
             reason: format!("{status}: {}", message()),
             retry_after: retry_after(headers),
@@ -74,7 +77,11 @@ fn erp_message(body: &str) -> Option<String> {
     }
     let text = match serde_json::from_str::<serde_json::Value>(trimmed) {
         Ok(json) => json_error(trimmed)
-            .or_else(|| json.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+            .or_else(|| {
+                json.get("message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_owned)
+            })
             .unwrap_or_else(|| trimmed.to_owned()),
         Err(_) => trimmed.to_owned(),
     };
@@ -88,17 +95,25 @@ fn json_error(body: &str) -> Option<String> {
         serde_json::Value::Null => return None,
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Object(obj) => {
-            let code = obj.get("code").map(|c| c.to_string().trim_matches('"').to_owned());
+            let code = obj
+                .get("code")
+                .map(|c| c.to_string().trim_matches('"').to_owned());
             let message = obj
                 .get("message")
-                .and_then(|m| m.as_str().map(str::to_owned).or_else(|| m.get("value").and_then(|v| v.as_str()).map(str::to_owned)))
+                .and_then(|m| {
+                    m.as_str()
+                        .map(str::to_owned)
+                        .or_else(|| m.get("value").and_then(|v| v.as_str()).map(str::to_owned))
+                })
                 .unwrap_or_else(|| error.to_string());
             match code {
                 Some(code) => format!("{code}: {message}"),
                 None => message,
             }
         }
-        other => other.to_string(),
+        serde_json::Value::Bool(_) | serde_json::Value::Number(_) | serde_json::Value::Array(_) => {
+            error.to_string()
+        }
     };
     Some(cut(&text))
 }
@@ -116,11 +131,17 @@ fn cut(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use reqwest::header::{HeaderValue, RETRY_AFTER};
 
     fn check(status: u16, body: &str) -> Result<(), ErpError> {
-        classify(StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT), &HeaderMap::new(), body)
+        classify(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT),
+            &HeaderMap::new(),
+            body,
+        )
     }
 
     #[test]
@@ -134,7 +155,9 @@ mod tests {
     #[test]
     fn two_hundred_with_errors_is_rejected() {
         let body = r#"{"jsonrpc":"2.0","error":{"code":200,"message":"Odoo Server Error"}}"#;
-        assert!(matches!(check(200, body), Err(ErpError::Rejected { reason }) if reason.contains("Odoo Server Error")));
+        assert!(
+            matches!(check(200, body), Err(ErpError::Rejected { reason }) if reason.contains("Odoo Server Error"))
+        );
     }
 
     #[test]
@@ -148,17 +171,31 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
         for status in [408u16, 429, 500, 502, 503, 504] {
-            let result = classify(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), &headers, "");
+            let result = classify(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                &headers,
+                "",
+            );
             assert_eq!(
                 result,
                 Err(ErpError::Transient {
-                    reason: format!("{}: {}", StatusCode::from_u16(status).unwrap_or(StatusCode::OK), StatusCode::from_u16(status).unwrap_or(StatusCode::OK)),
+                    reason: format!(
+                        "{}: {}",
+                        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                        StatusCode::from_u16(status).unwrap_or(StatusCode::OK)
+                    ),
                     retry_after: Some(Duration::from_secs(7)),
                 }),
                 "{status}"
             );
         }
-        assert!(matches!(check(503, "maintenance"), Err(ErpError::Transient { retry_after: None, .. })));
+        assert!(matches!(
+            check(503, "maintenance"),
+            Err(ErpError::Transient {
+                retry_after: None,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -169,8 +206,12 @@ mod tests {
             err,
             ErpError::rejected("400 Bad Request: Application_DialogException: A customerNumber or a customerID must be provided.")
         );
-        assert!(matches!(check(404, "no such thing"), Err(ErpError::Rejected { reason }) if reason.contains("no such thing")));
-        assert!(matches!(check(422, &"x".repeat(2000)), Err(ErpError::Rejected { reason }) if reason.len() < 600));
+        assert!(
+            matches!(check(404, "no such thing"), Err(ErpError::Rejected { reason }) if reason.contains("no such thing"))
+        );
+        assert!(
+            matches!(check(422, &"x".repeat(2000)), Err(ErpError::Rejected { reason }) if reason.len() < 600)
+        );
     }
 
     #[test]

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The README's test command. On a fresh machine it installs what the suite needs (system
+# packages for the bundled librdkafka and TLS, rustfmt and clippy, the tansu broker), checks
+# formatting and lints, starts tansu on a free 127.0.0.1 port with in-memory storage, runs
+# the whole suite against it (KAFKA_BOOTSTRAP) and on librdkafka's mock cluster, and stops it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+step() { printf '\n==> %s\n' "$*"; }
+
+step "system packages"
+missing=()
+for pkg in gcc g++ make pkg-config libssl-dev zlib1g-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+else
+  echo "present"
+fi
+
+step "rustfmt and clippy"
+if command -v rustup >/dev/null 2>&1; then
+  rustup component add rustfmt clippy >/dev/null 2>&1 || true
+fi
+cargo fmt --version && cargo clippy --version
+
+step "tansu (Kafka-compatible broker)"
+if ! command -v tansu >/dev/null 2>&1; then
+  cargo install --locked tansu --features dynostore,libsql
+fi
+tansu --version 2>/dev/null || echo "tansu installed at $(command -v tansu)"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "starting tansu"
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port=""
+for _ in $(seq 1 50); do
+  candidate=$((20000 + RANDOM % 20000))
+  if port_free "$candidate"; then port=$candidate; break; fi
+done
+[ -n "$port" ] || { echo "no free port found" >&2; exit 1; }
+mkdir -p target
+tansu broker \
+  --listener-url "tcp://127.0.0.1:$port" \
+  --advertised-listener-url "tcp://127.0.0.1:$port" \
+  --storage-engine "memory://tansu/" >target/tansu.log 2>&1 &
+tansu_pid=$!
+trap 'kill "$tansu_pid" 2>/dev/null || true; wait "$tansu_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 300); do
+  if ! port_free "$port"; then break; fi
+  kill -0 "$tansu_pid" 2>/dev/null || { echo "tansu exited:" >&2; cat target/tansu.log >&2; exit 1; }
+  sleep 0.1 # polling the port, bounded by the loop
+done
+port_free "$port" && { echo "tansu did not open port $port" >&2; cat target/tansu.log >&2; exit 1; }
+echo "tansu listening on 127.0.0.1:$port"
+
+step "cargo test (mock cluster, and tansu at 127.0.0.1:$port)"
+export KAFKA_BOOTSTRAP="127.0.0.1:$port"
+export ORDERBRIDGE_REQUIRE_BROKER=1
+cargo test --workspace --all-targets -- --nocapture --test-threads 4
