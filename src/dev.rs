@@ -98,21 +98,19 @@ pub async fn run(args: &DevArgs, shutdown: CancellationToken) -> anyhow::Result<
         batch_linger_ms: 5,
         ..ProcessorConfig::default()
     };
-    let sink = SinkConfig {
-        group_id: "orderbridge-dev-sink".into(),
-        erp: ErpConfig::Sql(SqlConfig {
-            url: format!("sqlite://{}", args.db.display()),
-        }),
-        ..SinkConfig::default()
-    };
-    let ErpConfig::Sql(sql) = &sink.erp else {
-        unreachable!("dev writes SQL")
+    let sql = SqlConfig {
+        url: format!("sqlite://{}", args.db.display()),
     };
     let erp = Arc::new(
-        SqlErp::connect(sql)
+        SqlErp::connect(&sql)
             .await
             .context("opening the dev database")?,
     );
+    let sink = SinkConfig {
+        group_id: "orderbridge-dev-sink".into(),
+        erp: ErpConfig::Sql(sql),
+        ..SinkConfig::default()
+    };
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {} (is another dev running?)", args.listen))?;

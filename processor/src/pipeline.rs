@@ -240,58 +240,26 @@ impl Pipeline {
     async fn process_record(&self, message: &OwnedMessage) -> Result<Output, BatchError> {
         let (source, normalized) = normalize(message);
         let source_label = source.map_or("unknown", Source::as_str);
-        let error = match normalized {
+        let (class, reason): (&'static str, String) = match normalized {
             Ok(event) => match self.codec.encode(&event).await {
                 Ok(payload) => {
-                    let mut headers = OwnedHeaders::new();
-                    for key in [
-                        ob::SOURCE,
-                        ob::ACCOUNT,
-                        ob::EVENT_TYPE,
-                        ob::EVENT_ID,
-                        ob::RECEIVED_AT,
-                        ob::ORIGIN,
-                    ] {
-                        if let Some(value) = header_str(message, key) {
-                            headers = headers.insert(Header {
-                                key,
-                                value: Some(value),
-                            });
-                        }
-                    }
-                    headers = headers.insert(Header {
-                        key: ob::CONTENT_TYPE,
-                        value: Some(CANONICAL_CONTENT_TYPE),
-                    });
-                    return Ok(Output {
-                        topic: self.topics.canonical.clone(),
-                        key: Some(event.order_key.into_bytes()),
-                        payload,
-                        headers,
-                        source: source_label,
-                        outcome: "canonical",
-                    });
+                    return Ok(self.canonical(message, event.order_key, payload, source_label))
                 }
                 Err(err) if err.is_retryable() => return Err(BatchError::Retry(err.to_string())),
-                Err(err) => (String::from("invalid"), err.to_string()),
+                // The event does not fit the schema (an amount beyond decimal(18,4)).
+                Err(err) => ("invalid", err.to_string()),
             },
-            Err(err) => (err.class().to_owned(), err.to_string()),
+            Err(err) => (err.class(), err.to_string()),
         };
-        let (class, reason) = error;
         tracing::warn!(
             source = source_label,
             event_id = header_str(message, ob::EVENT_ID).unwrap_or("-"),
             partition = message.partition(),
             offset = message.offset(),
-            class = %class,
+            class,
             reason = %reason,
             "dead-lettering raw record"
         );
-        let class: &'static str = match class.as_str() {
-            "unparseable" => "unparseable",
-            "unsupported" => "unsupported",
-            _ => "invalid",
-        };
         Ok(Output {
             topic: self.topics.dlq.clone(),
             key: message.key().map(<[u8]>::to_vec),
@@ -308,6 +276,44 @@ impl Pipeline {
             source: source_label,
             outcome: "dead_lettered",
         })
+    }
+
+    /// The canonical record for an encoded event, carrying the raw record's `ob-` headers.
+    fn canonical(
+        &self,
+        message: &OwnedMessage,
+        order_key: String,
+        payload: Vec<u8>,
+        source: &'static str,
+    ) -> Output {
+        let mut headers = OwnedHeaders::new();
+        for key in [
+            ob::SOURCE,
+            ob::ACCOUNT,
+            ob::EVENT_TYPE,
+            ob::EVENT_ID,
+            ob::RECEIVED_AT,
+            ob::ORIGIN,
+        ] {
+            if let Some(value) = header_str(message, key) {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value),
+                });
+            }
+        }
+        headers = headers.insert(Header {
+            key: ob::CONTENT_TYPE,
+            value: Some(CANONICAL_CONTENT_TYPE),
+        });
+        Output {
+            topic: self.topics.canonical.clone(),
+            key: Some(order_key.into_bytes()),
+            payload,
+            headers,
+            source,
+            outcome: "canonical",
+        }
     }
 
     async fn commit_transactionally(
@@ -336,8 +342,19 @@ impl Pipeline {
         let producer = self.producer.clone();
         let committed = tokio::task::spawn_blocking(move || {
             producer.send_offsets_to_transaction(&offsets, &group, KAFKA_TIMEOUT)?;
-            // Flushes every output, then commits them with the offsets atomically.
-            producer.commit_transaction(KAFKA_TIMEOUT)
+            // Flushes every output, then commits them with the offsets atomically. A
+            // retriable error leaves the transaction committing: the commit may be called
+            // again (librdkafka's documented recovery); anything else is handled by `abort`.
+            let mut attempts = 0;
+            loop {
+                match producer.commit_transaction(KAFKA_TIMEOUT) {
+                    Err(KafkaError::Transaction(err)) if err.is_retriable() && attempts < 3 => {
+                        attempts += 1;
+                        tracing::warn!(error = %err, attempts, "commit_transaction retriable; retrying");
+                    }
+                    result => return result,
+                }
+            }
         })
         .await
         .map_err(|join| BatchError::Fatal(ProcessorError::Join(join)))?;
@@ -352,6 +369,9 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Aborts the open transaction after `err`, so the batch can be retried. A fatal error
+    /// (the producer was fenced) or a failed abort ends the run instead: only a new producer
+    /// can go on.
     async fn abort(&self, err: KafkaError) -> BatchError {
         if is_fatal(&err) {
             return BatchError::Fatal(err.into());
@@ -379,7 +399,7 @@ impl Pipeline {
             }
             deliveries.push(self.producer.send(record, Timeout::After(KAFKA_TIMEOUT)));
         }
-        for result in futures_join(deliveries).await {
+        for result in futures::future::join_all(deliveries).await {
             if let Err((err, _)) = result {
                 return Err(BatchError::Retry(format!("delivery failed: {err}")));
             }
@@ -435,14 +455,6 @@ impl Pipeline {
         }
         self.consumer.unsubscribe();
     }
-}
-
-async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut results = Vec::with_capacity(futures.len());
-    for future in futures {
-        results.push(future.await);
-    }
-    results
 }
 
 /// Why a batch did not commit.

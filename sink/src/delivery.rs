@@ -144,11 +144,15 @@ impl Delivery {
             match self.settle(&message, &shutdown).await {
                 Some(Settled::Done | Settled::DeadLettered) => {
                     // The upsert (or dead letter) is done: only now may the offset move.
-                    self.consumer.store_offset(
-                        message.topic(),
-                        message.partition(),
-                        message.offset() + 1,
-                    )?;
+                    let next = message.offset() + 1;
+                    if let Err(err) =
+                        self.consumer
+                            .store_offset(message.topic(), message.partition(), next)
+                    {
+                        // The partition was revoked meanwhile; its new owner redelivers this
+                        // record and the idempotent upsert absorbs it.
+                        tracing::warn!(partition = message.partition(), offset = message.offset(), error = %err, "offset not stored");
+                    }
                 }
                 None => break, // shut down mid-retry: the record stays uncommitted
             }
