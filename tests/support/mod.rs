@@ -4,6 +4,7 @@
 
 pub mod bc_sim;
 pub mod pipeline;
+pub mod registry_sim;
 
 use std::future::Future;
 use std::time::Duration;
@@ -78,7 +79,9 @@ pub fn shopify_event(case: &str) -> orderbridge_schemas::OrderEvent {
         account: &account,
         event_type: &topic,
         event_id: &id,
-        received_at: chrono::Utc::now(),
+        // Milliseconds, as ingest's ob-received-at header carries it.
+        received_at: chrono::TimeZone::timestamp_millis_opt(&chrono::Utc, 1_745_350_202_000)
+            .unwrap(),
         origin: "webhook",
         topic: "orders.raw.v1",
         partition: 0,
