@@ -3,7 +3,7 @@
 //! processor suppresses duplicates by `X-Shopify-Webhook-Id`.
 //!
 //! After a secret rotation Shopify may keep signing with the old secret for up to an hour, so
-//! every active secret is tried. Each comparison is constant-time (`Mac::verify_slice`), and
+//! every active secret is tried. Each comparison is constant-time (`subtle`), and
 //! every secret is always tried, so the time taken does not tell which one matched.
 //!
 //! <https://shopify.dev/docs/apps/build/webhooks/verify-deliveries>
@@ -14,6 +14,7 @@ use hmac::{Hmac, Mac};
 use orderbridge_schemas::{headers as ob, Source};
 use serde::Deserialize;
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 use super::{
     header, identifier, verified, Verified, VerifiedParts, Verifier, VerifyError, WebhookRequest,
@@ -49,10 +50,14 @@ impl ShopifyVerifier {
 
 /// Base64 HMAC-SHA256 of `body` keyed with `secret`, as Shopify computes it.
 pub fn sign(secret: &str, body: &[u8]) -> String {
+    BASE64.encode(hmac_sha256(secret, body))
+}
+
+fn hmac_sha256(secret: &str, body: &[u8]) -> [u8; 32] {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(body);
-    BASE64.encode(mac.finalize().into_bytes())
+    mac.finalize().into_bytes().into()
 }
 
 impl Verifier for ShopifyVerifier {
@@ -68,12 +73,12 @@ impl Verifier for ShopifyVerifier {
         if signature.len() != 32 {
             return Err(VerifyError::Malformed);
         }
+        // Every secret is tried, and each comparison is constant-time, so neither the
+        // answer's timing nor its content says which secret (if any) came close.
         let mut matched = None;
         for secret in &self.secrets {
-            let mut mac = Hmac::<Sha256>::new_from_slice(secret.secret.expose().as_bytes())
-                .expect("HMAC takes any key length");
-            mac.update(request.body);
-            if mac.verify_slice(&signature).is_ok() && matched.is_none() {
+            let expected = hmac_sha256(secret.secret.expose(), request.body);
+            if bool::from(expected.ct_eq(signature.as_slice())) && matched.is_none() {
                 matched = Some(secret.id.clone());
             }
         }
