@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -15,7 +16,7 @@ use orderbridge_ingest::config::{NamedSecret, ShopifyConfig};
 use orderbridge_ingest::verify::shopify::sign;
 use orderbridge_ingest::IngestConfig;
 use orderbridge_processor::{Guarantee, ProcessorConfig};
-use orderbridge_runtime::{ensure_topics, KafkaSettings, Secret, TopicLayout};
+use orderbridge_runtime::{ensure_topics, KafkaSettings, Ops, Secret, TopicLayout};
 use orderbridge_schemas::{EmbeddedRegistry, OrderEventCodec, Topics};
 use orderbridge_sink::erp::sql::{SqlConfig, SqlErp};
 use orderbridge_sink::{ErpConfig, SinkConfig};
@@ -28,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 const DEV_SECRET: &str = "orderbridge-dev-secret";
 const DEV_SHOP: &str = "dev-store.myshopify.com";
 const DEV_PARTITIONS: i32 = 3;
+const DEV_FETCH_WAIT_MS: u64 = 20;
 
 /// Options of `orderbridge dev`.
 #[derive(Debug, clap::Args)]
@@ -96,6 +98,8 @@ pub async fn run(args: &DevArgs, shutdown: CancellationToken) -> anyhow::Result<
         },
         group_id: "orderbridge-dev-processor".into(),
         batch_linger_ms: 5,
+        // The mock broker holds an empty fetch for the whole wait: keep webhooks snappy.
+        fetch_wait_max_ms: DEV_FETCH_WAIT_MS,
         ..ProcessorConfig::default()
     };
     let sql = SqlConfig {
@@ -109,12 +113,18 @@ pub async fn run(args: &DevArgs, shutdown: CancellationToken) -> anyhow::Result<
     let sink = SinkConfig {
         group_id: "orderbridge-dev-sink".into(),
         erp: ErpConfig::Sql(sql),
+        fetch_wait_max_ms: DEV_FETCH_WAIT_MS,
         ..SinkConfig::default()
     };
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {} (is another dev running?)", args.listen))?;
 
+    let (processor_ops, sink_ops) = (Ops::new(None), Ops::new(None));
+    let ready = (
+        Arc::clone(&processor_ops.health),
+        Arc::clone(&sink_ops.health),
+    );
     let mut tasks = JoinSet::new();
     {
         let (kafka, topics, stop) = (kafka.clone(), topics.clone(), shutdown.clone());
@@ -132,7 +142,7 @@ pub async fn run(args: &DevArgs, shutdown: CancellationToken) -> anyhow::Result<
             shutdown.clone(),
         );
         tasks.spawn(async move {
-            orderbridge_processor::run(&processor, &kafka, &topics, codec, None, stop)
+            orderbridge_processor::run(&processor, &kafka, &topics, codec, processor_ops, stop)
                 .await
                 .context("processor")
         });
@@ -140,12 +150,26 @@ pub async fn run(args: &DevArgs, shutdown: CancellationToken) -> anyhow::Result<
     {
         let (kafka, topics, stop) = (kafka.clone(), topics.clone(), shutdown.clone());
         tasks.spawn(async move {
-            orderbridge_sink::run(&sink, &kafka, &topics, codec, erp, None, stop)
+            orderbridge_sink::run(&sink, &kafka, &topics, codec, erp, sink_ops, stop)
                 .await
                 .context("sink")
         });
     }
 
+    // Invite the first webhook only once processor and sink have joined their groups, so
+    // that it flows straight through instead of waiting for a rebalance.
+    let joined = async {
+        while !(ready.0.is_ready() && ready.1.is_ready()) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        () = joined => {}
+        () = tokio::time::sleep(Duration::from_secs(30)) => {
+            tracing::warn!("processor or sink has not joined its consumer group after 30 s");
+        }
+        () = shutdown.cancelled() => {}
+    }
     print_banner(args, &bootstrap, &topics);
 
     // Run until Ctrl-C, or until a service stops on its own (an error), which stops the rest.

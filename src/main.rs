@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use orderbridge_runtime::Ops;
 use orderbridge_schemas::{ConfluentRegistry, EmbeddedRegistry, OrderEventCodec, SchemaRegistry};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -78,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
                 &config.kafka,
                 &config.topics,
                 codec,
-                Some(ops),
+                Ops::new(Some(ops)),
                 shutdown,
             )
             .await?;
@@ -93,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
                 &config.topics,
                 codec,
                 erp,
-                Some(ops),
+                Ops::new(Some(ops)),
                 shutdown,
             )
             .await?;

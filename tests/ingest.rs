@@ -8,31 +8,21 @@ mod support;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use orderbridge_ingest::config::{NamedSecret, ShopifyConfig};
 use orderbridge_ingest::IngestConfig;
-use orderbridge_runtime::{Health, KafkaSettings, Secret};
+use orderbridge_runtime::KafkaSettings;
 use orderbridge_schemas::Topics;
 use rdkafka::mocking::MockCluster;
 use support::fixture;
-use support::pipeline::{get_text, post_shopify, SECRET};
+use support::pipeline::{get_text, ingest_router, post_shopify, SECRET};
 use tower::ServiceExt;
 
 fn router(kafka: &KafkaSettings, topics: &Topics, publish_timeout_ms: u64) -> axum::Router {
-    let mut config = IngestConfig {
+    let config = IngestConfig {
         body_limit_bytes: 64 * 1024,
         publish_timeout_ms,
         ..IngestConfig::default()
     };
-    config.sources.shopify = Some(ShopifyConfig {
-        secrets: vec![NamedSecret {
-            id: "test".into(),
-            secret: Secret::new(SECRET),
-        }],
-    });
-    let registry = prometheus::Registry::new();
-    let state =
-        orderbridge_ingest::IngestState::from_config(&config, kafka, topics, &registry).unwrap();
-    orderbridge_ingest::router(state, registry, Health::new())
+    ingest_router(kafka, topics, config)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

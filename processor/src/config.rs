@@ -32,6 +32,11 @@ pub struct ProcessorConfig {
     pub batch_max_records: usize,
     /// How long to wait to fill a batch once its first record arrived.
     pub batch_linger_ms: u64,
+    /// `fetch.wait.max.ms` of the raw-topic consumer: how long a fetch may wait for data.
+    /// Apache Kafka answers as soon as data arrives, so this mostly bounds idle polling;
+    /// brokers that do not wake waiting fetches (librdkafka's mock) add up to this much
+    /// latency, so `dev` turns it down.
+    pub fetch_wait_max_ms: u64,
     /// Address for `/metrics`, `/healthz`, `/readyz`.
     pub listen: SocketAddr,
 }
@@ -44,6 +49,7 @@ impl Default for ProcessorConfig {
             transactional_id: None,
             batch_max_records: 500,
             batch_linger_ms: 20,
+            fetch_wait_max_ms: 500,
             listen: SocketAddr::from(([0, 0, 0, 0], 9091)),
         }
     }

@@ -15,9 +15,8 @@ pub mod sources;
 
 use std::sync::Arc;
 
-use orderbridge_runtime::{ops_router, Health, KafkaSettings};
+use orderbridge_runtime::{KafkaSettings, Ops};
 use orderbridge_schemas::{OrderEventCodec, Topics};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Guarantee, ProcessorConfig};
@@ -44,7 +43,8 @@ pub enum ProcessorError {
     Join(#[from] tokio::task::JoinError),
 }
 
-/// Runs the processor until `shutdown`, serving ops endpoints on `ops_listener` if given.
+/// Runs the processor until `shutdown`, reporting through `ops` (metrics, and
+/// readiness once the consumer joined its group; served if it has a listener).
 ///
 /// # Errors
 /// When a client cannot be built or the pipeline fails fatally.
@@ -53,25 +53,12 @@ pub async fn run(
     kafka: &KafkaSettings,
     topics: &Topics,
     codec: Arc<OrderEventCodec>,
-    ops_listener: Option<TcpListener>,
+    mut ops: Ops,
     shutdown: CancellationToken,
 ) -> Result<(), ProcessorError> {
     config.validate().map_err(ProcessorError::Config)?;
-    let registry = prometheus::Registry::new();
-    let metrics = ProcessorMetrics::register(&registry)?;
-    let health = Health::new();
-    if let Some(listener) = ops_listener {
-        let app = ops_router(registry, Arc::clone(&health));
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-            {
-                tracing::error!(error = %err, "processor ops server failed");
-            }
-        });
-    }
-    let pipeline = Pipeline::new(kafka, topics, config, codec, metrics)?;
-    pipeline.run(health, shutdown).await
+    let metrics = ProcessorMetrics::register(&ops.registry)?;
+    ops.serve(&shutdown);
+    let pipeline = Pipeline::new(kafka, topics, config, codec, metrics, ops.health)?;
+    pipeline.run(shutdown).await
 }

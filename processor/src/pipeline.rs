@@ -20,7 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use orderbridge_runtime::{dlq_headers, header_str, Backoff, DeadLetter, Health, KafkaSettings};
+use orderbridge_runtime::{
+    dlq_headers, header_str, pause_after_consumer_error, Backoff, DeadLetter, GroupContext, Health,
+    KafkaSettings,
+};
 use orderbridge_schemas::{headers as ob, OrderEvent, OrderEventCodec, Source, Topics};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult};
@@ -45,10 +48,13 @@ const CANONICAL_CONTENT_TYPE: &str = "application/vnd.orderbridge.order-event.v1
 pub fn build_consumer(
     kafka: &KafkaSettings,
     config: &ProcessorConfig,
-) -> KafkaResult<StreamConsumer> {
+    health: Arc<Health>,
+) -> KafkaResult<StreamConsumer<GroupContext>> {
     let mut client = kafka.client_config();
     client
         .set("group.id", &config.group_id)
+        // Latency bound for brokers that hold empty fetches (see the config docs).
+        .set("fetch.wait.max.ms", config.fetch_wait_max_ms.to_string())
         // A new group starts from the oldest webhook still retained: nothing is skipped.
         .set("auto.offset.reset", "earliest")
         // Replays and backfills may be written transactionally; never read aborted writes.
@@ -63,7 +69,7 @@ pub fn build_consumer(
             .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false"),
     };
-    client.create()
+    client.create_with_context(GroupContext::new("processor", health))
 }
 
 /// Builds the canonical/DLQ producer. The one place these settings live.
@@ -98,9 +104,22 @@ struct Output {
     outcome: &'static str,
 }
 
+impl Output {
+    fn record(&self) -> FutureRecord<'_, Vec<u8>, Vec<u8>> {
+        let record = FutureRecord::to(&self.topic)
+            .payload(&self.payload)
+            .headers(self.headers.clone());
+        match &self.key {
+            Some(key) => record.key(key),
+            None => record,
+        }
+    }
+}
+
 /// The processor's loop; see the module docs.
 pub struct Pipeline {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<GroupContext>,
+    health: Arc<Health>,
     producer: FutureProducer,
     codec: Arc<OrderEventCodec>,
     topics: Topics,
@@ -119,11 +138,13 @@ impl Pipeline {
         config: &ProcessorConfig,
         codec: Arc<OrderEventCodec>,
         metrics: ProcessorMetrics,
+        health: Arc<Health>,
     ) -> Result<Self, ProcessorError> {
-        let consumer = build_consumer(kafka, config)?;
+        let consumer = build_consumer(kafka, config, Arc::clone(&health))?;
         consumer.subscribe(&[&topics.raw])?;
         Ok(Self {
             consumer,
+            health,
             producer: build_producer(kafka, config)?,
             codec,
             topics: topics.clone(),
@@ -132,22 +153,20 @@ impl Pipeline {
         })
     }
 
-    /// Runs until `shutdown` is cancelled or a fatal error.
+    /// Runs until `shutdown` is cancelled or a fatal error. The health given to
+    /// [`Pipeline::new`] turns ready when the consumer joins its group, and not ready when the
+    /// loop ends.
     ///
     /// # Errors
     /// A fatal Kafka error (e.g. the producer was fenced); the caller should exit so the
     /// process restarts from committed offsets.
-    pub async fn run(
-        self,
-        health: Arc<Health>,
-        shutdown: CancellationToken,
-    ) -> Result<(), ProcessorError> {
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ProcessorError> {
+        let health = Arc::clone(&self.health);
         if self.config.guarantee == Guarantee::ExactlyOnce {
             let producer = self.producer.clone();
             tokio::task::spawn_blocking(move || producer.init_transactions(KAFKA_TIMEOUT))
                 .await??;
         }
-        health.set_ready(true);
         tracing::info!(guarantee = ?self.config.guarantee, topic = %self.topics.raw, "processor running");
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
         while let Some(batch) = self.next_batch(&shutdown).await? {
@@ -202,7 +221,7 @@ impl Pipeline {
             };
             match received {
                 Ok(message) => break message.detach(),
-                Err(err) => consumer_error(err, shutdown).await?,
+                Err(err) => pause_after_consumer_error(err, shutdown).await?,
             }
         };
         let mut batch = vec![first];
@@ -328,12 +347,7 @@ impl Pipeline {
         self.producer.begin_transaction().map_err(transactional)?;
         let mut deliveries = Vec::with_capacity(outputs.len());
         for output in &outputs {
-            let mut record = FutureRecord::to(&output.topic)
-                .payload(&output.payload)
-                .headers(output.headers.clone());
-            if let Some(key) = &output.key {
-                record = record.key(key);
-            }
+            let record = output.record();
             match self.producer.send_result(record) {
                 Ok(delivery) => deliveries.push(delivery),
                 Err((err, _)) => return Err(self.abort(err).await),
@@ -391,12 +405,7 @@ impl Pipeline {
     ) -> Result<(), BatchError> {
         let mut deliveries = Vec::with_capacity(outputs.len());
         for output in &outputs {
-            let mut record = FutureRecord::to(&output.topic)
-                .payload(&output.payload)
-                .headers(output.headers.clone());
-            if let Some(key) = &output.key {
-                record = record.key(key);
-            }
+            let record = output.record();
             deliveries.push(self.producer.send(record, Timeout::After(KAFKA_TIMEOUT)));
         }
         for result in futures::future::join_all(deliveries).await {
@@ -483,27 +492,6 @@ fn is_fatal(err: &KafkaError) -> bool {
         err.rdkafka_error_code(),
         Some(rdkafka::types::RDKafkaErrorCode::Fatal)
     )
-}
-
-/// Consumer errors (broker down, partition EOF, a rebalance in progress) are reported by
-/// librdkafka while it recovers on its own: log, pause briefly, poll again. Only a fatal
-/// client error stops the loop.
-pub(crate) async fn consumer_error(
-    err: KafkaError,
-    shutdown: &CancellationToken,
-) -> Result<(), ProcessorError> {
-    if matches!(
-        err.rdkafka_error_code(),
-        Some(rdkafka::types::RDKafkaErrorCode::Fatal)
-    ) {
-        return Err(err.into());
-    }
-    tracing::warn!(error = %err, "consumer error; librdkafka is retrying");
-    tokio::select! {
-        () = shutdown.cancelled() => {}
-        () = tokio::time::sleep(Duration::from_millis(500)) => {}
-    }
-    Ok(())
 }
 
 /// For each partition, the offset after the batch's last record on it.

@@ -9,6 +9,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use orderbridge_schemas::Topics;
 
@@ -115,4 +116,73 @@ pub async fn ensure_topics(
         }
     }
     Ok(())
+}
+
+/// What to do after `recv()` returned an error. librdkafka reports broker trouble (all
+/// brokers down, a rebalance in progress) there while it recovers on its own, so: log, pause
+/// half a second (or until shutdown), poll again. Only a fatal client error is returned, for
+/// the caller to stop on.
+///
+/// # Errors
+/// `err` itself when librdkafka raised its fatal error.
+pub async fn pause_after_consumer_error(
+    err: KafkaError,
+    shutdown: &CancellationToken,
+) -> Result<(), KafkaError> {
+    if matches!(err.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal)) {
+        return Err(err);
+    }
+    tracing::warn!(error = %err, "consumer error; librdkafka is retrying");
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+    }
+    Ok(())
+}
+
+/// The consumer context of every OrderBridge consumer: it marks the service ready once the
+/// consumer has joined its group (a service that has not joined cannot do its job, and `dev`
+/// waits for this before it invites a webhook), and logs assignments and revocations.
+pub struct GroupContext {
+    role: &'static str,
+    health: std::sync::Arc<crate::Health>,
+}
+
+impl GroupContext {
+    /// A context for a consumer of `role` (`processor`, `sink`) reporting into `health`.
+    pub fn new(role: &'static str, health: std::sync::Arc<crate::Health>) -> Self {
+        Self { role, health }
+    }
+}
+
+impl rdkafka::ClientContext for GroupContext {}
+
+impl rdkafka::consumer::ConsumerContext for GroupContext {
+    fn post_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        use rdkafka::consumer::Rebalance;
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                self.health.set_ready(true);
+                tracing::info!(
+                    role = self.role,
+                    partitions = partitions.count(),
+                    "partitions assigned"
+                );
+            }
+            Rebalance::Revoke(partitions) => {
+                tracing::info!(
+                    role = self.role,
+                    partitions = partitions.count(),
+                    "partitions revoked"
+                );
+            }
+            Rebalance::Error(err) => {
+                tracing::warn!(role = self.role, error = %err, "rebalance failed")
+            }
+        }
+    }
 }

@@ -18,8 +18,10 @@ pub mod ops;
 
 pub use backoff::Backoff;
 pub use dlq::{dlq_headers, header_str, DeadLetter};
-pub use kafka::{ensure_topics, KafkaSettings, TopicLayout};
-pub use ops::{ops_router, Health};
+pub use kafka::{
+    ensure_topics, pause_after_consumer_error, GroupContext, KafkaSettings, TopicLayout,
+};
+pub use ops::{ops_router, spawn_ops_server, Health, Ops};
 pub mod secret;
 
 pub use secret::Secret;

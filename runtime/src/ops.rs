@@ -9,6 +9,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use prometheus::{Encoder, Registry, TextEncoder};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 /// Whether a service can do its job right now (`/readyz`). Starts not ready.
 #[derive(Debug, Default)]
@@ -47,6 +49,59 @@ pub fn ops_router(registry: Registry, health: Arc<Health>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(OpsState { registry, health })
+}
+
+/// How a service reports on itself: its metrics registry, its readiness, and where (if
+/// anywhere) to serve them.
+pub struct Ops {
+    /// Where the service registers its metrics.
+    pub registry: Registry,
+    /// Behind `/readyz`.
+    pub health: Arc<Health>,
+    /// Where to serve the endpoints; `None` in `dev` and tests that read metrics directly.
+    pub listener: Option<TcpListener>,
+}
+
+impl Ops {
+    /// Fresh metrics and a not-ready health, served on `listener` if given.
+    pub fn new(listener: Option<TcpListener>) -> Self {
+        Self {
+            registry: Registry::new(),
+            health: Health::new(),
+            listener,
+        }
+    }
+
+    /// Starts serving the endpoints in the background until `shutdown`, if there is a listener.
+    pub fn serve(&mut self, shutdown: &CancellationToken) {
+        if let Some(listener) = self.listener.take() {
+            spawn_ops_server(
+                listener,
+                self.registry.clone(),
+                Arc::clone(&self.health),
+                shutdown.clone(),
+            );
+        }
+    }
+}
+
+/// Serves [`ops_router`] on `listener` in the background until `shutdown`; for the services
+/// (processor, sink) whose only HTTP surface is this one.
+pub fn spawn_ops_server(
+    listener: TcpListener,
+    registry: Registry,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) {
+    let app = ops_router(registry, health);
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+        {
+            tracing::error!(error = %err, "ops server failed");
+        }
+    });
 }
 
 async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {

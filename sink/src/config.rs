@@ -19,6 +19,8 @@ pub struct SinkConfig {
     pub retry_initial_ms: u64,
     /// Longest retry delay (also the cap on an ERP's `Retry-After`), in milliseconds.
     pub retry_max_ms: u64,
+    /// `fetch.wait.max.ms` of the canonical-topic consumer (see the processor's setting).
+    pub fetch_wait_max_ms: u64,
     /// Address for `/metrics`, `/healthz`, `/readyz`.
     pub listen: SocketAddr,
 }
@@ -30,6 +32,7 @@ impl Default for SinkConfig {
             erp: ErpConfig::default(),
             retry_initial_ms: 200,
             retry_max_ms: 30_000,
+            fetch_wait_max_ms: 500,
             listen: SocketAddr::from(([0, 0, 0, 0], 9092)),
         }
     }

@@ -17,13 +17,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use orderbridge_runtime::{dlq_headers, Backoff, DeadLetter, Health, KafkaSettings};
+use orderbridge_runtime::{
+    dlq_headers, pause_after_consumer_error, Backoff, DeadLetter, GroupContext, Health,
+    KafkaSettings,
+};
 use orderbridge_schemas::{OrderEvent, OrderEventCodec, Topics};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 use rdkafka::Message;
 use tokio_util::sync::CancellationToken;
@@ -37,10 +39,16 @@ use crate::SinkError;
 ///
 /// # Errors
 /// When librdkafka rejects the configuration.
-pub fn build_consumer(kafka: &KafkaSettings, config: &SinkConfig) -> KafkaResult<StreamConsumer> {
+pub fn build_consumer(
+    kafka: &KafkaSettings,
+    config: &SinkConfig,
+    health: Arc<Health>,
+) -> KafkaResult<StreamConsumer<GroupContext>> {
     kafka
         .client_config()
         .set("group.id", &config.group_id)
+        // Latency bound for brokers that hold empty fetches (see the config docs).
+        .set("fetch.wait.max.ms", config.fetch_wait_max_ms.to_string())
         // Only events of committed processor transactions; never an aborted batch.
         .set("isolation.level", "read_committed")
         // A new group starts from the oldest canonical event still retained.
@@ -49,7 +57,7 @@ pub fn build_consumer(kafka: &KafkaSettings, config: &SinkConfig) -> KafkaResult
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set("partition.assignment.strategy", "cooperative-sticky")
-        .create()
+        .create_with_context(GroupContext::new("sink", health))
 }
 
 /// Builds the dead-letter producer. The one place these settings live.
@@ -75,7 +83,8 @@ enum Settled {
 
 /// The sink's loop.
 pub struct Delivery {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<GroupContext>,
+    health: Arc<Health>,
     dlq: FutureProducer,
     codec: Arc<OrderEventCodec>,
     erp: Arc<dyn ErpClient>,
@@ -96,11 +105,13 @@ impl Delivery {
         codec: Arc<OrderEventCodec>,
         erp: Arc<dyn ErpClient>,
         metrics: SinkMetrics,
+        health: Arc<Health>,
     ) -> Result<Self, SinkError> {
-        let consumer = build_consumer(kafka, config)?;
+        let consumer = build_consumer(kafka, config, Arc::clone(&health))?;
         consumer.subscribe(&[&topics.canonical])?;
         Ok(Self {
             consumer,
+            health,
             dlq: build_dlq_producer(kafka)?,
             codec,
             erp,
@@ -110,16 +121,13 @@ impl Delivery {
         })
     }
 
-    /// Runs until `shutdown` is cancelled.
+    /// Runs until `shutdown` is cancelled. The health given to [`Delivery::new`] turns ready
+    /// when the consumer joins its group, and not ready when the loop ends.
     ///
     /// # Errors
     /// When the consumer fails fatally.
-    pub async fn run(
-        self,
-        health: Arc<Health>,
-        shutdown: CancellationToken,
-    ) -> Result<(), SinkError> {
-        health.set_ready(true);
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), SinkError> {
+        let health = Arc::clone(&self.health);
         tracing::info!(erp = self.erp.name(), topic = %self.topics.canonical, "sink running");
         loop {
             let received = tokio::select! {
@@ -128,17 +136,9 @@ impl Delivery {
             };
             let message = match received {
                 Ok(message) => message.detach(),
-                // librdkafka reports broker trouble here while it recovers on its own; only a
-                // fatal client error stops the sink.
-                Err(err) if matches!(err.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal)) => {
-                    return Err(err.into())
-                }
                 Err(err) => {
-                    tracing::warn!(error = %err, "consumer error; librdkafka is retrying");
-                    tokio::select! {
-                        () = shutdown.cancelled() => break,
-                        () = tokio::time::sleep(Duration::from_millis(500)) => continue,
-                    }
+                    pause_after_consumer_error(err, &shutdown).await?;
+                    continue;
                 }
             };
             match self.settle(&message, &shutdown).await {

@@ -16,9 +16,8 @@ pub mod metrics;
 
 use std::sync::Arc;
 
-use orderbridge_runtime::{ops_router, Health, KafkaSettings};
+use orderbridge_runtime::{KafkaSettings, Ops};
 use orderbridge_schemas::{OrderEventCodec, Topics};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::SinkConfig;
@@ -43,8 +42,8 @@ pub enum SinkError {
     Metrics(#[from] prometheus::Error),
 }
 
-/// Runs the sink until `shutdown` with the ERP client `erp`, serving ops endpoints on
-/// `ops_listener` if given.
+/// Runs the sink until `shutdown` with the ERP client `erp`, reporting through `ops` (metrics, and
+/// readiness once the consumer joined its group; served if it has a listener).
 ///
 /// # Errors
 /// When a client cannot be built or the consumer fails.
@@ -54,26 +53,13 @@ pub async fn run(
     topics: &Topics,
     codec: Arc<OrderEventCodec>,
     erp: Arc<dyn ErpClient>,
-    ops_listener: Option<TcpListener>,
+    mut ops: Ops,
     shutdown: CancellationToken,
 ) -> Result<(), SinkError> {
     config.validate().map_err(SinkError::Config)?;
-    let registry = prometheus::Registry::new();
-    let metrics = SinkMetrics::register(&registry)?;
-    let health = Health::new();
-    if let Some(listener) = ops_listener {
-        let app = ops_router(registry, Arc::clone(&health));
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-            {
-                tracing::error!(error = %err, "sink ops server failed");
-            }
-        });
-    }
-    Delivery::new(kafka, topics, config, codec, erp, metrics)?
-        .run(health, shutdown)
+    let metrics = SinkMetrics::register(&ops.registry)?;
+    ops.serve(&shutdown);
+    Delivery::new(kafka, topics, config, codec, erp, metrics, ops.health)?
+        .run(shutdown)
         .await
 }

@@ -352,7 +352,7 @@ async fn create(
         (order, stall)
     };
     if let Some(delay) = stall {
-        tokio::time::sleep(delay).await; // the simulated slow ERP, not a test wait
+        tokio::time::sleep(delay).await; // the slow ERP: stalls past the client deadline
     }
     (StatusCode::CREATED, Json(order_json(&order))).into_response()
 }

@@ -81,24 +81,9 @@ impl Env {
         }
     }
 
-    /// The ingest router with a Shopify secret, and its metrics registry.
+    /// The ingest router with the test Shopify secret.
     pub fn ingest(&self) -> axum::Router {
-        let mut config = IngestConfig::default();
-        config.sources.shopify = Some(ShopifyConfig {
-            secrets: vec![NamedSecret {
-                id: "test".into(),
-                secret: Secret::new(SECRET),
-            }],
-        });
-        let registry = prometheus::Registry::new();
-        let state = orderbridge_ingest::IngestState::from_config(
-            &config,
-            &self.kafka,
-            &self.topics,
-            &registry,
-        )
-        .unwrap();
-        orderbridge_ingest::router(state, registry, Health::new())
+        ingest_router(&self.kafka, &self.topics, IngestConfig::default())
     }
 
     /// Starts the processor with `guarantee` until `shutdown`.
@@ -111,6 +96,7 @@ impl Env {
             guarantee,
             group_id: super::unique("processor"),
             batch_linger_ms: 5,
+            fetch_wait_max_ms: 50,
             ..ProcessorConfig::default()
         };
         let metrics = ProcessorMetrics::register(&prometheus::Registry::new()).unwrap();
@@ -120,10 +106,11 @@ impl Env {
             &config,
             Arc::clone(&self.codec),
             metrics,
+            Health::new(),
         )
         .unwrap();
         let stop = shutdown.clone();
-        tokio::spawn(async move { pipeline.run(Health::new(), stop).await.unwrap() })
+        tokio::spawn(async move { pipeline.run(stop).await.unwrap() })
     }
 
     /// Starts a sink in consumer group `group` writing to `erp`; its metrics go to `registry`.
@@ -138,6 +125,7 @@ impl Env {
             group_id: group.to_owned(),
             retry_initial_ms: 50,
             retry_max_ms: 1_000,
+            fetch_wait_max_ms: 50,
             ..SinkConfig::default()
         };
         let metrics = SinkMetrics::register(registry).unwrap();
@@ -154,10 +142,11 @@ impl Env {
             Arc::clone(&self.codec),
             erp,
             metrics,
+            Health::new(),
         )
         .unwrap();
         let stop = shutdown.clone();
-        tokio::spawn(async move { delivery.run(Health::new(), stop).await.unwrap() })
+        tokio::spawn(async move { delivery.run(stop).await.unwrap() })
     }
 
     /// Reads `topic` from the start with a fresh group until `count` records arrived.
@@ -185,6 +174,24 @@ impl Env {
         }
         records
     }
+}
+
+/// An ingest router on `kafka` with `config` plus the test Shopify secret.
+pub fn ingest_router(
+    kafka: &KafkaSettings,
+    topics: &Topics,
+    mut config: IngestConfig,
+) -> axum::Router {
+    config.sources.shopify = Some(ShopifyConfig {
+        secrets: vec![NamedSecret {
+            id: "test".into(),
+            secret: Secret::new(SECRET),
+        }],
+    });
+    let registry = prometheus::Registry::new();
+    let state =
+        orderbridge_ingest::IngestState::from_config(&config, kafka, topics, &registry).unwrap();
+    orderbridge_ingest::router(state, registry, Health::new())
 }
 
 /// Posts a Shopify webhook (signed with `SECRET` unless `signature` is given) to the router.
