@@ -14,7 +14,6 @@ use orderbridge_processor::Guarantee;
 use orderbridge_schemas::OrderEvent;
 use orderbridge_sink::erp::business_central::BusinessCentral;
 use orderbridge_sink::erp::external_reference;
-use orderbridge_sink::erp::sql::{SqlConfig, SqlErp};
 use orderbridge_sink::{ErpClient, ErpError, Upserted};
 use support::bc_sim::BcSim;
 use support::pipeline::{post_shopify, Env};
@@ -147,14 +146,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn restarting_the_sink_between_upsert_and_commit_leaves_one_staging_row() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("staging.db").display());
-    let erp = Arc::new(
-        SqlErp::connect(&SqlConfig { url: url.clone() })
-            .await
-            .unwrap(),
-    );
-    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let (erp, db, _dir) = support::staging_db().await;
     crash_between_upsert_and_commit(erp, |key| {
         let db = db.clone();
         async move {

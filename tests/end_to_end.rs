@@ -5,15 +5,12 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use orderbridge_processor::Guarantee;
 use orderbridge_runtime::header_str;
 use orderbridge_schemas::headers as ob;
-use orderbridge_sink::erp::sql::{SqlConfig, SqlErp};
-use sqlx::SqlitePool;
 use support::pipeline::{counter, get_text, post_shopify, Env};
 use support::{fixture, unique, wait_for};
 use tokio_util::sync::CancellationToken;
@@ -47,14 +44,7 @@ async fn end_to_end_on_a_real_broker_at_least_once() {
 }
 
 async fn end_to_end(env: &Env, guarantee: Guarantee) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("staging.db").display());
-    let erp = Arc::new(
-        SqlErp::connect(&SqlConfig { url: url.clone() })
-            .await
-            .unwrap(),
-    );
-    let db = SqlitePool::connect(&url).await.unwrap();
+    let (erp, db, _dir) = support::staging_db().await;
     let shutdown = CancellationToken::new();
     let sink_metrics = prometheus::Registry::new();
     let processor = env.spawn_processor(guarantee, &shutdown);
@@ -191,26 +181,8 @@ async fn end_to_end(env: &Env, guarantee: Guarantee) {
         .all(|m| rdkafka::Message::payload(m) != Some(forged.as_bytes())));
 
     // A newer update applies; an older one arriving late does not regress the order.
-    let newer = String::from_utf8(body.clone())
-        .unwrap()
-        .replace(
-            r#""updated_at":"2025-04-22T14:30:00-05:00""#,
-            r#""updated_at":"2025-04-23T10:00:00-05:00""#,
-        )
-        .replace(
-            r#""financial_status":"paid""#,
-            r#""financial_status":"refunded""#,
-        );
-    let older = String::from_utf8(body.clone())
-        .unwrap()
-        .replace(
-            r#""updated_at":"2025-04-22T14:30:00-05:00""#,
-            r#""updated_at":"2025-04-22T15:00:00-05:00""#,
-        )
-        .replace(
-            r#""financial_status":"paid""#,
-            r#""financial_status":"voided""#,
-        );
+    let newer = with_update(&body, "2025-04-23T10:00:00-05:00", "refunded");
+    let older = with_update(&body, "2025-04-22T15:00:00-05:00", "voided");
     let updated_headers: Vec<(String, String)> = headers
         .iter()
         .map(|(k, v)| {
@@ -249,4 +221,18 @@ async fn end_to_end(env: &Env, guarantee: Guarantee) {
     shutdown.cancel();
     processor.await.unwrap();
     sink.await.unwrap();
+}
+
+/// The basic order's body as an update made at `updated_at` with `financial_status`.
+fn with_update(body: &[u8], updated_at: &str, financial_status: &str) -> String {
+    String::from_utf8(body.to_vec())
+        .unwrap()
+        .replace(
+            r#""updated_at":"2025-04-22T14:30:00-05:00""#,
+            &format!(r#""updated_at":"{updated_at}""#),
+        )
+        .replace(
+            r#""financial_status":"paid""#,
+            &format!(r#""financial_status":"{financial_status}""#),
+        )
 }

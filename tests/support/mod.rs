@@ -90,3 +90,20 @@ pub fn shopify_event(case: &str) -> orderbridge_schemas::OrderEvent {
     })
     .unwrap()
 }
+
+/// SQL staging tables in a fresh SQLite file: the adapter, a pool to query them, and the
+/// directory that must outlive both.
+pub async fn staging_db() -> (
+    std::sync::Arc<orderbridge_sink::erp::sql::SqlErp>,
+    sqlx::SqlitePool,
+    tempfile::TempDir,
+) {
+    use orderbridge_sink::erp::sql::{SqlConfig, SqlErp};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("staging.db").display());
+    let erp = SqlErp::connect(&SqlConfig { url: url.clone() })
+        .await
+        .unwrap();
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    (std::sync::Arc::new(erp), db, dir)
+}
