@@ -179,6 +179,11 @@ async fn end_to_end(env: &Env, guarantee: Guarantee) {
     assert!(raw
         .iter()
         .all(|m| rdkafka::Message::payload(m) != Some(forged.as_bytes())));
+    assert!(
+        raw.iter()
+            .all(|m| header_str(m, ob::CONTENT_TYPE) == Some("application/json")),
+        "the raw record keeps the provider's content type"
+    );
 
     // A newer update applies; an older one arriving late does not regress the order.
     let newer = with_update(&body, "2025-04-23T10:00:00-05:00", "refunded");

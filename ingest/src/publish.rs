@@ -128,7 +128,7 @@ impl Publisher {
             })
             .insert(Header {
                 key: ob::CONTENT_TYPE,
-                value: Some("application/json"),
+                value: Some(verified.content_type()),
             });
         for (name, value) in verified.extra_headers() {
             headers = headers.insert(Header {

@@ -161,7 +161,14 @@ impl Pipeline {
     /// A fatal Kafka error (e.g. the producer was fenced); the caller should exit so the
     /// process restarts from committed offsets.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ProcessorError> {
-        let health = Arc::clone(&self.health);
+        let result = self.process(&shutdown).await;
+        // Whatever ended the loop, this processor no longer does its job.
+        self.health.set_ready(false);
+        self.close();
+        result
+    }
+
+    async fn process(&self, shutdown: &CancellationToken) -> Result<(), ProcessorError> {
         if self.config.guarantee == Guarantee::ExactlyOnce {
             let producer = self.producer.clone();
             tokio::task::spawn_blocking(move || producer.init_transactions(KAFKA_TIMEOUT))
@@ -169,7 +176,7 @@ impl Pipeline {
         }
         tracing::info!(guarantee = ?self.config.guarantee, topic = %self.topics.raw, "processor running");
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
-        while let Some(batch) = self.next_batch(&shutdown).await? {
+        while let Some(batch) = self.next_batch(shutdown).await? {
             let started = Instant::now();
             match self.process_batch(&batch).await {
                 Ok(()) => {
@@ -180,10 +187,7 @@ impl Pipeline {
                         .with_label_values(&[self.guarantee_label()])
                         .observe(started.elapsed().as_secs_f64());
                 }
-                Err(BatchError::Fatal(err)) => {
-                    health.set_ready(false);
-                    return Err(err);
-                }
+                Err(BatchError::Fatal(err)) => return Err(err),
                 Err(BatchError::Retry(reason)) => {
                     self.metrics.batches.with_label_values(&["retried"]).inc();
                     let delay = backoff.next_delay();
@@ -196,8 +200,6 @@ impl Pipeline {
                 }
             }
         }
-        health.set_ready(false);
-        self.close();
         Ok(())
     }
 
@@ -230,9 +232,10 @@ impl Pipeline {
         while batch.len() < self.config.batch_max_records {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                 Ok(Ok(message)) => batch.push(message.detach()),
-                // Whatever was gathered still goes; the error is looked at on the next poll.
+                // Whatever was gathered still goes. librdkafka keeps recovering on its own;
+                // a lasting problem shows up again at the next batch's first poll.
                 Ok(Err(err)) => {
-                    tracing::debug!(error = %err, "consumer error while filling a batch");
+                    tracing::warn!(error = %err, "consumer error while filling a batch");
                     break;
                 }
                 Err(_linger_over) => break,
@@ -393,7 +396,12 @@ impl Pipeline {
         let producer = self.producer.clone();
         match tokio::task::spawn_blocking(move || producer.abort_transaction(KAFKA_TIMEOUT)).await {
             Ok(Ok(())) => BatchError::Retry(format!("transaction aborted: {err}")),
-            Ok(Err(abort_err)) => BatchError::Fatal(abort_err.into()),
+            Ok(Err(abort_err)) => {
+                // The abort's own error is what ends the run; the error that made us abort
+                // is the cause an operator needs, so it is logged with it.
+                tracing::error!(cause = %err, error = %abort_err, "transaction could not be aborted");
+                BatchError::Fatal(abort_err.into())
+            }
             Err(join) => BatchError::Fatal(ProcessorError::Join(join)),
         }
     }

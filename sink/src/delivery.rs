@@ -31,7 +31,7 @@ use rdkafka::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SinkConfig;
-use crate::erp::{ErpClient, ErpError};
+use crate::erp::{ErpClient, ErpError, Upserted};
 use crate::metrics::SinkMetrics;
 use crate::SinkError;
 
@@ -232,7 +232,11 @@ impl Delivery {
             .upserts
             .with_label_values(&[erp, outcome.label()])
             .inc();
-        self.observe_latency(&event);
+        if matches!(outcome, Upserted::Created | Upserted::Updated) {
+            // Only a write is the ERP's acknowledgement of this event; a redelivery found
+            // present hours later must not stretch the latency percentiles.
+            self.observe_latency(&event);
+        }
         tracing::info!(
             erp,
             order_key = %event.order_key,

@@ -18,7 +18,8 @@ pub struct SinkMetrics {
     pub retries: IntCounterVec,
     /// `orderbridge_sink_dead_letters_total{erp,class}`.
     pub dead_letters: IntCounterVec,
-    /// `orderbridge_sink_receipt_to_erp_seconds{erp}`: webhook receipt to ERP acknowledgement.
+    /// `orderbridge_sink_receipt_to_erp_seconds{erp}`: webhook receipt to ERP acknowledgement
+    /// (observed when the upsert wrote: created or updated).
     pub receipt_to_erp: HistogramVec,
     /// `orderbridge_sink_order_to_erp_seconds{erp}`: order creation at the source to ERP
     /// acknowledgement.

@@ -73,6 +73,7 @@ pub struct Verified {
     event_id: String,
     order_id: Option<String>,
     secret_id: String,
+    content_type: String,
     extra_headers: Vec<(&'static str, String)>,
     body: Bytes,
 }
@@ -108,6 +109,11 @@ impl Verified {
         &self.secret_id
     }
 
+    /// The request's `Content-Type`, as the provider sent it.
+    pub fn content_type(&self) -> &str {
+        &self.content_type
+    }
+
     /// Source-specific headers to keep on the raw record (name, value).
     pub fn extra_headers(&self) -> &[(&'static str, String)] {
         &self.extra_headers
@@ -138,7 +144,8 @@ struct VerifiedParts {
     extra_headers: Vec<(&'static str, String)>,
 }
 
-fn verified(source: Source, body: &Bytes, parts: VerifiedParts) -> Verified {
+fn verified(source: Source, request: &WebhookRequest<'_>, parts: VerifiedParts) -> Verified {
+    let body = request.body;
     let account = parts
         .account
         .filter(|a| !a.is_empty())
@@ -154,6 +161,11 @@ fn verified(source: Source, body: &Bytes, parts: VerifiedParts) -> Verified {
         event_id,
         order_id: parts.order_id,
         secret_id: parts.secret_id,
+        // Kept as sent, not assumed: a verified body need not be what it claims to be.
+        content_type: header(request.headers, "content-type")
+            .filter(|v| !v.is_empty())
+            .unwrap_or("application/octet-stream")
+            .to_owned(),
         extra_headers: parts.extra_headers,
         body: body.clone(),
     }

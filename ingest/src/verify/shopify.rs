@@ -99,7 +99,7 @@ impl Verifier for ShopifyVerifier {
         }
         Ok(verified(
             Source::Shopify,
-            request.body,
+            request,
             VerifiedParts {
                 account: identifier(header(headers, SHOP_DOMAIN_HEADER))
                     .or_else(|| identifier(request.account)),
@@ -206,6 +206,17 @@ mod tests {
             "shopify:example-store.myshopify.com:450789469"
         );
         assert_eq!(verified.body().as_ref(), BODY.as_bytes());
+        assert_eq!(
+            verified.content_type(),
+            "application/octet-stream",
+            "absent, so not assumed"
+        );
+        let mut json = headers.clone();
+        json.insert("content-type", HeaderValue::from_static("application/json"));
+        assert_eq!(
+            verify(&verifier, &json, BODY).unwrap().content_type(),
+            "application/json"
+        );
     }
 
     #[test]
