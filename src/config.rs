@@ -15,6 +15,9 @@ use serde::Deserialize;
 
 const ENV_PREFIX: &str = "ORDERBRIDGE_";
 
+/// The complete, commented configuration `orderbridge config example` prints.
+pub const EXAMPLE: &str = include_str!("example.toml");
+
 /// Everything, for every subcommand; each uses its part.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -112,6 +115,41 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use orderbridge_schemas::Source;
+
+    #[test]
+    fn the_example_is_a_valid_configuration_of_every_source() {
+        // Every secret the example names, with a value every secret form accepts
+        // (whsec_ + base64, 32-80 of [A-Za-z0-9_-]).
+        for name in EXAMPLE.split("env = \"").skip(1) {
+            let name = &name[..name.find('"').unwrap()];
+            std::env::set_var(name, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let secret_file = dir.path().join("shopify-wholesale");
+        std::fs::write(&secret_file, "wholesale-secret\n").unwrap();
+        let text = EXAMPLE.replace(
+            "/run/secrets/shopify-wholesale",
+            &secret_file.display().to_string(),
+        );
+        assert_ne!(text, EXAMPLE, "the example names a file secret");
+        let path = dir.path().join("example.toml");
+        std::fs::write(&path, text).unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        let served: std::collections::BTreeSet<_> = config
+            .ingest
+            .sources
+            .routes()
+            .into_iter()
+            .map(|(source, _)| source)
+            .collect();
+        let all: std::collections::BTreeSet<_> = Source::ALL.iter().copied().collect();
+        assert_eq!(served, all, "the example shows every source");
+        let built =
+            orderbridge_ingest::verify::registry::build(&config.ingest, &reqwest::Client::new())
+                .unwrap();
+        assert_eq!(built.len(), config.ingest.sources.routes().len());
+    }
 
     #[test]
     fn environment_overrides_nest_and_parse() {

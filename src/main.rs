@@ -44,6 +44,17 @@ enum Command {
     Sink,
     /// Everything in one process on an embedded broker, writing to a local SQLite file.
     Dev(dev::DevArgs),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print a complete, commented configuration with every source and option.
+    Example,
+    /// Read the configuration (file and environment) and check it, as the services would.
+    Check,
 }
 
 #[tokio::main]
@@ -54,7 +65,11 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(cancel_on_signal(shutdown.clone()));
 
     if let Command::Dev(args) = &cli.command {
-        return dev::run(args, shutdown).await;
+        return dev::run(args, cli.config.as_deref(), shutdown).await;
+    }
+    if let Command::Config(ConfigCommand::Example) = &cli.command {
+        print!("{}", config::EXAMPLE);
+        return Ok(());
     }
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
@@ -99,7 +114,22 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
         }
-        Command::Dev(_) => unreachable!("handled above"),
+        Command::Config(ConfigCommand::Check) => {
+            let routes = config.ingest.sources.routes();
+            println!(
+                "configuration is valid; ingest serves {} route(s):",
+                routes.len()
+            );
+            for (source, account) in routes {
+                match account {
+                    Some(account) => println!("  /webhooks/{source}/{account}"),
+                    None => println!("  /webhooks/{source}"),
+                }
+            }
+        }
+        Command::Dev(_) | Command::Config(ConfigCommand::Example) => {
+            unreachable!("handled above")
+        }
     }
     Ok(())
 }

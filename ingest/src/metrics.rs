@@ -14,6 +14,15 @@ pub struct IngestMetrics {
     pub responses: IntCounterVec,
     /// `orderbridge_ingest_publish_seconds{source}`: time from verified to broker-acknowledged.
     pub publish_seconds: HistogramVec,
+    /// `orderbridge_ingest_secret_matches_total{source,secret_id}`: which rotation secret
+    /// verified each webhook, so an operator sees when an old one stopped being used.
+    pub secret_matches: IntCounterVec,
+    /// `orderbridge_ingest_key_fetch_failures_total{source}`: webhooks answered 503 because
+    /// key material (SNS certificate, eBay key) or a confirmation could not be fetched.
+    pub key_fetch_failures: IntCounterVec,
+    /// `orderbridge_ingest_handshakes_total{source}`: handshakes and control messages answered
+    /// (eBay challenges, SNS subscription confirmations, WooCommerce pings).
+    pub handshakes: IntCounterVec,
 }
 
 impl IngestMetrics {
@@ -54,8 +63,32 @@ impl IngestMetrics {
                 ]),
                 &["source"],
             )?,
+            secret_matches: IntCounterVec::new(
+                Opts::new(
+                    "orderbridge_ingest_secret_matches_total",
+                    "Verified webhooks by source and the id of the secret or key that matched.",
+                ),
+                &["source", "secret_id"],
+            )?,
+            key_fetch_failures: IntCounterVec::new(
+                Opts::new(
+                    "orderbridge_ingest_key_fetch_failures_total",
+                    "Webhooks answered 503 because key material could not be fetched, by source.",
+                ),
+                &["source"],
+            )?,
+            handshakes: IntCounterVec::new(
+                Opts::new(
+                    "orderbridge_ingest_handshakes_total",
+                    "Handshakes and control messages answered without publishing, by source.",
+                ),
+                &["source"],
+            )?,
         };
         registry.register(Box::new(metrics.received.clone()))?;
+        registry.register(Box::new(metrics.secret_matches.clone()))?;
+        registry.register(Box::new(metrics.key_fetch_failures.clone()))?;
+        registry.register(Box::new(metrics.handshakes.clone()))?;
         registry.register(Box::new(metrics.signature_failures.clone()))?;
         registry.register(Box::new(metrics.responses.clone()))?;
         registry.register(Box::new(metrics.publish_seconds.clone()))?;

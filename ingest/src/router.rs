@@ -1,13 +1,13 @@
-//! The HTTP surface: `POST /webhooks/{source}` and `POST /webhooks/{source}/{account}`,
+//! The HTTP surface: `POST /webhooks/{source}` and `POST /webhooks/{source}/{account}` (and
+//! `GET` on both for handshakes),
 //! merged with `/metrics`, `/healthz` and `/readyz`. A plain [`Router`], so tests call it
 //! with `tower::ServiceExt::oneshot` and no socket.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -18,8 +18,8 @@ use orderbridge_schemas::{Source, Topics};
 use crate::config::IngestConfig;
 use crate::metrics::IngestMetrics;
 use crate::publish::Publisher;
-use crate::verify::shopify::ShopifyVerifier;
-use crate::verify::{Verifier, WebhookRequest};
+use crate::verify::registry::{self, Verifiers};
+use crate::verify::{Accepted, Reply, SharedVerifier, VerifyError, WebhookRequest};
 use crate::IngestError;
 
 /// Everything a request needs; cheap to clone.
@@ -29,11 +29,24 @@ pub struct IngestState {
 }
 
 struct Inner {
-    verifiers: HashMap<Source, Box<dyn Verifier>>,
+    verifiers: Verifiers,
     publisher: Publisher,
     metrics: IngestMetrics,
     body_limit: usize,
     retry_after: HeaderValue,
+}
+
+/// The HTTP client verifiers fetch key material with. Redirects are off: a certificate URL
+/// that passed the host check must not be able to send us elsewhere.
+///
+/// # Errors
+/// When the TLS backend cannot be initialised.
+pub fn key_fetch_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .build()
 }
 
 impl IngestState {
@@ -47,14 +60,25 @@ impl IngestState {
         topics: &Topics,
         registry: &prometheus::Registry,
     ) -> Result<Self, IngestError> {
+        let http = key_fetch_client(Duration::from_millis(config.fetch_timeout_ms))
+            .map_err(|err| IngestError::Config(format!("http client: {err}")))?;
+        Self::with_http(config, kafka, topics, registry, &http)
+    }
+
+    /// Like [`IngestState::from_config`], fetching key material with `http` (tests point it
+    /// at simulators).
+    ///
+    /// # Errors
+    /// As [`IngestState::from_config`].
+    pub fn with_http(
+        config: &IngestConfig,
+        kafka: &KafkaSettings,
+        topics: &Topics,
+        registry: &prometheus::Registry,
+        http: &reqwest::Client,
+    ) -> Result<Self, IngestError> {
         config.validate().map_err(IngestError::Config)?;
-        let mut verifiers: HashMap<Source, Box<dyn Verifier>> = HashMap::new();
-        if let Some(shopify) = &config.sources.shopify {
-            verifiers.insert(
-                Source::Shopify,
-                Box::new(ShopifyVerifier::new(shopify.secrets.clone())),
-            );
-        }
+        let verifiers = registry::build(config, http).map_err(IngestError::Config)?;
         if verifiers.is_empty() {
             tracing::warn!("no source is configured: every webhook will get 404");
         }
@@ -78,14 +102,35 @@ impl IngestState {
     pub fn publisher(&self) -> Publisher {
         self.inner.publisher.clone()
     }
+
+    /// The routes served: source and account (`None` for `/webhooks/<source>`), sorted.
+    pub fn routes(&self) -> Vec<(Source, Option<String>)> {
+        let mut routes: Vec<_> = self.inner.verifiers.keys().cloned().collect();
+        routes.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
+        routes
+    }
+
+    fn verifier(&self, source: &str, account: Option<&str>) -> Option<(Source, &SharedVerifier)> {
+        let source = source.parse::<Source>().ok()?;
+        self.inner
+            .verifiers
+            .get(&(source, account.map(str::to_owned)))
+            .map(|verifier| (source, verifier))
+    }
 }
 
 /// The ingest router with the ops endpoints merged in; `health` backs `/readyz`.
+///
+/// `POST` delivers a webhook; `GET` answers a provider's handshake (eBay's `challenge_code`)
+/// where the source has one, and is 405 elsewhere, like any other method.
 pub fn router(state: IngestState, registry: prometheus::Registry, health: Arc<Health>) -> Router {
     let body_limit = state.inner.body_limit;
     Router::new()
-        .route("/webhooks/{source}", post(webhook))
-        .route("/webhooks/{source}/{account}", post(webhook_for_account))
+        .route("/webhooks/{source}", post(webhook).get(challenge))
+        .route(
+            "/webhooks/{source}/{account}",
+            post(webhook_for_account).get(challenge_for_account),
+        )
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
         .merge(ops_router(registry, health))
@@ -94,65 +139,141 @@ pub fn router(state: IngestState, registry: prometheus::Registry, health: Arc<He
 async fn webhook(
     State(state): State<IngestState>,
     Path(source): Path<String>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle(&state, &source, None, &headers, body).await
+    handle(&state, &source, None, &method, &uri, &headers, body).await
 }
 
 async fn webhook_for_account(
     State(state): State<IngestState>,
     Path((source, account)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle(&state, &source, Some(&account), &headers, body).await
+    handle(
+        &state,
+        &source,
+        Some(&account),
+        &method,
+        &uri,
+        &headers,
+        body,
+    )
+    .await
+}
+
+async fn challenge(
+    State(state): State<IngestState>,
+    Path(source): Path<String>,
+    uri: Uri,
+) -> Response {
+    answer_challenge(&state, &source, None, &uri)
+}
+
+async fn challenge_for_account(
+    State(state): State<IngestState>,
+    Path((source, account)): Path<(String, String)>,
+    uri: Uri,
+) -> Response {
+    answer_challenge(&state, &source, Some(&account), &uri)
+}
+
+fn answer_challenge(
+    state: &IngestState,
+    source: &str,
+    account: Option<&str>,
+    uri: &Uri,
+) -> Response {
+    let Some((source, verifier)) = state.verifier(source, account) else {
+        return unknown(state);
+    };
+    match verifier.challenge(uri.query()) {
+        Some(reply) => {
+            state
+                .inner
+                .metrics
+                .handshakes
+                .with_label_values(&[source.as_str()])
+                .inc();
+            respond(reply)
+        }
+        None => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, HeaderValue::from_static("POST"))],
+            "method not allowed\n",
+        )
+            .into_response(),
+    }
+}
+
+fn unknown(state: &IngestState) -> Response {
+    state
+        .inner
+        .metrics
+        .responses
+        .with_label_values(&["unknown", "404"])
+        .inc();
+    (StatusCode::NOT_FOUND, "unknown source or account\n").into_response()
+}
+
+fn respond(reply: Reply) -> Response {
+    (
+        reply.status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(reply.content_type),
+        )],
+        reply.body,
+    )
+        .into_response()
 }
 
 async fn handle(
     state: &IngestState,
     source: &str,
     account: Option<&str>,
+    method: &Method,
+    uri: &Uri,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
     let metrics = &state.inner.metrics;
-    let Some((source, verifier)) = source
-        .parse::<Source>()
-        .ok()
-        .and_then(|source| state.inner.verifiers.get(&source).map(|v| (source, v)))
-    else {
-        metrics
-            .responses
-            .with_label_values(&["unknown", "404"])
-            .inc();
-        return (StatusCode::NOT_FOUND, "unknown source\n").into_response();
+    let Some((source, verifier)) = state.verifier(source, account) else {
+        return unknown(state);
     };
     let label = source.as_str();
     metrics.received.with_label_values(&[label]).inc();
     let received_at = now_ms();
 
-    let verified = match verifier.verify(&WebhookRequest {
+    let request = WebhookRequest {
+        method,
+        path_and_query: uri.path_and_query().map_or("/", |pq| pq.as_str()),
         headers,
         body: &body,
         account,
-    }) {
-        Ok(verified) => verified,
-        Err(err) => {
-            metrics
-                .signature_failures
-                .with_label_values(&[label, err.reason()])
-                .inc();
-            metrics.responses.with_label_values(&[label, "401"]).inc();
-            tracing::warn!(
-                source = label,
-                reason = err.reason(),
-                "webhook signature refused"
-            );
-            // Say nothing about why: the body is for an attacker as much as for a provider.
-            return (StatusCode::UNAUTHORIZED, "invalid signature\n").into_response();
-        }
+        now: received_at.div_euclid(1000),
     };
+    let verified = match verifier.verify(&request).await {
+        Ok(Accepted::Publish(verified)) => verified,
+        Ok(Accepted::Reply(reply)) => {
+            metrics.handshakes.with_label_values(&[label]).inc();
+            metrics
+                .responses
+                .with_label_values(&[label, reply.status.as_str()])
+                .inc();
+            return respond(reply);
+        }
+        Err(err) => return refuse(state, label, &err),
+    };
+    metrics
+        .secret_matches
+        .with_label_values(&[label, verified.secret_id()])
+        .inc();
 
     let timer = metrics
         .publish_seconds
@@ -175,14 +296,41 @@ async fn handle(
             timer.stop_and_discard();
             metrics.responses.with_label_values(&[label, "503"]).inc();
             tracing::error!(source = label, event_id = verified.event_id(), error = %err, "webhook not stored");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, state.inner.retry_after.clone())],
-                "not stored, retry later\n",
-            )
-                .into_response()
+            unavailable(state, "not stored, retry later\n")
         }
     }
+}
+
+/// Answers a refused request: 401 with a body that says nothing of why (the reason is
+/// logged and counted), or 503 when key material could not be fetched and a retry may work.
+fn refuse(state: &IngestState, label: &str, err: &VerifyError) -> Response {
+    let metrics = &state.inner.metrics;
+    let status = err.status();
+    metrics
+        .responses
+        .with_label_values(&[label, status.as_str()])
+        .inc();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        metrics.key_fetch_failures.with_label_values(&[label]).inc();
+        tracing::error!(source = label, error = %err, "webhook not verifiable now");
+        return unavailable(state, "cannot verify now, retry later\n");
+    }
+    metrics
+        .signature_failures
+        .with_label_values(&[label, err.reason()])
+        .inc();
+    tracing::warn!(source = label, reason = err.reason(), error = %err, "webhook refused");
+    // Say nothing about why: the body is for an attacker as much as for a provider.
+    (StatusCode::UNAUTHORIZED, "invalid signature\n").into_response()
+}
+
+fn unavailable(state: &IngestState, body: &'static str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, state.inner.retry_after.clone())],
+        body,
+    )
+        .into_response()
 }
 
 fn now_ms() -> i64 {

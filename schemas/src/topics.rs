@@ -66,6 +66,11 @@ pub mod headers {
     pub const ORIGIN: &str = "ob-origin";
     /// Provider's own timestamp for the event when it sends one (Shopify `X-Shopify-Triggered-At`).
     pub const TRIGGERED_AT: &str = "ob-triggered-at";
+    /// The id Shopify gives every delivery caused by one merchant action (`X-Shopify-Event-Id`),
+    /// to correlate deliveries to several subscriptions.
+    pub const SHOPIFY_EVENT_ID: &str = "ob-shopify-event-id";
+    /// The Shopify API version that serialized the payload.
+    pub const SHOPIFY_API_VERSION: &str = "ob-shopify-api-version";
     /// Content type of the value.
     pub const CONTENT_TYPE: &str = "content-type";
 
@@ -117,21 +122,74 @@ impl Origin {
 ///
 /// Adding a source: one arm here, `ingest/src/verify/<source>.rs`,
 /// `processor/src/sources/<source>.rs`, and fixtures under `tests/fixtures/<source>/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A provider that signs like one of the HMAC presets needs no code: it is configured as a
+/// [`Source::Custom`] account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Source {
     /// Shopify Admin webhooks.
     Shopify,
+    /// Sumeru, the attribution platform (`order.created`, `order.attributed`).
+    Sumeru,
+    /// ZephyrCart, the commerce platform (`order.created`, `order.refunded`).
+    Zephyrcart,
+    /// Amazon SP-API notifications delivered through an SNS HTTPS subscription.
+    AmazonSns,
+    /// eBay Notification API.
+    Ebay,
+    /// Etsy Open API v3 webhooks.
+    Etsy,
+    /// TikTok Shop webhooks.
+    TiktokShop,
+    /// Walmart Marketplace notifications.
+    Walmart,
+    /// Flipkart Marketplace order-management notifications.
+    Flipkart,
+    /// EasyPost events (tracker updates).
+    Easypost,
+    /// Ordermentum, the wholesale platform.
+    Ordermentum,
+    /// Any Standard Webhooks sender (BigCommerce, Svix-based platforms).
+    StandardWebhooks,
+    /// A provider declared in configuration with an HMAC preset or scheme (Stripe,
+    /// WooCommerce, Square, GitHub-style); the account names the provider.
+    Custom,
 }
 
 impl Source {
     /// Every source, for metrics pre-registration and route listings.
-    pub const ALL: &'static [Source] = &[Source::Shopify];
+    pub const ALL: &'static [Source] = &[
+        Source::Shopify,
+        Source::Sumeru,
+        Source::Zephyrcart,
+        Source::AmazonSns,
+        Source::Ebay,
+        Source::Etsy,
+        Source::TiktokShop,
+        Source::Walmart,
+        Source::Flipkart,
+        Source::Easypost,
+        Source::Ordermentum,
+        Source::StandardWebhooks,
+        Source::Custom,
+    ];
 
     /// The name used in routes, headers, order keys and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Shopify => "shopify",
+            Source::Sumeru => "sumeru",
+            Source::Zephyrcart => "zephyrcart",
+            Source::AmazonSns => "amazon-sns",
+            Source::Ebay => "ebay",
+            Source::Etsy => "etsy",
+            Source::TiktokShop => "tiktok-shop",
+            Source::Walmart => "walmart",
+            Source::Flipkart => "flipkart",
+            Source::Easypost => "easypost",
+            Source::Ordermentum => "ordermentum",
+            Source::StandardWebhooks => "standard-webhooks",
+            Source::Custom => "custom",
         }
     }
 }

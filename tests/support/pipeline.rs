@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use orderbridge_ingest::config::{NamedSecret, ShopifyConfig};
+use orderbridge_ingest::config::{Accounts, HmacConfig, NamedSecret};
 use orderbridge_ingest::IngestConfig;
 use orderbridge_processor::{Guarantee, Pipeline, ProcessorConfig, ProcessorMetrics};
 use orderbridge_runtime::{ensure_topics, Health, KafkaSettings, Secret, TopicLayout};
@@ -182,12 +182,13 @@ pub fn ingest_router(
     topics: &Topics,
     mut config: IngestConfig,
 ) -> axum::Router {
-    config.sources.shopify = Some(ShopifyConfig {
+    config.sources.shopify = Some(Accounts::single(HmacConfig {
         secrets: vec![NamedSecret {
             id: "test".into(),
             secret: Secret::new(SECRET),
         }],
-    });
+        ..HmacConfig::default()
+    }));
     let registry = prometheus::Registry::new();
     let state =
         orderbridge_ingest::IngestState::from_config(&config, kafka, topics, &registry).unwrap();

@@ -1,68 +1,185 @@
 //! Webhook verification: one [`Verifier`] per source, and the [`Verified`] wrapper that only a
 //! verifier can build, so that nothing unverified can reach the publisher.
 //!
+//! Most providers sign "an HMAC over some bytes, encoded somehow, in some header, maybe with a
+//! timestamp". That is said once, as data, in [`scheme`]; each provider's way of doing it is a
+//! named preset there, and a new provider that signs the same way is configuration, not code
+//! (a [`Source::Custom`] account). Schemes that are not HMAC have their own verifier:
+//! `amazon_sns.rs` (RSA over a canonical string, certificate fetched and cached), `ebay.rs`
+//! (ECDSA with a key fetched by id), `standard_webhooks.rs` (adds Ed25519), `flipkart.rs`
+//! (a SHA-1 login header), and `credentials.rs` for senders that present a password or token
+//! rather than a signature (Walmart, Ordermentum).
+//!
+//! Layout:
+//! - `scheme.rs` — the HMAC engine and its presets.
+//! - `extract.rs` — event id, event type, order id and account, from headers or JSON fields.
+//! - `credentials.rs` — basic-auth and static-token checks, in constant time.
+//! - `registry.rs` — builds the verifier of every configured route.
+//! - one file per source: `shopify.rs`, `sumeru.rs`, …
+//!
 //! Adding a source: a file here implementing [`Verifier`] (known-answer, tampered,
-//! wrong-secret, rotated-secret and missing-header tests beside it), its arm in
-//! [`orderbridge_schemas::Source`], its config in `config.rs`, its construction in
-//! `router.rs`, a normalizer in `processor/src/sources/`, and fixtures under
-//! `tests/fixtures/<source>/`.
+//! wrong-secret, rotated-secret, expired and missing-header tests beside it), its arm in
+//! [`orderbridge_schemas::Source`], its config in `config.rs`, its construction in `registry.rs`,
+//! a normalizer in `processor/src/sources/`, and fixtures under `tests/fixtures/<source>/`.
 
+pub mod amazon_sns;
+pub mod credentials;
+pub mod custom;
+pub mod easypost;
+pub mod ebay;
+pub mod etsy;
+pub mod extract;
+pub mod flipkart;
+pub mod ordermentum;
+pub mod registry;
+pub mod scheme;
 pub mod shopify;
+pub mod standard_webhooks;
+pub mod sumeru;
+pub mod tiktok_shop;
+pub mod walmart;
+pub mod zephyrcart;
 
-use axum::http::HeaderMap;
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, Method, StatusCode};
 use bytes::Bytes;
 use orderbridge_schemas::Source;
 use sha2::{Digest, Sha256};
 
+pub use extract::Extraction;
+
 /// What a verifier sees of a request.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct WebhookRequest<'a> {
+    /// The request method (`POST` for deliveries).
+    pub method: &'a Method,
+    /// The path and query exactly as received (some schemes sign it).
+    pub path_and_query: &'a str,
     /// Request headers (names are case-insensitive).
     pub headers: &'a HeaderMap,
     /// The raw body, exactly as received.
     pub body: &'a Bytes,
     /// The `{account}` path segment, when the route has one.
     pub account: Option<&'a str>,
+    /// Now, in unix seconds; injected so that replay windows are testable.
+    pub now: i64,
 }
 
-/// Why a webhook was refused. Every variant is a 401; the reason is a metric label and a log
-/// field, never part of the response body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// Why a webhook was refused. Every variant but [`VerifyError::Unavailable`] is a 401 (the
+/// reason is a metric label and a log field, never part of the response body).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
-    /// The signature header is absent.
+    /// The signature (or credential) header is absent.
     #[error("signature header missing")]
     Missing,
-    /// The signature header is not in the scheme's encoding.
+    /// The signature header is not in the scheme's form.
     #[error("signature header malformed")]
     Malformed,
-    /// No active secret produces this signature.
+    /// No active secret or key produces this signature.
     #[error("signature does not match")]
     Mismatch,
+    /// The signature holds but its signed timestamp is outside the replay window.
+    #[error("signed timestamp outside the replay window ({skew_secs} s skew)")]
+    Expired {
+        /// Now minus the signed timestamp, in seconds (negative: from the future).
+        skew_secs: i64,
+    },
+    /// The key material would come from a place we do not trust (an SNS certificate URL on
+    /// another host, say); nothing was fetched.
+    #[error("untrusted key location")]
+    Untrusted,
+    /// The sender is verified but not one we accept (an SNS topic not on the allow-list).
+    #[error("sender not allowed")]
+    NotAllowed,
+    /// The key material could not be fetched or read right now; the sender should retry
+    /// (503 with `Retry-After`). The reason is for the log.
+    #[error("key unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl VerifyError {
     /// The metric label for this reason.
-    pub fn reason(self) -> &'static str {
+    pub fn reason(&self) -> &'static str {
         match self {
             VerifyError::Missing => "missing",
             VerifyError::Malformed => "malformed",
             VerifyError::Mismatch => "mismatch",
+            VerifyError::Expired { .. } => "expired",
+            VerifyError::Untrusted => "untrusted-key-url",
+            VerifyError::NotAllowed => "not-allowed",
+            VerifyError::Unavailable(_) => "key-unavailable",
+        }
+    }
+
+    /// The status to answer with: 503 when a retry may succeed, 401 otherwise. SNS counts
+    /// any 4xx as delivered, so "try again" must be a 5xx.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            VerifyError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            VerifyError::Missing
+            | VerifyError::Malformed
+            | VerifyError::Mismatch
+            | VerifyError::Expired { .. }
+            | VerifyError::Untrusted
+            | VerifyError::NotAllowed => StatusCode::UNAUTHORIZED,
         }
     }
 }
 
-/// Verifies one source's webhooks.
+/// What to do with a request whose signature held.
+#[derive(Debug)]
+pub enum Accepted {
+    /// Publish it to the raw topic, then answer 200.
+    Publish(Verified),
+    /// A handshake or control message: answer this, publish nothing.
+    Reply(Reply),
+}
+
+/// A verifier's own answer to a handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// Status code.
+    pub status: StatusCode,
+    /// `Content-Type` of `body`.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: String,
+}
+
+impl Reply {
+    /// A `200 text/plain` reply.
+    pub fn ok(body: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::OK,
+            content_type: "text/plain; charset=utf-8",
+            body: body.into(),
+        }
+    }
+}
+
+/// Verifies one source's webhooks (for one account).
+#[async_trait::async_trait]
 pub trait Verifier: Send + Sync {
     /// The source this verifier serves.
     fn source(&self) -> Source;
 
-    /// Checks the request's signature over its raw body and, when it holds, returns the body
-    /// with what the raw record's key and headers need.
+    /// Checks the request's signature and, when it holds, says what to do with it: publish
+    /// the body with what the raw record's key and headers need, or answer a handshake.
     ///
     /// # Errors
-    /// [`VerifyError`] when the signature is missing, malformed, or matches no active secret.
-    fn verify(&self, request: &WebhookRequest<'_>) -> Result<Verified, VerifyError>;
+    /// [`VerifyError`] when the request is not proven to come from the provider.
+    async fn verify(&self, request: &WebhookRequest<'_>) -> Result<Accepted, VerifyError>;
+
+    /// Answers a `GET` handshake (eBay's `challenge_code`); `None` when the source has none,
+    /// which the router turns into 405.
+    fn challenge(&self, _query: Option<&str>) -> Option<Reply> {
+        None
+    }
 }
+
+/// A shared verifier.
+pub type SharedVerifier = Arc<dyn Verifier>;
 
 /// A webhook whose signature held. Only code in this module can build one.
 #[derive(Debug, Clone)]
@@ -135,9 +252,10 @@ impl Verified {
 }
 
 /// The parts a verifier fills in after the signature held.
+#[derive(Debug, Default)]
 struct VerifiedParts {
     account: Option<String>,
-    event_type: String,
+    event_type: Option<String>,
     event_id: Option<String>,
     order_id: Option<String>,
     secret_id: String,
@@ -150,6 +268,7 @@ fn verified(source: Source, request: &WebhookRequest<'_>, parts: VerifiedParts) 
         .account
         .filter(|a| !a.is_empty())
         .unwrap_or_else(|| "-".to_owned());
+    // When the provider names no event, equal bodies are the same event: hash the body.
     let event_id = parts
         .event_id
         .filter(|id| !id.is_empty())
@@ -157,7 +276,7 @@ fn verified(source: Source, request: &WebhookRequest<'_>, parts: VerifiedParts) 
     Verified {
         source,
         account,
-        event_type: parts.event_type,
+        event_type: parts.event_type.unwrap_or_else(|| "unknown".to_owned()),
         event_id,
         order_id: parts.order_id,
         secret_id: parts.secret_id,
@@ -171,6 +290,59 @@ fn verified(source: Source, request: &WebhookRequest<'_>, parts: VerifiedParts) 
     }
 }
 
+/// A verifier that is "check the signature with `check`, then extract with `extraction`": the
+/// shape of every source whose signature says nothing about what the body is.
+struct Checked<C> {
+    source: Source,
+    check: C,
+    extraction: Extraction,
+}
+
+/// Checks a request's signature or credential and says which secret matched.
+trait Check: Send + Sync {
+    fn check(&self, request: &WebhookRequest<'_>) -> Result<String, VerifyError>;
+}
+
+#[async_trait::async_trait]
+impl<C: Check> Verifier for Checked<C> {
+    fn source(&self) -> Source {
+        self.source
+    }
+
+    async fn verify(&self, request: &WebhookRequest<'_>) -> Result<Accepted, VerifyError> {
+        let secret_id = self.check.check(request)?;
+        let mut parts = self.extraction.extract(request);
+        parts.secret_id = secret_id;
+        Ok(Accepted::Publish(verified(self.source, request, parts)))
+    }
+}
+
+/// A verifier for a source that is an HMAC preset plus where its ids are: the shape of most
+/// sources. `config.scheme` and `config.extract` adjust the preset and the defaults.
+fn hmac_source(
+    source: Source,
+    preset: scheme::Preset,
+    config: &crate::config::HmacConfig,
+    defaults: Extraction,
+) -> Result<SharedVerifier, String> {
+    if config.preset.is_some() {
+        return Err("`preset` is for custom sources; adjust a built-in one with `scheme`".into());
+    }
+    let scheme = preset
+        .scheme()
+        .patched(&config.scheme)
+        .with_tolerance(config.tolerance_secs);
+    let inputs = scheme::Inputs {
+        app_key: config.app_key.clone(),
+        url: config.url.clone(),
+    };
+    Ok(Arc::new(Checked {
+        source,
+        check: scheme::HmacCheck::new(scheme, inputs, &config.secrets)?,
+        extraction: defaults.overridden_by(&config.extract),
+    }))
+}
+
 /// A header's value as text, if present and visible ASCII.
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
@@ -179,8 +351,8 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
-/// Keeps a header value only when it is safe to use in a key or a log line: short, and made
-/// of characters identifiers and domains use. Anything else is treated as absent.
+/// Keeps a value only when it is safe to use in a key or a log line: short, and made of
+/// characters identifiers and domains use. Anything else is treated as absent.
 fn identifier(value: Option<&str>) -> Option<String> {
     value
         .filter(|v| {
@@ -190,4 +362,152 @@ fn identifier(value: Option<&str>) -> Option<String> {
                     .all(|c| c.is_ascii_alphanumeric() || "-._/@+:".contains(c))
         })
         .map(str::to_owned)
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers the verifier tests share.
+    #![allow(clippy::unwrap_used)]
+
+    use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
+    use bytes::Bytes;
+    use orderbridge_runtime::Secret;
+
+    use super::{Accepted, Verified, Verifier, VerifyError, WebhookRequest};
+    use crate::config::NamedSecret;
+
+    /// A named secret.
+    pub fn secret(id: &str, value: &str) -> NamedSecret {
+        NamedSecret {
+            id: id.into(),
+            secret: Secret::new(value),
+        }
+    }
+
+    /// Headers from pairs.
+    pub fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    /// Runs `verifier` on a POST to `path` at time `now`.
+    pub fn run(
+        verifier: &dyn Verifier,
+        path: &str,
+        headers: &HeaderMap,
+        body: &str,
+        now: i64,
+    ) -> Result<Accepted, VerifyError> {
+        let body = Bytes::from(body.to_owned());
+        let request = WebhookRequest {
+            method: &Method::POST,
+            path_and_query: path,
+            headers,
+            body: &body,
+            account: None,
+            now,
+        };
+        futures::executor::block_on(verifier.verify(&request))
+    }
+
+    /// The header value a sender using `scheme` would send for `body` (POST to `path`), signed
+    /// with `secret_value`; `headers` supplies what the scheme reads besides (id header).
+    pub fn sign(
+        scheme: super::scheme::Scheme,
+        inputs: super::scheme::Inputs,
+        secret_value: &str,
+        headers: &HeaderMap,
+        path: &str,
+        body: &str,
+        timestamp: Option<i64>,
+    ) -> String {
+        let check =
+            super::scheme::HmacCheck::new(scheme, inputs, &[secret("k", secret_value)]).unwrap();
+        let body = Bytes::from(body.to_owned());
+        check.sign(
+            &WebhookRequest {
+                method: &Method::POST,
+                path_and_query: path,
+                headers,
+                body: &body,
+                account: None,
+                now: 0,
+            },
+            timestamp,
+        )
+    }
+
+    /// The negative cases every verifier must pass: a rotated secret is accepted and named;
+    /// a tampered body, a wrong secret and a missing signature header are refused.
+    ///
+    /// `build` makes a verifier from secrets; `signed` returns the headers of a request
+    /// whose body is signed with `secret`; `signature_header` is the header to drop.
+    pub fn negative_suite(
+        build: &dyn Fn(&[NamedSecret]) -> super::SharedVerifier,
+        signed: &dyn Fn(&str, &str) -> HeaderMap,
+        signature_header: &str,
+        path: &str,
+        body: &str,
+        now: i64,
+    ) {
+        let rotating = build(&[secret("new", "secret-new"), secret("old", "secret-old")]);
+        for id in ["new", "old"] {
+            let h = signed(&format!("secret-{id}"), body);
+            let verified = publish(rotating.as_ref(), path, &h, body, now)
+                .unwrap_or_else(|err| panic!("signed with {id}: {err}"));
+            assert_eq!(verified.secret_id(), id);
+        }
+        let h = signed("secret-new", body);
+        let tampered = format!("{body} ");
+        assert_eq!(
+            run(rotating.as_ref(), path, &h, &tampered, now).unwrap_err(),
+            VerifyError::Mismatch,
+            "tampered body"
+        );
+        let retired = build(&[secret("new", "secret-new")]);
+        assert_eq!(
+            run(
+                retired.as_ref(),
+                path,
+                &signed("secret-old", body),
+                body,
+                now
+            )
+            .unwrap_err(),
+            VerifyError::Mismatch,
+            "a retired secret"
+        );
+        assert_eq!(
+            run(retired.as_ref(), path, &signed("attacker", body), body, now).unwrap_err(),
+            VerifyError::Mismatch,
+            "wrong secret"
+        );
+        let mut stripped = signed("secret-new", body);
+        stripped.remove(signature_header);
+        assert_eq!(
+            run(retired.as_ref(), path, &stripped, body, now).unwrap_err(),
+            VerifyError::Missing,
+            "missing header"
+        );
+    }
+
+    /// Like [`run`], expecting a record to publish.
+    pub fn publish(
+        verifier: &dyn Verifier,
+        path: &str,
+        headers: &HeaderMap,
+        body: &str,
+        now: i64,
+    ) -> Result<Verified, VerifyError> {
+        match run(verifier, path, headers, body, now)? {
+            Accepted::Publish(verified) => Ok(verified),
+            Accepted::Reply(reply) => panic!("expected a record, got a reply {reply:?}"),
+        }
+    }
 }

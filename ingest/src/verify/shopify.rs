@@ -8,18 +8,15 @@
 //!
 //! <https://shopify.dev/docs/apps/build/webhooks/verify-deliveries>
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use orderbridge_schemas::{headers as ob, Source};
 use serde::Deserialize;
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
+use super::extract::{Extraction, Field};
+use super::scheme::{HmacCheck, Inputs, Preset};
 use super::{
-    header, identifier, verified, Verified, VerifiedParts, Verifier, VerifyError, WebhookRequest,
+    header, identifier, verified, Accepted, VerifiedParts, Verifier, VerifyError, WebhookRequest,
 };
-use crate::config::NamedSecret;
+use crate::config::HmacConfig;
 
 /// Header carrying the signature.
 pub const HMAC_HEADER: &str = "x-shopify-hmac-sha256";
@@ -38,78 +35,66 @@ pub const API_VERSION_HEADER: &str = "x-shopify-api-version";
 
 /// Verifies Shopify webhooks against every active secret.
 pub struct ShopifyVerifier {
-    secrets: Vec<NamedSecret>,
+    check: HmacCheck,
+    extraction: Extraction,
 }
 
 impl ShopifyVerifier {
-    /// A verifier trying `secrets` in order.
-    pub fn new(secrets: Vec<NamedSecret>) -> Self {
-        Self { secrets }
+    /// A verifier for `config` (several secrets: several apps, or a rotation).
+    ///
+    /// # Errors
+    /// When no secret is configured or one is empty.
+    pub fn new(config: &HmacConfig) -> Result<Self, String> {
+        let scheme = Preset::Shopify.scheme().patched(&config.scheme);
+        Ok(Self {
+            check: HmacCheck::new(scheme, Inputs::default(), &config.secrets)?,
+            extraction: Extraction {
+                event_id: vec![Field::header(WEBHOOK_ID_HEADER)],
+                event_type: vec![Field::header(TOPIC_HEADER)],
+                order_id: Vec::new(),
+                account: vec![Field::header(SHOP_DOMAIN_HEADER)],
+            }
+            .overridden_by(&config.extract),
+        })
     }
 }
 
 /// Base64 HMAC-SHA256 of `body` keyed with `secret`, as Shopify computes it.
 pub fn sign(secret: &str, body: &[u8]) -> String {
-    BASE64.encode(hmac_sha256(secret, body))
-}
-
-fn hmac_sha256(secret: &str, body: &[u8]) -> [u8; 32] {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else {
+        return String::new(); // HMAC takes any key length
+    };
     mac.update(body);
-    mac.finalize().into_bytes().into()
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
+#[async_trait::async_trait]
 impl Verifier for ShopifyVerifier {
     fn source(&self) -> Source {
         Source::Shopify
     }
 
-    fn verify(&self, request: &WebhookRequest<'_>) -> Result<Verified, VerifyError> {
-        let signature = header(request.headers, HMAC_HEADER).ok_or(VerifyError::Missing)?;
-        let signature = BASE64
-            .decode(signature)
-            .map_err(|_| VerifyError::Malformed)?;
-        if signature.len() != 32 {
-            return Err(VerifyError::Malformed);
-        }
-        // Every secret is tried, and each comparison is constant-time, so neither the
-        // answer's timing nor its content says which secret (if any) came close.
-        let mut matched = None;
-        for secret in &self.secrets {
-            let expected = hmac_sha256(secret.secret.expose(), request.body);
-            if bool::from(expected.ct_eq(signature.as_slice())) && matched.is_none() {
-                matched = Some(secret.id.clone());
-            }
-        }
-        let secret_id = matched.ok_or(VerifyError::Mismatch)?;
-
+    async fn verify(&self, request: &WebhookRequest<'_>) -> Result<Accepted, VerifyError> {
+        let matched = self.check.verify(request)?;
         let headers = request.headers;
-        let event_type =
-            identifier(header(headers, TOPIC_HEADER)).unwrap_or_else(|| "unknown".into());
-        let mut extra_headers = Vec::new();
+        let mut parts: VerifiedParts = self.extraction.extract(request);
+        let topic = parts.event_type.clone().unwrap_or_default();
+        if parts.order_id.is_none() {
+            parts.order_id = order_id(&topic, request.body);
+        }
+        parts.secret_id = matched.secret_id;
         if let Some(at) = identifier(header(headers, TRIGGERED_AT_HEADER)) {
-            extra_headers.push((ob::TRIGGERED_AT, at));
+            parts.extra_headers.push((ob::TRIGGERED_AT, at));
         }
         if let Some(id) = identifier(header(headers, EVENT_ID_HEADER)) {
-            extra_headers.push(("ob-shopify-event-id", id));
+            parts.extra_headers.push((ob::SHOPIFY_EVENT_ID, id));
         }
         if let Some(version) = identifier(header(headers, API_VERSION_HEADER)) {
-            extra_headers.push(("ob-shopify-api-version", version));
+            parts.extra_headers.push((ob::SHOPIFY_API_VERSION, version));
         }
-        Ok(verified(
-            Source::Shopify,
-            request,
-            VerifiedParts {
-                account: identifier(header(headers, SHOP_DOMAIN_HEADER))
-                    .or_else(|| identifier(request.account)),
-                order_id: order_id(&event_type, request.body),
-                event_type,
-                event_id: identifier(header(headers, WEBHOOK_ID_HEADER)),
-                secret_id,
-                extra_headers,
-            },
-        ))
+        Ok(Accepted::Publish(verified(Source::Shopify, request, parts)))
     }
 }
 
@@ -128,10 +113,7 @@ fn order_id(topic: &str, body: &[u8]) -> Option<String> {
     } else {
         ids.order_id.or(ids.id)
     }?;
-    if let Some(number) = id.as_u64() {
-        return Some(number.to_string());
-    }
-    identifier(id.as_str())
+    super::extract::scalar(&id)
 }
 
 #[cfg(test)]
@@ -139,47 +121,40 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use axum::http::{HeaderMap, HeaderValue};
-    use bytes::Bytes;
-    use orderbridge_runtime::Secret;
+    use crate::verify::testing::{headers, publish, secret};
+    use crate::verify::Verified;
+    use axum::http::HeaderMap;
 
     const BODY: &str = r#"{"id":450789469,"email":"bob@example.com","total_price":"409.94"}"#;
 
-    fn secret(id: &str, value: &str) -> NamedSecret {
-        NamedSecret {
-            id: id.into(),
-            secret: Secret::new(value),
-        }
+    fn verifier(secrets: &[(&str, &str)]) -> ShopifyVerifier {
+        ShopifyVerifier::new(&HmacConfig {
+            secrets: secrets.iter().map(|(id, s)| secret(id, s)).collect(),
+            ..HmacConfig::default()
+        })
+        .unwrap()
     }
 
     fn request_headers(signature: Option<&str>) -> HeaderMap {
-        let mut headers = HeaderMap::new();
+        let mut pairs = vec![
+            (TOPIC_HEADER, "orders/create"),
+            (SHOP_DOMAIN_HEADER, "example-store.myshopify.com"),
+            (WEBHOOK_ID_HEADER, "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"),
+            (EVENT_ID_HEADER, "7b8c9d0a-1234-5678-90ab-cdef12345678"),
+            (TRIGGERED_AT_HEADER, "2025-04-22T19:30:01.123Z"),
+        ];
         if let Some(signature) = signature {
-            headers.insert(HMAC_HEADER, HeaderValue::from_str(signature).unwrap());
+            pairs.push((HMAC_HEADER, signature));
         }
-        headers.insert(TOPIC_HEADER, HeaderValue::from_static("orders/create"));
-        headers.insert(
-            SHOP_DOMAIN_HEADER,
-            HeaderValue::from_static("example-store.myshopify.com"),
-        );
-        headers.insert(
-            WEBHOOK_ID_HEADER,
-            HeaderValue::from_static("b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"),
-        );
-        headers
+        headers(&pairs)
     }
 
     fn verify(
-        verifier: &ShopifyVerifier,
+        v: &ShopifyVerifier,
         headers: &HeaderMap,
         body: &str,
     ) -> Result<Verified, VerifyError> {
-        let body = Bytes::from(body.to_owned());
-        verifier.verify(&WebhookRequest {
-            headers,
-            body: &body,
-            account: None,
-        })
+        publish(v, "/webhooks/shopify", headers, body, 0)
     }
 
     #[test]
@@ -190,13 +165,19 @@ mod tests {
             sign("hush", br#"{"id":1}"#),
             "VnKUjZsLuN5iZWjn5EntcBVCF9kMN43LglzCE1/GSeY="
         );
+        let v = verifier(&[("k", "hush")]);
+        let h = request_headers(Some("VnKUjZsLuN5iZWjn5EntcBVCF9kMN43LglzCE1/GSeY="));
+        assert_eq!(
+            verify(&v, &h, r#"{"id":1}"#).unwrap().record_key(),
+            "shopify:example-store.myshopify.com:1"
+        );
     }
 
     #[test]
-    fn accepts_a_correct_signature_and_extracts_the_key() {
-        let verifier = ShopifyVerifier::new(vec![secret("current", "shpss_current")]);
-        let headers = request_headers(Some(&sign("shpss_current", BODY.as_bytes())));
-        let verified = verify(&verifier, &headers, BODY).unwrap();
+    fn accepts_a_correct_signature_and_extracts_the_key_and_headers() {
+        let v = verifier(&[("current", "shpss_current")]);
+        let h = request_headers(Some(&sign("shpss_current", BODY.as_bytes())));
+        let verified = verify(&v, &h, BODY).unwrap();
         assert_eq!(verified.secret_id(), "current");
         assert_eq!(verified.account(), "example-store.myshopify.com");
         assert_eq!(verified.event_type(), "orders/create");
@@ -207,56 +188,62 @@ mod tests {
         );
         assert_eq!(verified.body().as_ref(), BODY.as_bytes());
         assert_eq!(
+            verified.extra_headers(),
+            &[
+                (ob::TRIGGERED_AT, "2025-04-22T19:30:01.123Z".to_owned()),
+                (
+                    ob::SHOPIFY_EVENT_ID,
+                    "7b8c9d0a-1234-5678-90ab-cdef12345678".to_owned()
+                ),
+            ]
+        );
+        assert_eq!(
             verified.content_type(),
             "application/octet-stream",
             "absent, so not assumed"
         );
-        let mut json = headers.clone();
-        json.insert("content-type", HeaderValue::from_static("application/json"));
+        let mut json = h.clone();
+        json.insert("content-type", "application/json".parse().unwrap());
         assert_eq!(
-            verify(&verifier, &json, BODY).unwrap().content_type(),
+            verify(&v, &json, BODY).unwrap().content_type(),
             "application/json"
         );
     }
 
     #[test]
     fn rejects_a_tampered_body() {
-        let verifier = ShopifyVerifier::new(vec![secret("current", "shpss_current")]);
-        let headers = request_headers(Some(&sign("shpss_current", BODY.as_bytes())));
+        let v = verifier(&[("current", "shpss_current")]);
+        let h = request_headers(Some(&sign("shpss_current", BODY.as_bytes())));
         let tampered = BODY.replace("409.94", "409.95");
         assert_eq!(
-            verify(&verifier, &headers, &tampered).unwrap_err(),
+            verify(&v, &h, &tampered).unwrap_err(),
             VerifyError::Mismatch
         );
     }
 
     #[test]
     fn rejects_a_wrong_secret() {
-        let verifier = ShopifyVerifier::new(vec![secret("current", "shpss_current")]);
-        let headers = request_headers(Some(&sign("shpss_attacker", BODY.as_bytes())));
-        assert_eq!(
-            verify(&verifier, &headers, BODY).unwrap_err(),
-            VerifyError::Mismatch
-        );
+        let v = verifier(&[("current", "shpss_current")]);
+        let h = request_headers(Some(&sign("shpss_attacker", BODY.as_bytes())));
+        assert_eq!(verify(&v, &h, BODY).unwrap_err(), VerifyError::Mismatch);
     }
 
     #[test]
     fn accepts_either_secret_during_a_rotation() {
-        let verifier =
-            ShopifyVerifier::new(vec![secret("new", "shpss_new"), secret("old", "shpss_old")]);
+        let v = verifier(&[("new", "shpss_new"), ("old", "shpss_old")]);
         let by_old = verify(
-            &verifier,
+            &v,
             &request_headers(Some(&sign("shpss_old", BODY.as_bytes()))),
             BODY,
         );
         assert_eq!(by_old.unwrap().secret_id(), "old");
         let by_new = verify(
-            &verifier,
+            &v,
             &request_headers(Some(&sign("shpss_new", BODY.as_bytes()))),
             BODY,
         );
         assert_eq!(by_new.unwrap().secret_id(), "new");
-        let retired = ShopifyVerifier::new(vec![secret("new", "shpss_new")]);
+        let retired = verifier(&[("new", "shpss_new")]);
         let after = verify(
             &retired,
             &request_headers(Some(&sign("shpss_old", BODY.as_bytes()))),
@@ -267,29 +254,27 @@ mod tests {
 
     #[test]
     fn rejects_a_missing_or_malformed_header() {
-        let verifier = ShopifyVerifier::new(vec![secret("current", "shpss_current")]);
+        let v = verifier(&[("current", "shpss_current")]);
         assert_eq!(
-            verify(&verifier, &request_headers(None), BODY).unwrap_err(),
+            verify(&v, &request_headers(None), BODY).unwrap_err(),
             VerifyError::Missing
         );
-        let not_base64 = request_headers(Some("not base64!"));
         assert_eq!(
-            verify(&verifier, &not_base64, BODY).unwrap_err(),
+            verify(&v, &request_headers(Some("not base64!")), BODY).unwrap_err(),
             VerifyError::Malformed
         );
-        let too_short = request_headers(Some("c2hvcnQ="));
         assert_eq!(
-            verify(&verifier, &too_short, BODY).unwrap_err(),
+            verify(&v, &request_headers(Some("c2hvcnQ=")), BODY).unwrap_err(),
             VerifyError::Malformed
         );
     }
 
     #[test]
     fn a_body_without_an_order_id_is_keyed_by_its_event() {
-        let verifier = ShopifyVerifier::new(vec![secret("current", "s")]);
+        let v = verifier(&[("current", "s")]);
         let body = "not json";
         let verified = verify(
-            &verifier,
+            &v,
             &request_headers(Some(&sign("s", body.as_bytes()))),
             body,
         )

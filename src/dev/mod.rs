@@ -1,9 +1,13 @@
 //! `orderbridge dev`: the whole pipeline in one process, nothing to install.
 //!
 //! librdkafka's in-process mock cluster is the broker (or `--brokers` for a real one), the
-//! embedded registry holds the schema, ingest listens on 127.0.0.1:8080 with a known Shopify
-//! secret, and the sink writes SQLite staging tables to `./orderbridge-dev.db`. On start it
-//! prints the bootstrap address, the topics and a ready-to-paste `curl` with a signed order.
+//! embedded registry holds the schema, ingest listens on 127.0.0.1:8080 and serves every
+//! source with the development secrets of `sources.rs` (or the sources of `--config`), and
+//! the sink writes SQLite staging tables to `./orderbridge-dev.db`. On start it prints the
+//! bootstrap address, the topics, the URL of every source and a ready-to-paste `curl` with a
+//! signed Shopify order.
+
+mod sources;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,12 +16,13 @@ use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use orderbridge_ingest::config::{NamedSecret, ShopifyConfig};
+use std::path::Path;
+
 use orderbridge_ingest::verify::shopify::sign;
 use orderbridge_ingest::IngestConfig;
 use orderbridge_processor::{Guarantee, ProcessorConfig};
-use orderbridge_runtime::{ensure_topics, KafkaSettings, Ops, Secret, TopicLayout};
-use orderbridge_schemas::{EmbeddedRegistry, OrderEventCodec, Topics};
+use orderbridge_runtime::{ensure_topics, KafkaSettings, Ops, TopicLayout};
+use orderbridge_schemas::{EmbeddedRegistry, OrderEventCodec, Source, Topics};
 use orderbridge_sink::erp::sql::{SqlConfig, SqlErp};
 use orderbridge_sink::{ErpConfig, SinkConfig};
 use rdkafka::mocking::MockCluster;
@@ -25,8 +30,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// The Shopify secret `dev` verifies with. Public on purpose: `dev` is for a laptop.
-const DEV_SECRET: &str = "orderbridge-dev-secret";
+use self::sources::{dev_sources, how_to_sign, DEV_SECRET};
+
 const DEV_SHOP: &str = "dev-store.myshopify.com";
 const DEV_PARTITIONS: i32 = 3;
 const DEV_FETCH_WAIT_MS: u64 = 20;
@@ -48,7 +53,13 @@ pub struct DevArgs {
     at_least_once: bool,
 }
 
-pub async fn run(args: &DevArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Runs everything until `shutdown`; `config` (the global `--config`) replaces the
+/// development sources with the file's `ingest.sources`.
+pub async fn run(
+    args: &DevArgs,
+    config: Option<&Path>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let topics = Topics::default();
     // The mock cluster lives as long as this function: it is the broker.
     let mut _mock = None;
@@ -84,12 +95,12 @@ pub async fn run(args: &DevArgs, shutdown: CancellationToken) -> anyhow::Result<
         listen: args.listen,
         ..IngestConfig::default()
     };
-    ingest.sources.shopify = Some(ShopifyConfig {
-        secrets: vec![NamedSecret {
-            id: "dev".into(),
-            secret: Secret::new(DEV_SECRET),
-        }],
-    });
+    ingest.sources = match config {
+        Some(path) => crate::config::Config::load(Some(path))?.ingest.sources,
+        None => dev_sources(&format!("http://{}", args.listen)),
+    };
+    let routes = ingest.sources.routes();
+    let developing = config.is_none();
     let processor = ProcessorConfig {
         guarantee: if args.at_least_once {
             Guarantee::AtLeastOnce
@@ -170,7 +181,7 @@ pub async fn run(args: &DevArgs, shutdown: CancellationToken) -> anyhow::Result<
         }
         () = shutdown.cancelled() => {}
     }
-    print_banner(args, &bootstrap, &topics);
+    print_banner(args, &bootstrap, &topics, &routes, developing);
 
     // Run until Ctrl-C, or until a service stops on its own (an error), which stops the rest.
     let mut result = Ok(());
@@ -185,7 +196,13 @@ pub async fn run(args: &DevArgs, shutdown: CancellationToken) -> anyhow::Result<
     result
 }
 
-fn print_banner(args: &DevArgs, bootstrap: &str, topics: &Topics) {
+fn print_banner(
+    args: &DevArgs,
+    bootstrap: &str,
+    topics: &Topics,
+    routes: &[(Source, Option<String>)],
+    developing: bool,
+) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -200,12 +217,35 @@ fn print_banner(args: &DevArgs, bootstrap: &str, topics: &Topics) {
     } else {
         "embedded mock Kafka"
     };
+    let mut urls = String::new();
+    for (source, account) in routes {
+        let path = match account {
+            Some(account) => format!("/webhooks/{source}/{account}"),
+            None => format!("/webhooks/{source}"),
+        };
+        let url = format!("http://{}{path}", args.listen);
+        let how = if developing {
+            how_to_sign(source.as_str())
+        } else {
+            "as configured".to_owned()
+        };
+        urls.push_str(&format!("\n    {url:<58} {how}"));
+    }
     println!(
         "\nOrderBridge dev is running.\n\
          \n  broker:    {bootstrap} ({broker})\
          \n  topics:    {}\
-         \n  ingest:    http://{}/webhooks/shopify  (secret: {DEV_SECRET})\
          \n  sink:      SQLite staging tables in {}\n\
+         \n  webhooks (POST):{urls}",
+        topics.all().join(", "),
+        args.db.display(),
+    );
+    if !developing {
+        return;
+    }
+    println!(
+        "\nOnly Shopify has a normalizer yet; the other sources' records are kept in the \
+         dead-letter topic\nas `unsupported` until theirs land.\n\
          \nSend a signed Shopify order:\n\n\
          curl -sS -w '%{{http_code}}\\n' -X POST http://{}/webhooks/shopify \\\n  \
          -H 'Content-Type: application/json' \\\n  \
@@ -215,9 +255,6 @@ fn print_banner(args: &DevArgs, bootstrap: &str, topics: &Topics) {
          -H 'X-Shopify-Hmac-Sha256: {signature}' \\\n  \
          --data-binary '{body}'\n\
          \nThen: sqlite3 {} 'SELECT order_key, status, total, currency FROM orders'\n",
-        topics.all().join(", "),
-        args.listen,
-        args.db.display(),
         args.listen,
         args.db.display(),
     );
