@@ -367,8 +367,8 @@ pub struct StandardWebhooksConfig {
     pub key: Option<KeyForm>,
     /// Replay window in seconds (default 300).
     pub tolerance_secs: Option<u64>,
-    /// Where event type, order id and account are found, over the defaults (`/type`,
-    /// `/data/order_id`, `/data/id`).
+    /// Where event type, order id and account are found, over the defaults (`/type` or
+    /// `/scope`, `/data/order_id`, `/data/id`).
     pub extract: Extraction,
 }
 

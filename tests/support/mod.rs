@@ -3,8 +3,10 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod bc_sim;
+pub mod ebay_sim;
 pub mod pipeline;
 pub mod registry_sim;
+pub mod sns_sim;
 
 use std::future::Future;
 use std::time::Duration;

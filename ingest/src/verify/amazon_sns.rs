@@ -359,11 +359,16 @@ impl Verifier for SnsVerifier {
         verify_signature(&cert, &message.signature_version, &signed, &signature)?;
 
         match kind {
-            Kind::Notification => Ok(Accepted::Publish(verified(
-                Source::AmazonSns,
-                request,
-                notification_parts(&message, request.account),
-            ))),
+            Kind::Notification => {
+                let mut parts = notification_parts(&message, request.account);
+                // The certificate is the key: its file name shows AWS's key rotation.
+                parts.secret_id = certificate_name(&message.signing_cert_url);
+                Ok(Accepted::Publish(verified(
+                    Source::AmazonSns,
+                    request,
+                    parts,
+                )))
+            }
             Kind::SubscriptionConfirmation => {
                 let url = message.subscribe_url.as_deref().unwrap_or_default();
                 if !self.confirm {
@@ -384,6 +389,11 @@ impl Verifier for SnsVerifier {
             }
         }
     }
+}
+
+/// The last path segment of a (checked) certificate URL.
+fn certificate_name(url: &str) -> String {
+    url.rsplit('/').next().unwrap_or_default().to_owned()
 }
 
 /// Ids of a notification: the SNS message id, and from the inner message (a JSON string)

@@ -7,7 +7,7 @@
 //!
 //! BigCommerce keys the HMAC with its raw client secret rather than base64: set
 //! `key = "utf8"`. The payload shape is the sender's; `extract` says where the ids are
-//! (defaults: `/type`, `/data/order_id`, `/data/id`).
+//! (defaults: `/type` or `/scope`, `/data/order_id`, `/data/id`).
 //!
 //! <https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md>
 
@@ -83,7 +83,8 @@ pub fn verifier(config: &StandardWebhooksConfig) -> Result<SharedVerifier, Strin
         tolerance,
         extraction: Extraction {
             event_id: vec![Field::header(ID_HEADER)],
-            event_type: vec![Field::json("/type")],
+            // `type` is the spec's recommendation; BigCommerce sends `scope`.
+            event_type: vec![Field::json("/type"), Field::json("/scope")],
             order_id: vec![Field::json("/data/order_id"), Field::json("/data/id")],
             account: Vec::new(),
         }
