@@ -78,13 +78,15 @@ impl Config {
     }
 }
 
-/// Sets `ORDERBRIDGE_A__B=value` as `a.b = value` in `document`.
+/// Sets `ORDERBRIDGE_A__B=value` as `a.b = value` in `document`. Only names with a table
+/// and a key are overrides: `ORDERBRIDGE_CONFIG` (the file's path) and other single-word
+/// variables are not configuration keys.
 fn apply_env_overrides(
     document: &mut toml::Table,
     vars: impl Iterator<Item = (String, String)>,
 ) -> anyhow::Result<()> {
     for (name, raw) in vars {
-        let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+        let Some(path) = name.strip_prefix(ENV_PREFIX).filter(|p| p.contains("__")) else {
             continue;
         };
         let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
@@ -169,6 +171,11 @@ mod tests {
                 "at-least-once".to_owned(),
             ),
             ("UNRELATED".to_owned(), "x".to_owned()),
+            // The --config flag's own variable is not a configuration key.
+            (
+                "ORDERBRIDGE_CONFIG".to_owned(),
+                "/etc/orderbridge.toml".to_owned(),
+            ),
         ];
         apply_env_overrides(&mut document, vars.into_iter()).unwrap();
         let config: Config = toml::Value::Table(document).try_into().unwrap();
