@@ -3,6 +3,7 @@
 # packages for the bundled librdkafka and TLS, rustfmt and clippy, the tansu broker), checks
 # formatting and lints, starts tansu on a free 127.0.0.1 port with in-memory storage, runs
 # the whole suite against it (KAFKA_BOOTSTRAP) and on librdkafka's mock cluster, and stops it.
+# Then it runs every ingest fuzz target briefly (FUZZ_SECONDS each, default 5; 0 skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -33,6 +34,11 @@ if ! command -v tansu >/dev/null 2>&1; then
   cargo install --locked tansu --features dynostore,libsql
 fi
 tansu --version 2>/dev/null || echo "tansu installed at $(command -v tansu)"
+
+step "cargo-fuzz"
+if [ "${FUZZ_SECONDS:-5}" != 0 ] && ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install --locked cargo-fuzz
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -67,3 +73,23 @@ step "cargo test (mock cluster, and tansu at 127.0.0.1:$port)"
 export KAFKA_BOOTSTRAP="127.0.0.1:$port"
 export ORDERBRIDGE_REQUIRE_BROKER=1
 cargo test --workspace --all-targets -- --nocapture --test-threads 4
+
+step "fuzzing each verifier and key extraction for ${FUZZ_SECONDS:-5} s"
+if [ "${FUZZ_SECONDS:-5}" != 0 ]; then
+  # No sanitizer: the project's one toolchain is stable. The targets check their own
+  # properties (no panic, nothing accepted without a valid signature).
+  (
+    cd ingest
+    cargo fuzz build --sanitizer none -O
+    for target in $(cargo fuzz list); do
+      log="../target/fuzz-$target.log"
+      if ! cargo fuzz run --sanitizer none -O "$target" -- \
+        -max_total_time="${FUZZ_SECONDS:-5}" >"$log" 2>&1; then
+        tail -40 "$log" >&2
+        echo "fuzz target $target failed (input saved under ingest/fuzz/artifacts/)" >&2
+        exit 1
+      fi
+      echo "fuzz: $target: $(grep -E '^Done' "$log")"
+    done
+  )
+fi

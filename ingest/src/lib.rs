@@ -11,7 +11,8 @@
 //!   raw record with its `ob-` headers.
 //! - `router.rs` — the axum [`Router`](axum::Router): `POST /webhooks/{source}[/{account}]`
 //!   plus `/metrics`, `/healthz`, `/readyz`. Tests drive it without a socket.
-//! - `config.rs` — [`IngestConfig`].
+//! - `config.rs` — [`IngestConfig`]; `development.rs` — every source configured with one
+//!   secret, for `dev`, the fuzzers and the benchmark.
 //! - `metrics.rs` — every metric name of this crate.
 //!
 //! Status codes: 200 after the broker acknowledged; 401 for a missing or wrong signature
@@ -19,6 +20,7 @@
 //! 413 over the body limit; 503 with `Retry-After` when Kafka could not take the write in time.
 
 pub mod config;
+pub mod development;
 pub mod metrics;
 pub mod publish;
 pub mod router;

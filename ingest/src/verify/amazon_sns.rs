@@ -391,6 +391,14 @@ impl Verifier for SnsVerifier {
     }
 }
 
+/// [`notification_parts`] of a body that parses as an SNS message, for the fuzzers.
+#[cfg(fuzzing)]
+pub(super) fn fuzz_notification_parts(body: &[u8], account: Option<&str>) -> VerifiedParts {
+    serde_json::from_slice::<Message>(body)
+        .map(|message| notification_parts(&message, account))
+        .unwrap_or_default()
+}
+
 /// The last path segment of a (checked) certificate URL.
 fn certificate_name(url: &str) -> String {
     url.rsplit('/').next().unwrap_or_default().to_owned()

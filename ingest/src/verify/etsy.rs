@@ -63,7 +63,7 @@ impl Verifier for Etsy {
 }
 
 /// `…/shops/{shop_id}/receipts/{receipt_id}` → `receipt_id`.
-fn receipt_id(body: &[u8]) -> Option<String> {
+pub(super) fn receipt_id(body: &[u8]) -> Option<String> {
     let body = Body::new(body);
     let url = body.json()?.get("resource_url")?.as_str()?;
     let (before, id) = url.trim_end_matches('/').rsplit_once('/')?;

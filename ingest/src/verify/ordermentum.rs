@@ -59,7 +59,7 @@ impl Verifier for Ordermentum {
 
 /// The order an event is about: the subject itself for `order_*`, the order it names for
 /// invoices and credit notes; a flat body (`{event, id, …}`) is read the same way.
-fn order_id(event: Option<&str>, body: &[u8]) -> Option<String> {
+pub(super) fn order_id(event: Option<&str>, body: &[u8]) -> Option<String> {
     let body = Body::new(body);
     let pointers: &[&str] = if event.is_some_and(|e| e.starts_with("order_")) {
         &["/data/id", "/id"]

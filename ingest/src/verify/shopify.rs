@@ -101,7 +101,7 @@ impl Verifier for ShopifyVerifier {
 /// The order id a Shopify body is about: `order_id` on refunds and fulfillments, `id` on
 /// orders. `None` when the body is not JSON or names no order; the record is then keyed by
 /// its event id and the processor decides what to do with it.
-fn order_id(topic: &str, body: &[u8]) -> Option<String> {
+pub(super) fn order_id(topic: &str, body: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
     struct Ids {
         id: Option<serde_json::Value>,

@@ -2,12 +2,10 @@
 //!
 //! librdkafka's in-process mock cluster is the broker (or `--brokers` for a real one), the
 //! embedded registry holds the schema, ingest listens on 127.0.0.1:8080 and serves every
-//! source with the development secrets of `sources.rs` (or the sources of `--config`), and
+//! source with the development secrets of `orderbridge_ingest::development` (or the sources of `--config`), and
 //! the sink writes SQLite staging tables to `./orderbridge-dev.db`. On start it prints the
 //! bootstrap address, the topics, the URL of every source and a ready-to-paste `curl` with a
 //! signed Shopify order.
-
-mod sources;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,7 +28,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use self::sources::{dev_sources, how_to_sign, DEV_SECRET};
+use orderbridge_ingest::development::{self, how_to_sign, DEV_SECRET};
 
 const DEV_SHOP: &str = "dev-store.myshopify.com";
 const DEV_PARTITIONS: i32 = 3;
@@ -97,7 +95,7 @@ pub async fn run(
     };
     ingest.sources = match config {
         Some(path) => crate::config::Config::load(Some(path))?.ingest.sources,
-        None => dev_sources(&format!("http://{}", args.listen)),
+        None => development::sources(&format!("http://{}", args.listen)),
     };
     let routes = ingest.sources.routes();
     let developing = config.is_none();

@@ -1,0 +1,7 @@
+//! `verify_flipkart`: arbitrary requests to the flipkart verifier never panic and are never
+//! accepted without a valid signature (see `src/lib.rs`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|input: orderbridge_ingest_fuzz::Input| {
+    orderbridge_ingest_fuzz::verify(orderbridge_schemas::Source::Flipkart, &input);
+});

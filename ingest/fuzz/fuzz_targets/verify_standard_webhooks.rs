@@ -1,0 +1,7 @@
+//! `verify_standard_webhooks`: arbitrary requests to the standard-webhooks verifier never panic and are never
+//! accepted without a valid signature (see `src/lib.rs`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|input: orderbridge_ingest_fuzz::Input| {
+    orderbridge_ingest_fuzz::verify(orderbridge_schemas::Source::StandardWebhooks, &input);
+});
