@@ -630,6 +630,33 @@ mod tests {
     }
 
     #[test]
+    fn a_signature_by_another_key_or_a_rotated_certificate() {
+        // Signed with another RSA key (the test TLS key) under the same certificate URL.
+        let other = include_str!("../../../tests/support/keys/tls-sim.key");
+        let key = rsa::RsaPrivateKey::from_pkcs8_pem(other).unwrap();
+        let message: Message = serde_json::from_str(&notification("1", V1)).unwrap();
+        let signed = message.string_to_sign(Kind::Notification).unwrap();
+        let forged = rsa::pkcs1v15::SigningKey::<sha1::Sha1>::new(key).sign(signed.as_bytes());
+        let body = notification("1", &BASE64.encode(forged.to_bytes()));
+        assert_eq!(
+            run(&sns(&[TOPIC]), &body, NOW).unwrap_err(),
+            VerifyError::Mismatch
+        );
+        // AWS rotates signing certificates by URL: a message naming another certificate is
+        // verified with that one.
+        let rotated_url = "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-new.pem";
+        let verifier = sns(&[TOPIC]);
+        verifier.preload(rotated_url, CERT.as_bytes()).unwrap();
+        let body = notification("1", V1).replace(CERT_URL, rotated_url);
+        match run(&verifier, &body, NOW).unwrap() {
+            Accepted::Publish(verified) => {
+                assert_eq!(verified.secret_id(), "SimpleNotificationService-new.pem")
+            }
+            Accepted::Reply(reply) => panic!("unexpected {reply:?}"),
+        }
+    }
+
+    #[test]
     fn our_signer_agrees_with_openssl() {
         // The integration tests sign with the rsa crate; check it matches openssl's output.
         let key = rsa::RsaPrivateKey::from_pkcs8_pem(KEY).unwrap();

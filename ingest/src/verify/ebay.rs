@@ -557,6 +557,43 @@ mod tests {
     }
 
     #[test]
+    fn another_key_is_refused_and_pinned_keys_rotate() {
+        use p256::ecdsa::signature::hazmat::PrehashSigner;
+        let other = p256::ecdsa::SigningKey::from_bytes(&[9u8; 32].into()).unwrap();
+        let digest = Sha1::digest(BODY.as_bytes());
+        let forged: Signature = other.sign_prehash(&digest).unwrap();
+        let forged = BASE64.encode(forged.to_der().as_bytes());
+        let h = headers(&[(SIGNATURE_HEADER, &signature_header("kid-1", &forged))]);
+        assert_eq!(
+            publish(build().as_ref(), "/", &h, BODY, 0).unwrap_err(),
+            VerifyError::Mismatch
+        );
+        // Two pinned keys during a rotation: each verifies what it signed.
+        let other_pem = p256::pkcs8::EncodePublicKey::to_public_key_pem(
+            other.verifying_key(),
+            p256::pkcs8::LineEnding::LF,
+        )
+        .unwrap();
+        let mut two = config();
+        two.public_keys.insert("kid-2".into(), other_pem);
+        let v = verifier(&two, reqwest::Client::new(), Duration::from_secs(1)).unwrap();
+        let by_new = headers(&[(SIGNATURE_HEADER, &signature_header("kid-2", &forged))]);
+        assert_eq!(
+            publish(v.as_ref(), "/", &by_new, BODY, 0)
+                .unwrap()
+                .secret_id(),
+            "kid-2"
+        );
+        let by_old = headers(&[(SIGNATURE_HEADER, &signature_header("kid-1", SIGNATURE))]);
+        assert_eq!(
+            publish(v.as_ref(), "/", &by_old, BODY, 0)
+                .unwrap()
+                .secret_id(),
+            "kid-1"
+        );
+    }
+
+    #[test]
     fn configuration_is_checked() {
         let mut short = config();
         short.verification_token = Secret::new("short");
