@@ -6,7 +6,9 @@
 //!
 //! Layout:
 //! - `verify/` — the [`Verifier`] trait, the [`Verified`] wrapper only a verifier can build,
-//!   and one file per source (`verify/shopify.rs`).
+//!   the HMAC engine with its presets (`scheme.rs`), id and key extraction (`extract.rs`),
+//!   credential checks (`credentials.rs`), one file per source (`shopify.rs`, `amazon_sns.rs`,
+//!   …) and `registry.rs`, which builds the verifier of every configured route.
 //! - `publish.rs` — the Kafka producer (built in one place, `acks=all`, idempotent) and the
 //!   raw record with its `ob-` headers.
 //! - `router.rs` — the axum [`Router`](axum::Router): `POST /webhooks/{source}[/{account}]`
@@ -15,9 +17,11 @@
 //!   secret, for `dev`, the fuzzers and the benchmark.
 //! - `metrics.rs` — every metric name of this crate.
 //!
-//! Status codes: 200 after the broker acknowledged; 401 for a missing or wrong signature
-//! (counted, nothing published, nothing echoed); 404 for an unknown or unconfigured source;
-//! 413 over the body limit; 503 with `Retry-After` when Kafka could not take the write in time.
+//! Status codes: 200 after the broker acknowledged (or a handshake's own answer); 401 for a
+//! missing, wrong or stale signature (counted, nothing published, nothing echoed); 404 for an
+//! unknown or unconfigured source or account; 405 for a method the route does not take; 413
+//! over the body limit; 503 with `Retry-After` when Kafka could not take the write in time or
+//! key material could not be fetched (SNS counts any 4xx as delivered, so "retry" is a 5xx).
 
 pub mod config;
 pub mod development;

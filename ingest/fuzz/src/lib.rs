@@ -134,7 +134,7 @@ pub fn extract(input: &Input) {
         account: Some("fuzz-account"),
         now: NOW,
     };
-    for verified in orderbridge_ingest::verify::extract_unverified(&request) {
+    for verified in orderbridge_ingest::verify::fuzzing::extract_unverified(&request) {
         let key = verified.record_key();
         assert!(!key.is_empty() && key.len() <= 1024, "key {key:?}");
         assert!(!key.chars().any(char::is_control), "key {key:?}");

@@ -22,7 +22,7 @@ use orderbridge_schemas::Source;
 use super::credentials::CredentialCheck;
 use super::extract::{Extraction, Field};
 use super::scheme::{HmacCheck, Inputs, Preset, SchemePatch};
-use super::{Check, Checked, SharedVerifier, VerifyError, WebhookRequest};
+use super::{Check, Checked, SharedVerifier};
 use crate::config::WalmartConfig;
 
 /// Header carrying the performance-webhook signature.
@@ -72,12 +72,6 @@ pub fn verifier(config: &WalmartConfig) -> Result<SharedVerifier, String> {
     }))
 }
 
-impl Check for Box<dyn Check> {
-    fn check(&self, request: &WebhookRequest<'_>) -> Result<String, VerifyError> {
-        self.as_ref().check(request)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -87,6 +81,7 @@ mod tests {
     use crate::verify::credentials::Credential;
     use crate::verify::scheme::Encoding;
     use crate::verify::testing::{headers, negative_suite, publish, secret, sign};
+    use crate::verify::VerifyError;
     use orderbridge_runtime::Secret;
 
     const BODY: &str = r#"{"source":{"eventType":"PO_CREATED","eventTime":"2025-05-04T13:25:28.591Z","eventId":"9b1f2c3d-0001"},"payload":{"partnerId":"10001234567","purchaseOrderId":"1796277083022","customerOrderId":"5281956426648"}}"#;
