@@ -21,7 +21,7 @@ use rdkafka::message::{Headers as _, Message};
 use sha2::{Digest, Sha256};
 use support::ebay_sim::{self, EbaySim};
 use support::pipeline::Env;
-use support::signed::{cases, config, now, EBAY_TOKEN};
+use support::signed::{cases, config, hmac_sha256, now, EBAY_TOKEN, HMAC_SECRET};
 use support::sns_sim::{self, SnsSim};
 use tower::ServiceExt;
 
@@ -150,6 +150,30 @@ async fn every_source_on(env: &Env) {
         )],
         "the certificate, fetched once"
     );
+
+    // A replay of a genuine delivery signed ten minutes ago: refused, and counted as such.
+    let zephyr = cases.iter().find(|c| c.source == "zephyrcart").unwrap();
+    let old = now() - 600;
+    let mac = hmac_sha256(
+        HMAC_SECRET.as_bytes(),
+        &[old.to_string().as_bytes(), b".", &zephyr.body],
+    );
+    let stale = vec![(
+        "x-zephyrcart-signature".to_owned(),
+        format!("t={old},v1={}", hex::encode(mac)),
+    )];
+    assert_eq!(
+        post(&ingest, &zephyr.path, &stale, &zephyr.body).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let metrics = support::pipeline::get_text(&ingest, "/metrics").await;
+    for line in [
+        r#"orderbridge_ingest_secret_matches_total{secret_id="test",source="shopify"} 1"#,
+        r#"orderbridge_ingest_secret_matches_total{secret_id="99345d4b-4fd3-4e2a-8e4b-0123456789ab",source="ebay"} 1"#,
+        r#"orderbridge_ingest_signature_failures_total{reason="expired",source="zephyrcart"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -208,8 +208,9 @@ pub struct HmacConfig {
     /// Active secrets, all tried; the matching one's id goes into `ob-secret-id`.
     pub secrets: Vec<NamedSecret>,
     /// `custom` only: the preset to start from (`stripe`, `woocommerce`, `square`, `github`,
-    /// or any source's name). Without one, `scheme` must name at least `header` and
-    /// `encoding`.
+    /// or the HMAC scheme of `shopify`, `sumeru`, `zephyrcart`, `etsy`, `standard-webhooks`,
+    /// `tiktok-shop`, `easypost`, `walmart-wm-sec`). Without one, `scheme` must name at
+    /// least `header` and `encoding`.
     pub preset: Option<Preset>,
     /// Changes to the preset's scheme, for a provider whose real contract differs.
     pub scheme: SchemePatch,

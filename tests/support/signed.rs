@@ -124,7 +124,7 @@ pub fn now() -> i64 {
     .unwrap()
 }
 
-fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
     for part in parts {
         mac.update(part);
