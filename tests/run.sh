@@ -83,7 +83,9 @@ if [ "${FUZZ_SECONDS:-5}" != 0 ]; then
     cargo fuzz build --sanitizer none -O
     for target in $(cargo fuzz list); do
       log="../target/fuzz-$target.log"
-      if ! cargo fuzz run --sanitizer none -O "$target" -- \
+      mkdir -p "fuzz/corpus/$target"
+      # The committed seeds are read, new finds go to the (ignored) corpus directory.
+      if ! cargo fuzz run --sanitizer none -O "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
         -max_total_time="${FUZZ_SECONDS:-5}" >"$log" 2>&1; then
         tail -40 "$log" >&2
         echo "fuzz target $target failed (input saved under ingest/fuzz/artifacts/)" >&2

@@ -2,6 +2,6 @@
 //! signature held, never panics and always yields a usable record key.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|input: orderbridge_ingest_fuzz::Input| {
-    orderbridge_ingest_fuzz::extract(&input);
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    orderbridge_ingest_fuzz::extract(data);
 });

@@ -2,6 +2,6 @@
 //! accepted without a valid signature (see `src/lib.rs`).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|input: orderbridge_ingest_fuzz::Input| {
-    orderbridge_ingest_fuzz::verify(orderbridge_schemas::Source::Easypost, &input);
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    orderbridge_ingest_fuzz::verify(orderbridge_schemas::Source::Easypost, data);
 });

@@ -1,9 +1,15 @@
-//! What the fuzz targets share: an arbitrary request, every source's verifiers built with a
-//! secret chosen at random when the process starts (so the fuzzer cannot know it), and the
-//! properties checked on every input.
+//! What the fuzz targets share: a request read from the fuzzer's bytes, every source's
+//! verifiers built with a secret chosen at random when the process starts (so the fuzzer
+//! cannot know it), and the properties checked on every input.
+//!
+//! The bytes are read like an HTTP request without its method: the path on the first line,
+//! then `name: value` header lines, a blank line, and the body. The seeds in `seeds/<target>/`
+//! are real deliveries in that form (the fixtures, with signatures of the right shape and
+//! wrong value), so mutation starts from requests that reach deep into each verifier.
 //!
 //! - `verify`: no panic, and never [`Accepted::Publish`] — with a secret nobody knows and
-//!   key material nobody can forge, an accepted request means verification was bypassed.
+//!   key material nobody can forge (a fresh eBay key; SNS certificates cannot be fetched), an
+//!   accepted request means verification was bypassed.
 //!   The only request answered without a signature is WooCommerce's documented creation ping,
 //!   and it is never published.
 //! - `extract`: no panic, and the record key is non-empty, short and free of control
@@ -15,26 +21,54 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
-use arbitrary::Arbitrary;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use bytes::Bytes;
 use orderbridge_ingest::config::IngestConfig;
 use orderbridge_ingest::verify::{registry, Accepted, SharedVerifier, WebhookRequest};
 use orderbridge_schemas::Source;
 
-/// A request as the fuzzer makes it.
-#[derive(Debug, Arbitrary)]
+/// A request read from the fuzzer's bytes.
+#[derive(Debug)]
 pub struct Input {
     /// Path and query, e.g. `/webhooks/walmart?x=1`.
     pub path: String,
-    /// Header names and values; invalid ones are dropped.
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// Headers; lines that are not a valid `name: value` are dropped.
+    pub headers: HeaderMap,
     /// The body.
-    pub body: Vec<u8>,
-    /// Seconds from a fixed clock, so timestamps can fall inside or outside windows.
-    pub now_offset: i32,
-    /// Which of the source's routes to use.
-    pub route: u8,
+    pub body: Bytes,
+}
+
+impl Input {
+    /// Reads `path\nname: value\n…\n\nbody`; anything goes, nothing fails.
+    pub fn parse(data: &[u8]) -> Self {
+        let split = data.windows(2).position(|w| w == b"\n\n");
+        let (head, body) = match split {
+            Some(at) => (&data[..at], &data[at + 2..]),
+            None => (data, &[][..]),
+        };
+        let mut lines = head.split(|&b| b == b'\n');
+        let path = String::from_utf8_lossy(lines.next().unwrap_or_default()).into_owned();
+        let mut headers = HeaderMap::new();
+        for line in lines.take(64) {
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let value = line[colon + 1..]
+                .strip_prefix(b" ")
+                .unwrap_or(&line[colon + 1..]);
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(&line[..colon]),
+                HeaderValue::from_bytes(value),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        Self {
+            path,
+            headers,
+            body: Bytes::copy_from_slice(body),
+        }
+    }
 }
 
 /// Around 2026-01-01.
@@ -49,10 +83,26 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
     let secret: String = (0..32)
         .map(|_| char::from(b'a' + rand::random_range(0..26u8)))
         .collect();
-    let config = IngestConfig {
+    let mut config = IngestConfig {
         sources: orderbridge_ingest::development::sources_with("https://fuzz.invalid", &secret),
         ..IngestConfig::default()
     };
+    // The development eBay key is public and its private half is a test key in the repo:
+    // pin a key nobody holds instead (the seeds carry real signatures by the test key).
+    let unknown = p256::ecdsa::SigningKey::from_bytes(&rand::random::<[u8; 32]>().into())
+        .expect("a random scalar is a key");
+    let pem = p256::pkcs8::EncodePublicKey::to_public_key_pem(
+        unknown.verifying_key(),
+        p256::pkcs8::LineEnding::LF,
+    )
+    .expect("PEM");
+    if let Some(ebay) = config.sources.ebay.as_mut() {
+        for settings in ebay.default.iter_mut().chain(ebay.accounts.values_mut()) {
+            for key in settings.public_keys.values_mut() {
+                key.clone_from(&pem);
+            }
+        }
+    }
     let http = reqwest::Client::builder()
         .proxy(reqwest::Proxy::all("http://127.0.0.1:9").expect("proxy url"))
         .build()
@@ -76,35 +126,23 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
     }
 });
 
-fn header_map(input: &Input) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, value) in input.headers.iter().take(32) {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
-            map.append(name, value);
-        }
-    }
-    map
-}
-
-/// The `verify` property for `source`.
-pub fn verify(source: Source, input: &Input) {
+/// The `verify` property for `source`, on the fuzzer's bytes.
+pub fn verify(source: Source, data: &[u8]) {
+    let input = Input::parse(data);
     let world = &*WORLD;
     let Some(verifiers) = world.verifiers.get(&source) else {
         return;
     };
-    let verifier = &verifiers[usize::from(input.route) % verifiers.len()];
-    let headers = header_map(input);
-    let body = Bytes::from(input.body.clone());
+    // Sources with several routes (custom providers): the path's length picks one.
+    let verifier = &verifiers[input.path.len() % verifiers.len()];
+    let (headers, body) = (&input.headers, &input.body);
     let request = WebhookRequest {
         method: &Method::POST,
         path_and_query: &input.path,
-        headers: &headers,
-        body: &body,
+        headers,
+        body,
         account: None,
-        now: NOW + i64::from(input.now_offset),
+        now: NOW,
     };
     match world.runtime.block_on(verifier.verify(&request)) {
         Err(_) => {}
@@ -112,8 +150,8 @@ pub fn verify(source: Source, input: &Input) {
             panic!("{source}: accepted without a valid signature: {verified:?}")
         }
         Ok(Accepted::Reply(reply)) => {
-            let ping = input.body.starts_with(b"webhook_id=")
-                && headers.get("x-wc-webhook-signature").is_none();
+            let ping =
+                body.starts_with(b"webhook_id=") && headers.get("x-wc-webhook-signature").is_none();
             assert!(
                 source == Source::Custom && ping,
                 "{source}: answered {reply:?} without a signature"
@@ -122,15 +160,14 @@ pub fn verify(source: Source, input: &Input) {
     }
 }
 
-/// The `extract` property.
-pub fn extract(input: &Input) {
-    let headers = header_map(input);
-    let body = Bytes::from(input.body.clone());
+/// The `extract` property, on the fuzzer's bytes.
+pub fn extract(data: &[u8]) {
+    let input = Input::parse(data);
     let request = WebhookRequest {
         method: &Method::POST,
         path_and_query: &input.path,
-        headers: &headers,
-        body: &body,
+        headers: &input.headers,
+        body: &input.body,
         account: Some("fuzz-account"),
         now: NOW,
     };
