@@ -5,7 +5,8 @@
 //! requests per second, ack latency percentiles, and every 200 received (warm-up included,
 //! to compare with the records on the topic).
 //!
-//! `loadgen topics --brokers … --topic …` creates the topics a run needs first.
+//! `loadgen topics --brokers … --topic …` creates the topics a run needs first;
+//! `loadgen count --consume …` reads a topic back and counts its records and distinct keys.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use orderbridge_ingest::verify::shopify::sign;
 use orderbridge_runtime::{ensure_topics, KafkaSettings, TopicLayout};
 use orderbridge_schemas::Topics;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::Message;
 
 #[derive(Parser)]
 struct Cli {
@@ -34,13 +36,16 @@ enum Command {
         #[arg(long, required = true)]
         topic: Vec<String>,
     },
-    /// Print how many records `--topic` holds (the sum of its partitions' high watermarks),
-    /// to check that every acknowledged webhook is there.
+    /// Print how many records `--topic` holds: the sum of its partitions' watermarks, or with
+    /// `--consume` the records read back (tansu's watermarks undercount under load).
     Count {
         #[arg(long)]
         brokers: String,
         #[arg(long)]
         topic: String,
+        /// Read every record instead of trusting the watermarks, and count distinct keys.
+        #[arg(long)]
+        consume: bool,
     },
     /// Send signed webhooks and report throughput and latency.
     Run {
@@ -90,7 +95,45 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Count { brokers, topic } => {
+        Command::Count {
+            brokers,
+            topic,
+            consume: true,
+        } => {
+            let consumer: BaseConsumer = KafkaSettings::new(brokers)
+                .client_config()
+                .set("group.id", "orderbridge-bench-consume")
+                .set("auto.offset.reset", "earliest")
+                .set("enable.auto.commit", "false")
+                .set("enable.partition.eof", "true")
+                .create()?;
+            consumer.subscribe(&[&topic])?;
+            let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+            let partitions = metadata
+                .topics()
+                .iter()
+                .map(|t| t.partitions().len())
+                .sum::<usize>();
+            let (mut records, mut eof) = (0u64, std::collections::HashSet::new());
+            let mut keys = std::collections::HashSet::new();
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while eof.len() < partitions && Instant::now() < deadline {
+                match consumer.poll(Duration::from_secs(1)) {
+                    Some(Ok(message)) => {
+                        records += 1;
+                        keys.insert(message.key().map(<[u8]>::to_vec));
+                    }
+                    Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                        eof.insert(p);
+                    }
+                    Some(Err(err)) => anyhow::bail!("consuming: {err}"),
+                    None => {}
+                }
+            }
+            println!("{records} records, {} distinct keys", keys.len());
+            Ok(())
+        }
+        Command::Count { brokers, topic, .. } => {
             let consumer: BaseConsumer = KafkaSettings::new(brokers)
                 .client_config()
                 .set("group.id", "orderbridge-bench-count")
