@@ -207,20 +207,9 @@ impl SnsVerifier {
                 return Ok(cert);
             }
         }
-        let response = self
-            .http
-            .get(url)
-            .timeout(self.fetch_timeout)
-            .send()
-            .await
-            .map_err(|err| VerifyError::Unavailable(format!("fetching the certificate: {err}")))?;
-        if !response.status().is_success() {
-            return Err(VerifyError::Unavailable(format!(
-                "certificate fetch answered {}",
-                response.status()
-            )));
-        }
-        let pem = response
+        let pem = self
+            .get(url, "the certificate")
+            .await?
             .bytes()
             .await
             .map_err(|err| VerifyError::Unavailable(format!("reading the certificate: {err}")))?;
@@ -260,18 +249,23 @@ impl SnsVerifier {
 
     /// Fetches a `SubscribeURL` (already checked) to confirm a subscription.
     async fn confirm(&self, url: &str) -> Result<(), VerifyError> {
+        self.get(url, "the confirmation").await.map(drop)
+    }
+
+    /// GETs an already checked SNS URL; anything but a 2xx is worth a retry (a 503 to SNS).
+    async fn get(&self, url: &str, what: &str) -> Result<reqwest::Response, VerifyError> {
         let response = self
             .http
             .get(url)
             .timeout(self.fetch_timeout)
             .send()
             .await
-            .map_err(|err| VerifyError::Unavailable(format!("confirming: {err}")))?;
+            .map_err(|err| VerifyError::Unavailable(format!("fetching {what}: {err}")))?;
         if response.status().is_success() {
-            Ok(())
+            Ok(response)
         } else {
             Err(VerifyError::Unavailable(format!(
-                "confirmation answered {}",
+                "{what} answered {}",
                 response.status()
             )))
         }
