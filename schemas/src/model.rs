@@ -1,4 +1,4 @@
-//! The canonical order as Rust types. `avro.rs` maps these to and from `order_event.avsc`;
+//! The canonical order as Rust types. `avro/` maps these to and from `order_event/v<N>.avsc`;
 //! serde maps them to JSON for golden fixtures and for `mapping test` output.
 //!
 //! Money is [`Decimal`] everywhere, never a float, and every amount of one event is in the
@@ -50,6 +50,67 @@ pub struct OrderEvent {
     pub attribution: Option<Attribution>,
     /// Where this event came from, so every ERP record traces back to its webhook.
     pub lineage: Lineage,
+    /// A status-only notification (an order id and a new status): only the keys, event type,
+    /// statuses, version, timestamps, shipment and lineage mean anything; totals are zero and
+    /// line items lack prices. The sink applies it as a status update. (Schema version 2.)
+    #[serde(default)]
+    pub partial: bool,
+    /// `source_created_at` exactly as the source wrote it (offset and precision kept).
+    #[serde(default)]
+    pub source_created_at_original: Option<String>,
+    /// `source_updated_at` exactly as the source wrote it.
+    #[serde(default)]
+    pub source_updated_at_original: Option<String>,
+    /// The shipment a fulfilment or tracking event is about.
+    #[serde(default)]
+    pub shipment: Option<Shipment>,
+    /// The refund a `REFUNDED` event is about.
+    #[serde(default)]
+    pub refund: Option<Refund>,
+}
+
+/// A shipment of (part of) the order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shipment {
+    /// The shipment's id at the source or carrier platform.
+    pub shipment_id: Option<String>,
+    /// Carrier, e.g. `USPS`.
+    pub carrier: Option<String>,
+    /// Tracking code.
+    pub tracking_code: Option<String>,
+    /// Status as the source names it, e.g. `in_transit`, `delivered`.
+    pub status: String,
+    /// When delivery is expected.
+    pub estimated_delivery_at: Option<DateTime<Utc>>,
+}
+
+/// Money returned to the buyer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Refund {
+    /// The refund's id at the source.
+    pub refund_id: String,
+    /// Money returned, in the event's currency.
+    pub amount: Decimal,
+    /// Why, when the source says.
+    pub reason: Option<String>,
+    /// What was returned, line by line.
+    pub lines: Vec<RefundLine>,
+}
+
+/// One returned line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundLine {
+    /// The order line's id at the source.
+    pub line_id: Option<String>,
+    /// SKU, as the source wrote it (trimmed).
+    pub sku: Option<String>,
+    /// Units returned.
+    pub quantity: i64,
+    /// Money returned for this line.
+    pub amount: Decimal,
 }
 
 /// What happened to the order.
@@ -315,6 +376,12 @@ impl OrderEvent {
             fit(&mut line.unit_price);
             fit(&mut line.discount);
             fit(&mut line.tax);
+        }
+        if let Some(refund) = &mut self.refund {
+            fit(&mut refund.amount);
+            for line in &mut refund.lines {
+                fit(&mut line.amount);
+            }
         }
     }
 }

@@ -51,6 +51,9 @@ fn order_event(
         .ok_or_else(|| invalid("order has no ISO 4217 currency"))?;
     let created_at = timestamp("created_at", order.created_at.as_deref())?;
     let updated_at = timestamp("updated_at", order.updated_at.as_deref())?;
+    // The UTC instants above order events; the text as sent keeps the shop's offset.
+    let (created_original, updated_original) =
+        (trimmed(order.created_at), trimmed(order.updated_at));
     let cancelled = order.cancelled_at.is_some() || event_type == EventType::Cancelled;
 
     let line_items = order
@@ -160,6 +163,11 @@ fn order_event(
             received_at: raw.received_at,
             origin: raw.origin.to_owned(),
         },
+        partial: false,
+        source_created_at_original: created_original,
+        source_updated_at_original: updated_original,
+        shipment: None,
+        refund: None,
     })
 }
 

@@ -61,6 +61,13 @@ impl Fields {
         }
     }
 
+    fn boolean(&mut self, field: &'static str) -> Result<bool, CodecError> {
+        match self.take(field)? {
+            Value::Boolean(b) => Ok(b),
+            other => Err(shape(field, format!("expected a boolean, got {other:?}"))),
+        }
+    }
+
     fn int(&mut self, field: &'static str) -> Result<i32, CodecError> {
         match self.take(field)? {
             Value::Int(n) => Ok(n),
@@ -184,6 +191,40 @@ pub(super) fn from_value(value: Value) -> Result<OrderEvent, CodecError> {
         source_updated_at: f.opt_timestamp("source_updated_at")?,
         attribution: f.optional("attribution", attribution_from)?,
         lineage: lineage_from(f.take("lineage")?)?,
+        partial: f.boolean("partial")?,
+        source_created_at_original: f.opt_string("source_created_at_original")?,
+        source_updated_at_original: f.opt_string("source_updated_at_original")?,
+        shipment: f.optional("shipment", shipment_from)?,
+        refund: f.optional("refund", refund_from)?,
+    })
+}
+
+fn shipment_from(value: Value) -> Result<Shipment, CodecError> {
+    let mut f = Fields::of(value, "Shipment")?;
+    Ok(Shipment {
+        shipment_id: f.opt_string("shipment_id")?,
+        carrier: f.opt_string("carrier")?,
+        tracking_code: f.opt_string("tracking_code")?,
+        status: f.string("status")?,
+        estimated_delivery_at: f.opt_timestamp("estimated_delivery_at")?,
+    })
+}
+
+fn refund_from(value: Value) -> Result<Refund, CodecError> {
+    let mut f = Fields::of(value, "Refund")?;
+    Ok(Refund {
+        refund_id: f.string("refund_id")?,
+        amount: f.decimal("amount")?,
+        reason: f.opt_string("reason")?,
+        lines: f.array("lines", |value| {
+            let mut f = Fields::of(value, "RefundLine")?;
+            Ok(RefundLine {
+                line_id: f.opt_string("line_id")?,
+                sku: f.opt_string("sku")?,
+                quantity: f.long("quantity")?,
+                amount: f.decimal("amount")?,
+            })
+        })?,
     })
 }
 

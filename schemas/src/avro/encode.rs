@@ -66,6 +66,57 @@ pub(super) fn to_value(e: &OrderEvent) -> Result<Value, CodecError> {
             optional(e.attribution.as_ref().map(attribution_value)),
         ),
         ("lineage".into(), lineage_value(&e.lineage)),
+        ("partial".into(), Value::Boolean(e.partial)),
+        (
+            "source_created_at_original".into(),
+            opt_string(&e.source_created_at_original),
+        ),
+        (
+            "source_updated_at_original".into(),
+            opt_string(&e.source_updated_at_original),
+        ),
+        (
+            "shipment".into(),
+            optional(e.shipment.as_ref().map(shipment_value)),
+        ),
+        (
+            "refund".into(),
+            optional(e.refund.as_ref().map(refund_value).transpose()?),
+        ),
+    ]))
+}
+
+fn shipment_value(s: &Shipment) -> Value {
+    Value::Record(vec![
+        ("shipment_id".into(), opt_string(&s.shipment_id)),
+        ("carrier".into(), opt_string(&s.carrier)),
+        ("tracking_code".into(), opt_string(&s.tracking_code)),
+        ("status".into(), Value::String(s.status.clone())),
+        (
+            "estimated_delivery_at".into(),
+            opt_timestamp(s.estimated_delivery_at),
+        ),
+    ])
+}
+
+fn refund_value(r: &Refund) -> Result<Value, CodecError> {
+    let lines = r
+        .lines
+        .iter()
+        .map(|l| {
+            Ok(Value::Record(vec![
+                ("line_id".into(), opt_string(&l.line_id)),
+                ("sku".into(), opt_string(&l.sku)),
+                ("quantity".into(), Value::Long(l.quantity)),
+                ("amount".into(), decimal_value(l.amount)?),
+            ]))
+        })
+        .collect::<Result<_, CodecError>>()?;
+    Ok(Value::Record(vec![
+        ("refund_id".into(), Value::String(r.refund_id.clone())),
+        ("amount".into(), decimal_value(r.amount)?),
+        ("reason".into(), opt_string(&r.reason)),
+        ("lines".into(), Value::Array(lines)),
     ]))
 }
 

@@ -1,7 +1,7 @@
 //! The Avro codec for [`OrderEvent`], in the schema registry's wire format.
 //!
 //! Wire format (Confluent): byte 0 is the magic `0`, bytes 1..5 the schema id (big-endian),
-//! then the Avro binary datum. Writers register `avro/order_event.avsc` under the subject
+//! then the Avro binary datum. Writers register the newest `avro/order_event/v<N>.avsc` under the subject
 //! `<topic>-value` once and cache the id; readers fetch the writer's schema by id once,
 //! cache it, and resolve it against the schema compiled into this crate, so an event written
 //! by an older or newer compatible schema still reads.
@@ -29,8 +29,16 @@ use encode::to_value;
 use crate::model::*;
 use crate::registry::{RegistryError, SchemaRegistry};
 
-/// The canonical `OrderEvent` schema, as released.
-pub const ORDER_EVENT_SCHEMA: &str = include_str!("../../avro/order_event.avsc");
+/// Every released version of the `OrderEvent` schema, oldest first. A released version is
+/// frozen: change the schema by adding a file under `avro/order_event/`, never by editing
+/// one (the compatibility tests in `compat.rs` hold each to the ones before it).
+pub const ORDER_EVENT_VERSIONS: &[&str] = &[
+    include_str!("../../avro/order_event/v1.avsc"),
+    include_str!("../../avro/order_event/v2.avsc"),
+];
+
+/// The `OrderEvent` schema this build writes and reads into: the newest released version.
+pub const ORDER_EVENT_SCHEMA: &str = ORDER_EVENT_VERSIONS[ORDER_EVENT_VERSIONS.len() - 1];
 
 /// Scale of every decimal in the schema: four places hold every currency's minor units
 /// (JPY 0, USD 2, KWD 3) and the sub-cent unit prices some sources send.
@@ -270,6 +278,27 @@ mod tests {
                 received_at: Utc.timestamp_millis_opt(1_745_350_201_123).unwrap(),
                 origin: "webhook".into(),
             },
+            partial: false,
+            source_created_at_original: Some("2025-04-22T14:30:00-05:00".into()),
+            source_updated_at_original: None,
+            shipment: Some(Shipment {
+                shipment_id: Some("shp_123".into()),
+                carrier: Some("USPS".into()),
+                tracking_code: Some("9400100000000000000000".into()),
+                status: "delivered".into(),
+                estimated_delivery_at: Some(Utc.timestamp_millis_opt(1_746_144_000_000).unwrap()),
+            }),
+            refund: Some(Refund {
+                refund_id: "509562969".into(),
+                amount: dec("41.94"),
+                reason: Some("damaged".into()),
+                lines: vec![RefundLine {
+                    line_id: Some("466157049".into()),
+                    sku: Some("IPOD2008GREEN".into()),
+                    quantity: 1,
+                    amount: dec("41.94"),
+                }],
+            }),
         }
     }
 
@@ -284,6 +313,54 @@ mod tests {
         assert_eq!(id, codec.schema_id().await.unwrap());
         let back = codec.decode(&bytes).await.unwrap();
         assert_eq!(back, event);
+    }
+
+    #[tokio::test]
+    async fn an_event_written_with_version_1_reads_with_the_new_fields_defaulted() {
+        let registry = Arc::new(EmbeddedRegistry::new());
+        let codec = OrderEventCodec::new(registry.clone(), "orders.canonical.v1").unwrap();
+        codec.schema_id().await.unwrap();
+        // A producer still on version 1 (its readers of version 2 data are checked in
+        // compat.rs): register v1 and write with it.
+        let v1 = ORDER_EVENT_VERSIONS[0];
+        let id = registry
+            .register("orders.canonical.v1-value", v1)
+            .await
+            .unwrap();
+        let v1_schema = Schema::parse_str(v1).unwrap();
+        let v1_names: Vec<String> = serde_json::from_str::<serde_json::Value>(v1).unwrap()
+            ["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_owned())
+            .collect();
+        let mut event = sample();
+        let Value::Record(fields) = encode::to_value(&event).unwrap() else {
+            panic!("a record")
+        };
+        let v1_record = Value::Record(
+            fields
+                .into_iter()
+                .filter(|(name, _)| v1_names.contains(name))
+                .collect(),
+        );
+        let datum = GenericDatumWriter::builder(&v1_schema)
+            .build()
+            .unwrap()
+            .write_value_to_vec(v1_record)
+            .unwrap();
+        let mut bytes = vec![MAGIC];
+        bytes.extend_from_slice(&id.to_be_bytes());
+        bytes.extend_from_slice(&datum);
+
+        let read = codec.decode(&bytes).await.unwrap();
+        event.partial = false;
+        event.source_created_at_original = None;
+        event.source_updated_at_original = None;
+        event.shipment = None;
+        event.refund = None;
+        assert_eq!(read, event);
     }
 
     #[tokio::test]

@@ -367,6 +367,11 @@ mod tests {
                 received_at: Utc.timestamp_millis_opt(1_700_000_000_000).unwrap(),
                 origin: "webhook".into(),
             },
+            partial: false,
+            source_created_at_original: None,
+            source_updated_at_original: None,
+            shipment: None,
+            refund: None,
         }
     }
 
