@@ -242,8 +242,8 @@ fn print_banner(
         return;
     }
     println!(
-        "\nOnly Shopify has a normalizer yet; the other sources' records are kept in the \
-         dead-letter topic\nas `unsupported` until theirs land.\n\
+        "\nEasyPost, standard-webhooks and custom records are kept in the dead-letter topic as \
+         `unsupported`\nuntil their normalizers land.\n\
          \nSend a signed Shopify order:\n\n\
          curl -sS -w '%{{http_code}}\\n' -X POST http://{}/webhooks/shopify \\\n  \
          -H 'Content-Type: application/json' \\\n  \

@@ -184,3 +184,13 @@ async fn a_cancellation_of_an_order_bc_never_had_creates_nothing() {
     assert_eq!(bc.upsert(&event).await.unwrap(), Upserted::Skipped);
     assert!(sim.orders().is_empty());
 }
+
+#[tokio::test]
+async fn a_status_only_event_creates_no_sales_order() {
+    let (sim, bc) = setup(5_000).await;
+    let mut event = shopify_event("orders-create-basic");
+    event.partial = true;
+    event.line_items.clear();
+    assert_eq!(bc.upsert(&event).await.unwrap(), Upserted::Skipped);
+    assert!(sim.orders().is_empty());
+}

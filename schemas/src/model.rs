@@ -51,8 +51,9 @@ pub struct OrderEvent {
     /// Where this event came from, so every ERP record traces back to its webhook.
     pub lineage: Lineage,
     /// A status-only notification (an order id and a new status): only the keys, event type,
-    /// statuses, version, timestamps, shipment and lineage mean anything; totals are zero and
-    /// line items lack prices. The sink applies it as a status update. (Schema version 2.)
+    /// statuses (`Unknown` = unchanged), version, timestamps, shipment, refund and lineage
+    /// mean anything; totals are zero and line items lack prices. The sink applies it as an
+    /// update of what it carries, never as a full order. (Schema version 2.)
     #[serde(default)]
     pub partial: bool,
     /// `source_created_at` exactly as the source wrote it (offset and precision kept).

@@ -5,16 +5,13 @@
 //! the books are kept in; the buyer's presentment currency is not used for ERP amounts.
 //! The `current_*` fields (after edits and refunds) win over the originals when present.
 
-use std::str::FromStr;
-
-use chrono::{DateTime, Utc};
 use orderbridge_schemas::{
-    order_key, Address, Customer, EventType, LineItem, Lineage, OrderEvent, OrderStatus,
-    PaymentStatus, Source, Totals,
+    Address, Customer, EventType, LineItem, OrderEvent, OrderStatus, PaymentStatus, Totals,
 };
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
+use super::common::{self, currency, full_name, invalid, money, timestamp, trimmed, Amount, Id};
 use super::{NormalizeError, Normalizer, RawRecord};
 
 /// Normalizes Shopify order webhooks.
@@ -44,16 +41,10 @@ fn order_event(
         .id
         .ok_or_else(|| invalid("order has no id"))?
         .to_string();
-    let currency = order
-        .currency
-        .map(|c| c.trim().to_ascii_uppercase())
-        .filter(|c| c.len() == 3 && c.chars().all(|ch| ch.is_ascii_alphabetic()))
-        .ok_or_else(|| invalid("order has no ISO 4217 currency"))?;
-    let created_at = timestamp("created_at", order.created_at.as_deref())?;
-    let updated_at = timestamp("updated_at", order.updated_at.as_deref())?;
-    // The UTC instants above order events; the text as sent keeps the shop's offset.
-    let (created_original, updated_original) =
-        (trimmed(order.created_at), trimmed(order.updated_at));
+    let currency = currency(order.currency.as_deref())?;
+    // The UTC instants order events; the text as sent keeps the shop's offset.
+    let (created_at, created_original) = timestamp("created_at", order.created_at.as_deref())?;
+    let (updated_at, updated_original) = timestamp("updated_at", order.updated_at.as_deref())?;
     let cancelled = order.cancelled_at.is_some() || event_type == EventType::Cancelled;
 
     let line_items = order
@@ -72,17 +63,32 @@ fn order_event(
     let totals = Totals {
         total: money(
             "total_price",
-            order.current_total_price.or(order.total_price),
+            order
+                .current_total_price
+                .as_ref()
+                .or(order.total_price.as_ref()),
         )?,
         subtotal: money(
             "subtotal_price",
-            order.current_subtotal_price.or(order.subtotal_price),
+            order
+                .current_subtotal_price
+                .as_ref()
+                .or(order.subtotal_price.as_ref()),
         )?,
-        tax: money("total_tax", order.current_total_tax.or(order.total_tax))?,
+        tax: money(
+            "total_tax",
+            order
+                .current_total_tax
+                .as_ref()
+                .or(order.total_tax.as_ref()),
+        )?,
         shipping,
         discount: money(
             "total_discounts",
-            order.current_total_discounts.or(order.total_discounts),
+            order
+                .current_total_discounts
+                .as_ref()
+                .or(order.total_discounts.as_ref()),
         )?,
     };
 
@@ -110,65 +116,45 @@ fn order_event(
         }),
     };
 
-    Ok(OrderEvent {
-        order_key: order_key(Source::Shopify, raw.account, &id),
-        source: Source::Shopify.as_str().to_owned(),
-        account: raw.account.to_owned(),
-        source_order_id: id,
-        order_number: trimmed(order.name),
-        event_type,
-        status: if cancelled {
-            OrderStatus::Cancelled
-        } else if order.closed_at.is_some()
-            && order.fulfillment_status.as_deref() == Some("fulfilled")
-        {
-            OrderStatus::Closed
-        } else {
-            match order.fulfillment_status.as_deref() {
-                Some("fulfilled") => OrderStatus::Fulfilled,
-                Some("partial") => OrderStatus::PartiallyFulfilled,
-                _ => OrderStatus::Open,
-            }
-        },
-        payment_status: match order.financial_status.as_deref() {
-            Some("pending") => PaymentStatus::Pending,
-            Some("authorized") => PaymentStatus::Authorized,
-            Some("paid") => PaymentStatus::Paid,
-            Some("partially_paid") => PaymentStatus::PartiallyPaid,
-            Some("partially_refunded") => PaymentStatus::PartiallyRefunded,
-            Some("refunded") => PaymentStatus::Refunded,
-            Some("voided") => PaymentStatus::Voided,
-            _ => PaymentStatus::Unknown,
-        },
-        // Shopify's updated_at moves forward with every change to the order, so it orders
-        // the events of one order; received-at is the fallback for a body without it.
-        version: updated_at
-            .or(created_at)
-            .unwrap_or(raw.received_at)
-            .timestamp_millis(),
-        currency,
-        totals,
-        line_items,
-        customer,
-        shipping_address: order.shipping_address.map(address),
-        billing_address: order.billing_address.map(address),
-        source_created_at: created_at,
-        source_updated_at: updated_at,
-        attribution: None,
-        lineage: Lineage {
-            raw_topic: raw.topic.to_owned(),
-            raw_partition: raw.partition,
-            raw_offset: raw.offset,
-            event_id: raw.event_id.to_owned(),
-            received_at: raw.received_at,
-            origin: raw.origin.to_owned(),
-        },
-        partial: false,
-        source_created_at_original: created_original,
-        source_updated_at_original: updated_original,
-        shipment: None,
-        refund: None,
-    })
+    let mut event = common::event(raw, &id);
+    event.order_number = trimmed(order.name);
+    event.event_type = event_type;
+    event.status = if cancelled {
+        OrderStatus::Cancelled
+    } else if order.closed_at.is_some() && order.fulfillment_status.as_deref() == Some("fulfilled")
+    {
+        OrderStatus::Closed
+    } else {
+        match order.fulfillment_status.as_deref() {
+            Some("fulfilled") => OrderStatus::Fulfilled,
+            Some("partial") => OrderStatus::PartiallyFulfilled,
+            _ => OrderStatus::Open,
+        }
+    };
+    event.payment_status = match order.financial_status.as_deref() {
+        Some("pending") => PaymentStatus::Pending,
+        Some("authorized") => PaymentStatus::Authorized,
+        Some("paid") => PaymentStatus::Paid,
+        Some("partially_paid") => PaymentStatus::PartiallyPaid,
+        Some("partially_refunded") => PaymentStatus::PartiallyRefunded,
+        Some("refunded") => PaymentStatus::Refunded,
+        Some("voided") => PaymentStatus::Voided,
+        _ => PaymentStatus::Unknown,
+    };
+    // Shopify's updated_at moves forward with every change to the order, so it orders the
+    // events of one order; received-at is the fallback for a body without it.
+    event.version = common::version(updated_at.or(created_at), raw);
+    event.currency = currency;
+    event.totals = totals;
+    event.line_items = line_items;
+    event.customer = customer;
+    event.shipping_address = order.shipping_address.map(address);
+    event.billing_address = order.billing_address.map(address);
+    event.source_created_at = created_at;
+    event.source_updated_at = updated_at;
+    event.source_created_at_original = created_original;
+    event.source_updated_at_original = updated_original;
+    Ok(event)
 }
 
 fn line_item(line: Line) -> Result<LineItem, NormalizeError> {
@@ -178,7 +164,7 @@ fn line_item(line: Line) -> Result<LineItem, NormalizeError> {
     // Shopify recommends discount_allocations over the older total_discount, which only
     // holds discounts set through draft orders, scripts or the API.
     let discount = if line.discount_allocations.is_empty() {
-        money("line_items.total_discount", line.total_discount)?
+        money("line_items.total_discount", line.total_discount.as_ref())?
     } else {
         line.discount_allocations
             .iter()
@@ -192,7 +178,7 @@ fn line_item(line: Line) -> Result<LineItem, NormalizeError> {
             .or_else(|| trimmed(line.name))
             .unwrap_or_default(),
         quantity,
-        unit_price: money("line_items.price", line.price)?,
+        unit_price: money("line_items.price", line.price.as_ref())?,
         discount,
         tax: line
             .tax_lines
@@ -213,75 +199,6 @@ fn address(a: ShopifyAddress) -> Address {
         postal_code: trimmed(a.zip),
         country_code: trimmed(a.country_code),
         phone: trimmed(a.phone),
-    }
-}
-
-fn invalid(what: &str) -> NormalizeError {
-    NormalizeError::Invalid(what.to_owned())
-}
-
-fn money(field: &str, amount: Option<Amount>) -> Result<Decimal, NormalizeError> {
-    amount.map_or(Ok(Decimal::ZERO), |a| a.parse(field))
-}
-
-fn timestamp(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, NormalizeError> {
-    value
-        .map(|text| {
-            DateTime::parse_from_rfc3339(text)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|err| NormalizeError::Invalid(format!("{field} {text:?}: {err}")))
-        })
-        .transpose()
-}
-
-/// Trims; an empty string is no value. Never changes case or content otherwise.
-fn trimmed(value: Option<String>) -> Option<String> {
-    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
-}
-
-fn full_name(first: &Option<String>, last: &Option<String>) -> Option<String> {
-    let name = [first, last]
-        .iter()
-        .filter_map(|part| part.as_deref().map(str::trim).filter(|p| !p.is_empty()))
-        .collect::<Vec<_>>()
-        .join(" ");
-    (!name.is_empty()).then_some(name)
-}
-
-/// A Shopify amount: a decimal string (`"199.00"`), occasionally a JSON number.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Amount {
-    Text(String),
-    Number(serde_json::Number),
-}
-
-impl Amount {
-    fn parse(&self, field: &str) -> Result<Decimal, NormalizeError> {
-        let text = match self {
-            Amount::Text(text) => text.trim().to_owned(),
-            Amount::Number(number) => number.to_string(),
-        };
-        Decimal::from_str(&text)
-            .or_else(|_| Decimal::from_scientific(&text))
-            .map_err(|_| NormalizeError::Invalid(format!("{field}: {text:?} is not an amount")))
-    }
-}
-
-/// An id Shopify sends as a number (REST) or a string.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum Id {
-    Number(u64),
-    Text(String),
-}
-
-impl std::fmt::Display for Id {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Id::Number(n) => write!(f, "{n}"),
-            Id::Text(s) => f.write_str(s.trim()),
-        }
     }
 }
 
@@ -385,7 +302,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
+    use orderbridge_schemas::Source;
 
     fn raw<'a>(event_type: &'a str, body: &'a [u8]) -> RawRecord<'a> {
         RawRecord {

@@ -291,6 +291,11 @@ impl ErpClient for BusinessCentral {
         if event.event_type == EventType::Cancelled {
             return Ok(Upserted::Skipped);
         }
+        if event.partial {
+            // A status-only event cannot create a sales order (it has no lines or prices);
+            // applying statuses to BC orders is the sink issue's work.
+            return Ok(Upserted::Skipped);
+        }
         let body = self.order_body(event, &reference)?;
         self.call(Method::POST, &self.company_url("salesOrders"), Some(&body))
             .await?;

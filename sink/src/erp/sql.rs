@@ -4,7 +4,8 @@
 //! The order key is the primary key. An event is applied only when its version is newer than
 //! the stored one, in one transaction with its lines, so a redelivery is a no-op and an older
 //! event never overwrites a newer one. The same SQL runs on both databases (`$n` parameters,
-//! `ON CONFLICT … DO UPDATE … WHERE`).
+//! `ON CONFLICT … DO UPDATE … WHERE`). A partial (status-only) event updates the statuses of
+//! an order already staged and is skipped for one that is not.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -108,6 +109,16 @@ ON CONFLICT (order_key) DO UPDATE SET
 WHERE orders.version < excluded.version";
 
 const DELETE_LINES: &str = "DELETE FROM order_lines WHERE order_key = $1";
+/// A partial (status-only) event: the statuses it states (`UNKNOWN` keeps the stored one),
+/// its version and lineage; totals, lines and the buyer stay as the full order left them.
+const UPDATE_STATUS: &str = "UPDATE orders SET
+    event_type = $2,
+    status = CASE WHEN $3 = 'UNKNOWN' THEN status ELSE $3 END,
+    payment_status = CASE WHEN $4 = 'UNKNOWN' THEN payment_status ELSE $4 END,
+    version = $5, source_updated_at = COALESCE($6, source_updated_at),
+    raw_topic = $7, raw_partition = $8, raw_offset = $9, event_id = $10, received_at = $11,
+    applied_at = $12
+WHERE order_key = $1 AND version < $5";
 
 const INSERT_LINE: &str = "INSERT INTO order_lines
     (order_key, line_no, line_id, sku, title, quantity, unit_price, discount, tax)
@@ -231,6 +242,34 @@ macro_rules! upsert_in {
         match stored {
             Some(version) if version == event.version => Ok(Upserted::AlreadyPresent),
             Some(version) if version > event.version => Ok(Upserted::Stale),
+            // A status for an order the staging tables do not hold: there is nothing to
+            // update, and a row of zero totals would mislead an import. It waits for the
+            // full order (kept on the canonical topic, replayable).
+            None if event.partial => Ok(Upserted::Skipped),
+            Some(_) if event.partial => {
+                let written = sqlx::query(UPDATE_STATUS)
+                    .bind(&event.order_key)
+                    .bind(event.event_type.as_str())
+                    .bind(event.status.as_str())
+                    .bind(event.payment_status.as_str())
+                    .bind(event.version)
+                    .bind(event.source_updated_at.map(|t| t.to_rfc3339()))
+                    .bind(event.lineage.raw_topic.clone())
+                    .bind(event.lineage.raw_partition)
+                    .bind(event.lineage.raw_offset)
+                    .bind(event.lineage.event_id.clone())
+                    .bind(event.lineage.received_at.to_rfc3339())
+                    .bind(chrono::Utc::now().to_rfc3339())
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err(db_error)?
+                    .rows_affected();
+                Ok(if written == 0 {
+                    Upserted::Stale
+                } else {
+                    Upserted::Updated
+                })
+            }
             _ => {
                 let applied_at = chrono::Utc::now().to_rfc3339();
                 let written = bind_order!(sqlx::query(UPSERT_ORDER), event, applied_at)
@@ -434,6 +473,52 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(lines, 1);
+    }
+
+    #[tokio::test]
+    async fn a_partial_event_updates_statuses_only_and_waits_for_the_order() {
+        let (erp, pool, _dir) = erp().await;
+        let mut status = event(3, "0", 0);
+        status.partial = true;
+        status.currency = "XXX".into();
+        status.event_type = orderbridge_schemas::EventType::Cancelled;
+        status.status = orderbridge_schemas::OrderStatus::Cancelled;
+        status.payment_status = orderbridge_schemas::PaymentStatus::Unknown;
+        assert_eq!(erp.upsert(&status).await.unwrap(), Upserted::Skipped);
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, 0, "no row of zero totals");
+
+        erp.upsert(&event(2, "10.00", 2)).await.unwrap();
+        assert_eq!(erp.upsert(&status).await.unwrap(), Upserted::Updated);
+        let row: (String, String, String, i64, String) =
+            sqlx::query_as("SELECT status, payment_status, currency, version, total FROM orders")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        let before = event(2, "10.00", 2);
+        assert_eq!(
+            row,
+            (
+                "CANCELLED".to_owned(),
+                before.payment_status.as_str().to_owned(),
+                before.currency.clone(),
+                3,
+                "10.00".to_owned()
+            ),
+            "status applied; UNKNOWN payment kept; currency and totals untouched"
+        );
+        let lines: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM order_lines")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(lines, 2);
+        assert_eq!(erp.upsert(&status).await.unwrap(), Upserted::AlreadyPresent);
+        let mut older = status.clone();
+        older.version = 1;
+        assert_eq!(erp.upsert(&older).await.unwrap(), Upserted::Stale);
     }
 
     #[tokio::test]

@@ -1,0 +1,251 @@
+//! What every normalizer needs: amounts and ids as sources write them, timestamps to UTC with
+//! the original kept, trimmed text, currency codes, and the skeleton of an event.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use orderbridge_schemas::{
+    order_key, EventType, Lineage, OrderEvent, OrderStatus, PaymentStatus, Totals,
+};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use super::{NormalizeError, RawRecord};
+
+/// ISO 4217's code for "no currency involved": the currency of a status-only event.
+pub const NO_CURRENCY: &str = "XXX";
+
+/// An amount as sources write it: a decimal string (`"199.00"`) or a JSON number.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Amount {
+    /// `"199.00"`.
+    Text(String),
+    /// `199.0`; read from its decimal text, never through a float.
+    Number(serde_json::Number),
+}
+
+impl Amount {
+    /// The amount as a decimal.
+    ///
+    /// # Errors
+    /// [`NormalizeError::Invalid`] naming `field` when it is not a number.
+    pub fn parse(&self, field: &str) -> Result<Decimal, NormalizeError> {
+        let text = match self {
+            Amount::Text(text) => text.trim().to_owned(),
+            Amount::Number(number) => number.to_string(),
+        };
+        Decimal::from_str(&text)
+            .or_else(|_| Decimal::from_scientific(&text))
+            .map_err(|_| NormalizeError::Invalid(format!("{field}: {text:?} is not an amount")))
+    }
+}
+
+/// An amount that may be absent (zero).
+///
+/// # Errors
+/// When present and not a number.
+pub fn money(field: &str, amount: Option<&Amount>) -> Result<Decimal, NormalizeError> {
+    amount.map_or(Ok(Decimal::ZERO), |a| a.parse(field))
+}
+
+/// An id a source sends as a number or a string.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Id {
+    /// `450789469`.
+    Number(u64),
+    /// `"A-1001"`.
+    Text(String),
+}
+
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Id::Number(n) => write!(f, "{n}"),
+            Id::Text(s) => f.write_str(s.trim()),
+        }
+    }
+}
+
+/// A required id, non-empty after trimming.
+///
+/// # Errors
+/// [`NormalizeError::Invalid`] saying `what` is missing.
+pub fn required_id(id: Option<&Id>, what: &str) -> Result<String, NormalizeError> {
+    id.map(ToString::to_string)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| invalid(&format!("{what} is missing")))
+}
+
+/// A permanent "this record is not a valid order" error.
+pub fn invalid(what: &str) -> NormalizeError {
+    NormalizeError::Invalid(what.to_owned())
+}
+
+/// An RFC 3339 timestamp in UTC, and the text as the source wrote it.
+///
+/// # Errors
+/// When present and not RFC 3339.
+pub fn timestamp(
+    field: &str,
+    value: Option<&str>,
+) -> Result<(Option<DateTime<Utc>>, Option<String>), NormalizeError> {
+    let Some(text) = value.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok((None, None));
+    };
+    let at = DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|err| NormalizeError::Invalid(format!("{field} {text:?}: {err}")))?;
+    Ok((Some(at), Some(text.to_owned())))
+}
+
+/// Unix seconds as a UTC timestamp, and the number as the source wrote it.
+///
+/// # Errors
+/// When out of range.
+pub fn unix_seconds(
+    field: &str,
+    value: Option<i64>,
+) -> Result<(Option<DateTime<Utc>>, Option<String>), NormalizeError> {
+    let Some(seconds) = value else {
+        return Ok((None, None));
+    };
+    let at = DateTime::from_timestamp(seconds, 0)
+        .ok_or_else(|| NormalizeError::Invalid(format!("{field} {seconds} is out of range")))?;
+    Ok((Some(at), Some(seconds.to_string())))
+}
+
+/// Trims; an empty string is no value. Never changes case or content otherwise: SKUs and
+/// emails are the source's, not ours to guess at.
+pub fn trimmed(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// "First Last" from the parts that are there.
+pub fn full_name(first: &Option<String>, last: &Option<String>) -> Option<String> {
+    let name = [first, last]
+        .iter()
+        .filter_map(|part| part.as_deref().map(str::trim).filter(|p| !p.is_empty()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!name.is_empty()).then_some(name)
+}
+
+/// An ISO 4217 code, upper-cased (Stripe writes `usd`).
+///
+/// # Errors
+/// When absent or not three letters.
+pub fn currency(value: Option<&str>) -> Result<String, NormalizeError> {
+    value
+        .map(|c| c.trim().to_ascii_uppercase())
+        .filter(|c| c.len() == 3 && c.chars().all(|ch| ch.is_ascii_alphabetic()))
+        .ok_or_else(|| invalid("order has no ISO 4217 currency"))
+}
+
+/// The skeleton of an event for `order_id`: zero totals, no lines, unknown statuses, no
+/// currency, version = when it was received, and the lineage of `raw`. Normalizers fill in
+/// what their source tells.
+pub fn event(raw: &RawRecord<'_>, order_id: &str) -> OrderEvent {
+    OrderEvent {
+        order_key: order_key(raw.source, raw.account, order_id),
+        source: raw.source.as_str().to_owned(),
+        account: raw.account.to_owned(),
+        source_order_id: order_id.to_owned(),
+        order_number: None,
+        event_type: EventType::Unknown,
+        status: OrderStatus::Unknown,
+        payment_status: PaymentStatus::Unknown,
+        version: raw.received_at.timestamp_millis(),
+        currency: NO_CURRENCY.to_owned(),
+        totals: Totals {
+            total: Decimal::ZERO,
+            subtotal: Decimal::ZERO,
+            tax: Decimal::ZERO,
+            shipping: Decimal::ZERO,
+            discount: Decimal::ZERO,
+        },
+        line_items: Vec::new(),
+        customer: None,
+        shipping_address: None,
+        billing_address: None,
+        source_created_at: None,
+        source_updated_at: None,
+        attribution: None,
+        lineage: Lineage {
+            raw_topic: raw.topic.to_owned(),
+            raw_partition: raw.partition,
+            raw_offset: raw.offset,
+            event_id: raw.event_id.to_owned(),
+            received_at: raw.received_at,
+            origin: raw.origin.to_owned(),
+        },
+        partial: false,
+        source_created_at_original: None,
+        source_updated_at_original: None,
+        shipment: None,
+        refund: None,
+    }
+}
+
+/// The version of an event: the source's own time for it when it has one (so versions of
+/// one order grow as the source changed it), else when it was received.
+pub fn version(at: Option<DateTime<Utc>>, raw: &RawRecord<'_>) -> i64 {
+    at.unwrap_or(raw.received_at).timestamp_millis()
+}
+
+/// Parses the body as `T`.
+///
+/// # Errors
+/// [`NormalizeError::Unparseable`] with serde's reason.
+pub fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, NormalizeError> {
+    serde_json::from_slice(body).map_err(|err| NormalizeError::Unparseable(err.to_string()))
+}
+
+/// A line as the simpler sources write it: `{sku, quantity, price}`, maybe an id and a name.
+#[derive(Debug, Deserialize)]
+pub struct SimpleLine {
+    /// The line's id.
+    pub id: Option<Id>,
+    /// SKU.
+    pub sku: Option<String>,
+    /// Product title.
+    pub title: Option<String>,
+    /// Product name (where `title` is not used).
+    pub name: Option<String>,
+    /// Units.
+    pub quantity: Option<i64>,
+    /// Unit price.
+    pub price: Option<Amount>,
+}
+
+impl SimpleLine {
+    /// The canonical line.
+    ///
+    /// # Errors
+    /// When the quantity is missing or the price is not a number.
+    pub fn into_line(self, field: &str) -> Result<orderbridge_schemas::LineItem, NormalizeError> {
+        Ok(orderbridge_schemas::LineItem {
+            line_id: self.id.as_ref().map(ToString::to_string),
+            sku: trimmed(self.sku),
+            title: trimmed(self.title)
+                .or_else(|| trimmed(self.name))
+                .unwrap_or_default(),
+            quantity: self
+                .quantity
+                .ok_or_else(|| invalid(&format!("{field}: a line has no quantity")))?,
+            unit_price: money(&format!("{field}.price"), self.price.as_ref())?,
+            discount: Decimal::ZERO,
+            tax: Decimal::ZERO,
+        })
+    }
+}
+
+/// The sum of quantity × unit price over `lines`: the subtotal a source implies without
+/// writing it.
+pub fn lines_total(lines: &[orderbridge_schemas::LineItem]) -> Decimal {
+    lines
+        .iter()
+        .map(|l| l.unit_price * Decimal::from(l.quantity))
+        .sum()
+}
