@@ -47,7 +47,13 @@ async fn end_to_end(env: &Env, guarantee: Guarantee) {
     let (erp, db, _dir) = support::staging_db().await;
     let shutdown = CancellationToken::new();
     let sink_metrics = prometheus::Registry::new();
-    let processor = env.spawn_processor(guarantee, &shutdown);
+    let processor_metrics = prometheus::Registry::new();
+    let processor = env.spawn_processor_in(
+        &unique("processor"),
+        guarantee,
+        &processor_metrics,
+        &shutdown,
+    );
     let sink = env.spawn_sink(&unique("sink"), erp, &sink_metrics, &shutdown);
     let ingest = env.ingest();
 
@@ -130,15 +136,15 @@ async fn end_to_end(env: &Env, guarantee: Guarantee) {
         .unwrap();
     assert_eq!(lines, 1 + 2 + 2 + 1);
 
-    // The duplicate delivery reached the sink and changed nothing.
+    // The duplicate delivery (same webhook id) was suppressed by the processor.
     wait_for(
         "the duplicate delivery to be recognised",
         DEADLINE,
         || async {
             (counter(
-                &sink_metrics,
-                "orderbridge_sink_upserts_total",
-                &[("outcome", "already_present")],
+                &processor_metrics,
+                "orderbridge_processor_records_total",
+                &[("outcome", "duplicate")],
             ) >= 1)
                 .then_some(())
         },
@@ -188,19 +194,20 @@ async fn end_to_end(env: &Env, guarantee: Guarantee) {
     // A newer update applies; an older one arriving late does not regress the order.
     let newer = with_update(&body, "2025-04-23T10:00:00-05:00", "refunded");
     let older = with_update(&body, "2025-04-22T15:00:00-05:00", "voided");
-    let updated_headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| {
-            if k == "X-Shopify-Topic" {
-                (k.clone(), "orders/updated".to_owned())
-            } else {
-                (k.clone(), v.clone())
-            }
-        })
-        .collect();
-    for update in [&newer, &older] {
+    // Each is its own delivery, with its own webhook id (a repeated id is a duplicate).
+    let updated_headers = |delivery: &str| -> Vec<(String, String)> {
+        headers
+            .iter()
+            .map(|(k, v)| match k.as_str() {
+                "X-Shopify-Topic" => (k.clone(), "orders/updated".to_owned()),
+                "X-Shopify-Webhook-Id" => (k.clone(), delivery.to_owned()),
+                _ => (k.clone(), v.clone()),
+            })
+            .collect()
+    };
+    for (delivery, update) in [("update-newer", &newer), ("update-older", &older)] {
         assert_eq!(
-            post_shopify(&ingest, &updated_headers, update.as_bytes(), None).await,
+            post_shopify(&ingest, &updated_headers(delivery), update.as_bytes(), None).await,
             StatusCode::OK
         );
     }

@@ -37,6 +37,10 @@ pub struct ProcessorConfig {
     /// brokers that do not wake waiting fetches (librdkafka's mock) add up to this much
     /// latency, so `dev` turns it down.
     pub fetch_wait_max_ms: u64,
+    /// How far back a repeated delivery (same `ob-event-id`) is recognised, in seconds
+    /// (default 7 days); `0` turns the duplicate filter off. The filter's state is read from
+    /// the canonical topic, so this should not exceed that topic's retention.
+    pub dedup_retention_secs: u64,
     /// Address for `/metrics`, `/healthz`, `/readyz`.
     pub listen: SocketAddr,
 }
@@ -50,6 +54,7 @@ impl Default for ProcessorConfig {
             batch_max_records: 500,
             batch_linger_ms: 20,
             fetch_wait_max_ms: 500,
+            dedup_retention_secs: 7 * 24 * 3600,
             listen: SocketAddr::from(([0, 0, 0, 0], 9091)),
         }
     }

@@ -2,13 +2,17 @@
 //!
 //! Layout:
 //! - `sources/` — the [`Normalizer`](sources::Normalizer) trait and one pure normalizer per
-//!   source (`sources/shopify.rs`), tested by golden fixtures under `tests/fixtures/<source>/`.
+//!   source (`sources/shopify.rs`, …, shared parsing in `sources/common.rs`), tested by golden
+//!   fixtures under `tests/fixtures/<source>/`.
 //! - `pipeline.rs` — the Kafka loop: batches, the exactly-once transaction or the
 //!   at-least-once delivery-then-store, rewind and retry, dead letters.
+//! - `dedup.rs` — the duplicate filter: event ids already on the canonical topic, read back
+//!   from it after every rebalance.
 //! - `config.rs` — [`ProcessorConfig`] and the [`Guarantee`].
 //! - `metrics.rs` — every metric name of this crate.
 
 pub mod config;
+pub mod dedup;
 pub mod metrics;
 pub mod pipeline;
 pub mod sources;

@@ -24,7 +24,7 @@ impl ProcessorMetrics {
             records: IntCounterVec::new(
                 Opts::new(
                     "orderbridge_processor_records_total",
-                    "Raw records processed, by source and outcome.",
+                    "Raw records processed, by source and outcome (canonical, dead_lettered, duplicate).",
                 ),
                 &["source", "outcome"],
             )?,

@@ -15,6 +15,7 @@
 //! and the batch is tried again after a backoff. A fatal producer error (fenced) ends the run,
 //! so the process restarts with a fresh producer and resumes from committed offsets.
 
+use crate::dedup::Dedup;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -119,6 +120,7 @@ impl Output {
 /// The processor's loop; see the module docs.
 pub struct Pipeline {
     consumer: StreamConsumer<GroupContext>,
+    dedup: Option<Dedup>,
     health: Arc<Health>,
     producer: FutureProducer,
     codec: Arc<OrderEventCodec>,
@@ -142,8 +144,16 @@ impl Pipeline {
     ) -> Result<Self, ProcessorError> {
         let consumer = build_consumer(kafka, config, Arc::clone(&health))?;
         consumer.subscribe(&[&topics.raw])?;
+        let dedup = (config.dedup_retention_secs > 0).then(|| {
+            Dedup::new(
+                kafka,
+                &topics.canonical,
+                Duration::from_secs(config.dedup_retention_secs),
+            )
+        });
         Ok(Self {
             consumer,
+            dedup,
             health,
             producer: build_producer(kafka, config)?,
             codec,
@@ -245,14 +255,58 @@ impl Pipeline {
     }
 
     async fn process_batch(&self, batch: &[OwnedMessage]) -> Result<(), BatchError> {
+        // State of the duplicate filter is valid for one assignment of partitions.
+        let generation = self.consumer.context().generation();
         let mut outputs = Vec::with_capacity(batch.len());
+        // (partition, event id) of canonical outputs in this batch, remembered once committed.
+        let mut produced: Vec<(i32, String)> = Vec::new();
+        let mut duplicates: Vec<&'static str> = Vec::new();
         for message in batch {
-            outputs.push(self.process_record(message).await?);
+            let event_id = header_str(message, ob::EVENT_ID);
+            if let (Some(dedup), Some(id)) = (&self.dedup, event_id) {
+                let partition = message.partition();
+                let in_batch = produced
+                    .iter()
+                    .any(|(p, seen)| *p == partition && seen == id);
+                let earlier = in_batch
+                    || dedup
+                        .contains(partition, generation, id)
+                        .await
+                        .map_err(|err| BatchError::Retry(err.to_string()))?;
+                if earlier {
+                    tracing::debug!(
+                        partition,
+                        offset = message.offset(),
+                        event_id = id,
+                        "duplicate delivery suppressed"
+                    );
+                    duplicates.push(source_of(message));
+                    continue;
+                }
+            }
+            let output = self.process_record(message).await?;
+            if output.outcome == "canonical" {
+                if let Some(id) = event_id {
+                    produced.push((message.partition(), id.to_owned()));
+                }
+            }
+            outputs.push(output);
         }
         let offsets = next_offsets(batch).map_err(|err| BatchError::Fatal(err.into()))?;
         match self.config.guarantee {
             Guarantee::ExactlyOnce => self.commit_transactionally(outputs, offsets).await?,
             Guarantee::AtLeastOnce => self.deliver_then_store(outputs, offsets).await?,
+        }
+        if let Some(dedup) = &self.dedup {
+            for (partition, id) in produced {
+                dedup.remember(partition, generation, [id]);
+            }
+        }
+        for source in duplicates {
+            self.metrics
+                .records
+                .with_label_values(&[source, "duplicate"])
+                .inc();
         }
         Ok(())
     }
@@ -516,6 +570,13 @@ fn next_offsets(batch: &[OwnedMessage]) -> KafkaResult<TopicPartitionList> {
 }
 
 /// Reads the raw record's headers and runs its source's normalizer.
+/// The source label of a raw record.
+fn source_of(message: &OwnedMessage) -> &'static str {
+    header_str(message, ob::SOURCE)
+        .and_then(|s| s.parse::<Source>().ok())
+        .map_or("unknown", Source::as_str)
+}
+
 fn normalize(message: &OwnedMessage) -> (Option<Source>, Result<OrderEvent, NormalizeError>) {
     let Some(source) = header_str(message, ob::SOURCE).and_then(|s| s.parse::<Source>().ok())
     else {

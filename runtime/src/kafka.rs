@@ -146,12 +146,23 @@ pub async fn pause_after_consumer_error(
 pub struct GroupContext {
     role: &'static str,
     health: std::sync::Arc<crate::Health>,
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl GroupContext {
     /// A context for a consumer of `role` (`processor`, `sink`) reporting into `health`.
     pub fn new(role: &'static str, health: std::sync::Arc<crate::Health>) -> Self {
-        Self { role, health }
+        Self {
+            role,
+            health,
+            generation: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// A number that changes whenever partitions are assigned or revoked: state kept per
+    /// partition (the processor's duplicate filter) is stale once it moved.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 }
 
@@ -164,6 +175,8 @@ impl rdkafka::consumer::ConsumerContext for GroupContext {
         rebalance: &rdkafka::consumer::Rebalance<'_>,
     ) {
         use rdkafka::consumer::Rebalance;
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         match rebalance {
             Rebalance::Assign(partitions) => {
                 self.health.set_ready(true);

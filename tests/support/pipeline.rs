@@ -92,16 +92,35 @@ impl Env {
         guarantee: Guarantee,
         shutdown: &CancellationToken,
     ) -> JoinHandle<()> {
+        let registry = prometheus::Registry::new();
+        self.spawn_processor_in(&super::unique("processor"), guarantee, &registry, shutdown)
+    }
+
+    /// Starts the processor in consumer group `group` (a restart joins the same group); its
+    /// metrics go to `registry`.
+    pub fn spawn_processor_in(
+        &self,
+        group: &str,
+        guarantee: Guarantee,
+        registry: &prometheus::Registry,
+        shutdown: &CancellationToken,
+    ) -> JoinHandle<()> {
         let config = ProcessorConfig {
             guarantee,
-            group_id: super::unique("processor"),
+            group_id: group.to_owned(),
             batch_linger_ms: 5,
             fetch_wait_max_ms: 50,
             ..ProcessorConfig::default()
         };
-        let metrics = ProcessorMetrics::register(&prometheus::Registry::new()).unwrap();
+        let metrics = ProcessorMetrics::register(registry).unwrap();
+        // A restarted processor joins as soon as the old member is gone; keep the session
+        // short (the mock broker's minimum) so a test does not wait the 45 s default.
+        let mut kafka = self.kafka.clone();
+        kafka
+            .properties
+            .insert("session.timeout.ms".into(), "6000".into());
         let pipeline = Pipeline::new(
-            &self.kafka,
+            &kafka,
             &self.topics,
             &config,
             Arc::clone(&self.codec),
