@@ -49,6 +49,10 @@ pub struct DevArgs {
     /// Process at-least-once instead of exactly-once (for brokers without transactions).
     #[arg(long)]
     at_least_once: bool,
+    /// Where the embedded schema registry answers Confluent's read API, for stock clients
+    /// reading the canonical topic.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    registry_listen: SocketAddr,
 }
 
 /// Runs everything until `shutdown`; `config` (the global `--config`) replaces the
@@ -84,10 +88,19 @@ pub async fn run(
         }
     };
     let kafka = KafkaSettings::new(bootstrap.clone());
+    let registry = Arc::new(EmbeddedRegistry::new());
     let codec = Arc::new(OrderEventCodec::new(
-        Arc::new(EmbeddedRegistry::new()),
+        Arc::clone(&registry) as Arc<dyn orderbridge_schemas::SchemaRegistry>,
         &topics.canonical,
     )?);
+    // Registered now, so that a client asking the registry before the first event finds it.
+    codec
+        .schema_id()
+        .await
+        .context("registering the canonical schema")?;
+    let registry_listener = TcpListener::bind(args.registry_listen)
+        .await
+        .with_context(|| format!("binding {} (is another dev running?)", args.registry_listen))?;
 
     let mut ingest = IngestConfig {
         listen: args.listen,
@@ -135,6 +148,16 @@ pub async fn run(
         Arc::clone(&sink_ops.health),
     );
     let mut tasks = JoinSet::new();
+    {
+        let stop = shutdown.clone();
+        let app = crate::registry_api::router(Arc::clone(&registry));
+        tasks.spawn(async move {
+            axum::serve(registry_listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+                .context("schema registry API")
+        });
+    }
     {
         let (kafka, topics, stop) = (kafka.clone(), topics.clone(), shutdown.clone());
         tasks.spawn(async move {
@@ -233,9 +256,11 @@ fn print_banner(
         "\nOrderBridge dev is running.\n\
          \n  broker:    {bootstrap} ({broker})\
          \n  topics:    {}\
+         \n  registry:  http://{} (Confluent read API, for Avro clients of the canonical topic)\
          \n  sink:      SQLite staging tables in {}\n\
          \n  webhooks (POST):{urls}",
         topics.all().join(", "),
+        args.registry_listen,
         args.db.display(),
     );
     if !developing {

@@ -4,6 +4,7 @@
 
 mod config;
 mod dev;
+mod registry_api;
 
 use std::path::PathBuf;
 use std::sync::Arc;

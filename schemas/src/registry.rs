@@ -100,6 +100,21 @@ impl Default for EmbeddedRegistry {
 }
 
 impl EmbeddedRegistry {
+    /// Every subject with a registered schema, sorted.
+    pub fn subjects(&self) -> Vec<String> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut subjects: Vec<String> = state.subjects.keys().cloned().collect();
+        subjects.sort();
+        subjects
+    }
+
+    /// The schema ids of `subject`'s versions, oldest (version 1) first; `None` for an
+    /// unknown subject.
+    pub fn versions(&self, subject: &str) -> Option<Vec<u32>> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.subjects.get(subject).cloned()
+    }
+
     /// An embedded registry holding the compiled-in `OrderEvent` schema as id 1.
     pub fn new() -> Self {
         let mut state = EmbeddedState::default();
