@@ -24,8 +24,9 @@ pub mod topics;
 
 pub use avro::{CodecError, OrderEventCodec, ORDER_EVENT_SCHEMA, ORDER_EVENT_VERSIONS};
 pub use model::{
-    in_minor_units, minor_units, Address, Attribution, Customer, EventType, LineItem, Lineage,
-    OrderEvent, OrderStatus, PaymentStatus, Refund, RefundLine, Shipment, Totals, Touchpoint,
+    in_minor_units, minor_units, version_at, Address, Attribution, AttributionEvent, Customer,
+    EventType, LineItem, Lineage, OrderEvent, OrderStatus, PaymentStatus, Refund, RefundLine,
+    Shipment, Totals, Touchpoint, VERSIONS_PER_MS,
 };
 pub use registry::{ConfluentRegistry, EmbeddedRegistry, RegistryError, SchemaRegistry};
 pub use topics::{headers, order_key, Origin, Source, Topics, UnknownSource};

@@ -29,6 +29,8 @@ pub struct OrderEvent {
     /// Payment status after this event.
     pub payment_status: PaymentStatus,
     /// Per-order version that only grows; the sink never applies an older one over a newer one.
+    /// The source's time for the event in ms × [`VERSIONS_PER_MS`], plus revisions the
+    /// processor made (see [`version_at`]).
     pub version: i64,
     /// ISO 4217 currency of every amount in this event.
     pub currency: String,
@@ -316,6 +318,44 @@ pub struct Touchpoint {
     pub occurred_at: Option<DateTime<Utc>>,
     /// Fraction of the order credited to this touch (0..1).
     pub credit_share: Option<f64>,
+}
+
+/// One record of `orders.attribution.v1`: the marketing attribution an attribution platform
+/// (or another team) found for an order. Keyed by the order key, like every topic; the value
+/// is this struct as JSON, e.g.
+///
+/// ```json
+/// {"order_key": "shopify:shop.myshopify.com:450789469",
+///  "attribution": {"first_touch": {"channel": "paid_search", "campaign": "spring", "source": "google",
+///                                  "medium": "cpc", "occurred_at": "2025-04-20T09:00:00Z", "credit_share": 0.4},
+///                  "last_touch": null, "touchpoints": []},
+///  "attributed_at": "2025-04-22T17:00:00Z"}
+/// ```
+///
+/// The processor joins it with the order of the same key: an order emitted after it carries
+/// it, and an order emitted before it is emitted again, with it, at a higher version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributionEvent {
+    /// The order key; when present it must equal the record's key.
+    #[serde(default)]
+    pub order_key: Option<String>,
+    /// The attribution.
+    pub attribution: Attribution,
+    /// When the platform attributed the order.
+    #[serde(default)]
+    pub attributed_at: Option<DateTime<Utc>>,
+}
+
+/// How many versions fit in one millisecond of source time. An event's version is its source
+/// time in milliseconds times this ([`version_at`]); the processor numbers the events it
+/// derives itself (an order emitted again once its attribution arrived) in between, so they
+/// order after the event they revise and before the source's next change.
+pub const VERSIONS_PER_MS: i64 = 1000;
+
+/// The version of an event whose source time is `at`; see [`VERSIONS_PER_MS`].
+pub fn version_at(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis().saturating_mul(VERSIONS_PER_MS)
 }
 
 /// Where a canonical event came from.

@@ -156,7 +156,7 @@ pub fn event(raw: &RawRecord<'_>, order_id: &str) -> OrderEvent {
         event_type: EventType::Unknown,
         status: OrderStatus::Unknown,
         payment_status: PaymentStatus::Unknown,
-        version: raw.received_at.timestamp_millis(),
+        version: orderbridge_schemas::version_at(raw.received_at),
         currency: NO_CURRENCY.to_owned(),
         totals: Totals {
             total: Decimal::ZERO,
@@ -191,7 +191,7 @@ pub fn event(raw: &RawRecord<'_>, order_id: &str) -> OrderEvent {
 /// The version of an event: the source's own time for it when it has one (so versions of
 /// one order grow as the source changed it), else when it was received.
 pub fn version(at: Option<DateTime<Utc>>, raw: &RawRecord<'_>) -> i64 {
-    at.unwrap_or(raw.received_at).timestamp_millis()
+    orderbridge_schemas::version_at(at.unwrap_or(raw.received_at))
 }
 
 /// Parses the body as `T`.

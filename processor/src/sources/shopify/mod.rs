@@ -1,5 +1,8 @@
-//! Shopify `orders/create`, `orders/updated` and `orders/cancelled`: all three carry the REST
-//! Order resource (<https://shopify.dev/docs/api/admin-rest/latest/resources/order>).
+//! Shopify `orders/create`, `orders/updated`, `orders/cancelled` and `orders/fulfilled` carry
+//! the REST Order resource (<https://shopify.dev/docs/api/admin-rest/latest/resources/order>);
+//! `refunds/create` carries a Refund (`refund.rs`), which becomes a partial `REFUNDED` event.
+//! UTM parameters of the order's landing site, or its referring site, become its last touch
+//! (`attribution.rs`).
 //!
 //! Amounts are taken in the shop's currency (`currency`, the `*_price` fields), which is what
 //! the books are kept in; the buyer's presentment currency is not used for ERP amounts.
@@ -10,6 +13,9 @@ use orderbridge_schemas::{
 };
 use rust_decimal::Decimal;
 use serde::Deserialize;
+
+mod attribution;
+mod refund;
 
 use super::common::{self, currency, full_name, invalid, money, timestamp, trimmed, Amount, Id};
 use super::{NormalizeError, Normalizer, RawRecord};
@@ -24,6 +30,8 @@ impl Normalizer for ShopifyNormalizer {
             "orders/create" => EventType::Created,
             "orders/updated" => EventType::Updated,
             "orders/cancelled" => EventType::Cancelled,
+            "orders/fulfilled" => EventType::Fulfilled,
+            "refunds/create" => return refund::refund_event(raw),
             other => return Err(NormalizeError::Unsupported(other.to_owned())),
         };
         let order: Order = serde_json::from_slice(raw.body)
@@ -154,6 +162,10 @@ fn order_event(
     event.source_updated_at = updated_at;
     event.source_created_at_original = created_original;
     event.source_updated_at_original = updated_original;
+    event.attribution = attribution::from_landing(
+        order.landing_site.as_deref(),
+        order.referring_site.as_deref(),
+    );
     Ok(event)
 }
 
@@ -231,6 +243,10 @@ struct Order {
     customer: Option<ShopifyCustomer>,
     shipping_address: Option<ShopifyAddress>,
     billing_address: Option<ShopifyAddress>,
+    /// Path and query of the page the buyer landed on, with any UTM parameters.
+    landing_site: Option<String>,
+    /// The site that referred the buyer.
+    referring_site: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -365,7 +381,7 @@ mod tests {
         assert_eq!(event.currency, "USD");
         assert_eq!(
             event.version,
-            event.source_created_at.unwrap().timestamp_millis()
+            orderbridge_schemas::version_at(event.source_created_at.unwrap())
         );
     }
 }
