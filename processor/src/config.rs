@@ -41,6 +41,12 @@ pub struct ProcessorConfig {
     /// (default 7 days); `0` turns the duplicate filter off. The filter's state is read from
     /// the canonical topic, so this should not exceed that topic's retention.
     pub dedup_retention_secs: u64,
+    /// How long attribution and orders wait for each other, in seconds (default 7 days): an
+    /// order emitted up to this long after its attribution carries it, and attribution
+    /// arriving up to this long after its order emits an update of it. `0` turns the join
+    /// off (the attribution topic is then not read). Like the duplicate filter, the state is
+    /// read back from the canonical and attribution topics, which should retain this long.
+    pub attribution_window_secs: u64,
     /// Address for `/metrics`, `/healthz`, `/readyz`.
     pub listen: SocketAddr,
 }
@@ -55,6 +61,7 @@ impl Default for ProcessorConfig {
             batch_linger_ms: 20,
             fetch_wait_max_ms: 500,
             dedup_retention_secs: 7 * 24 * 3600,
+            attribution_window_secs: 7 * 24 * 3600,
             listen: SocketAddr::from(([0, 0, 0, 0], 9091)),
         }
     }

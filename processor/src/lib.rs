@@ -6,16 +6,17 @@
 //!   fixtures under `tests/fixtures/<source>/`.
 //! - `pipeline.rs` — the Kafka loop: batches, the exactly-once transaction or the
 //!   at-least-once delivery-then-store, rewind and retry, dead letters.
-//! - `dedup.rs` — the duplicate filter: event ids already on the canonical topic, read back
-//!   from it after every rebalance.
+//! - `state/` — what the processor remembers per partition (event ids already emitted, for
+//!   duplicates; attribution and what was emitted per order, for the attribution join), read
+//!   back from the canonical and attribution topics after every rebalance.
 //! - `config.rs` — [`ProcessorConfig`] and the [`Guarantee`].
 //! - `metrics.rs` — every metric name of this crate.
 
 pub mod config;
-pub mod dedup;
 pub mod metrics;
 pub mod pipeline;
 pub mod sources;
+pub mod state;
 
 use std::sync::Arc;
 

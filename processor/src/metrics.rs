@@ -5,9 +5,15 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 /// The processor's metrics.
 #[derive(Debug, Clone)]
 pub struct ProcessorMetrics {
-    /// `orderbridge_processor_records_total{source,outcome}`; outcome is `canonical` or
-    /// `dead_lettered`.
+    /// `orderbridge_processor_records_total{source,outcome}`; outcome is `canonical`,
+    /// `dead_lettered` or `duplicate`; source is a source name, `unknown`, or `attribution`
+    /// for records of the attribution topic.
     pub records: IntCounterVec,
+    /// `orderbridge_processor_attribution_total{outcome}`: `attached` (an order was emitted
+    /// with attribution from the attribution topic), `stored` (attribution for an order still
+    /// to come, or already emitted with it), `reemitted` (an update of an order emitted
+    /// before its attribution), `dead_lettered` (not an attribution event).
+    pub attribution: IntCounterVec,
     /// `orderbridge_processor_batches_total{result}`; result is `committed` or `retried`.
     pub batches: IntCounterVec,
     /// `orderbridge_processor_batch_seconds{guarantee}`: from first record to commit.
@@ -28,6 +34,13 @@ impl ProcessorMetrics {
                 ),
                 &["source", "outcome"],
             )?,
+            attribution: IntCounterVec::new(
+                Opts::new(
+                    "orderbridge_processor_attribution_total",
+                    "Attribution joined with orders, by outcome.",
+                ),
+                &["outcome"],
+            )?,
             batches: IntCounterVec::new(
                 Opts::new("orderbridge_processor_batches_total", "Batches, by result."),
                 &["result"],
@@ -44,6 +57,7 @@ impl ProcessorMetrics {
             )?,
         };
         registry.register(Box::new(metrics.records.clone()))?;
+        registry.register(Box::new(metrics.attribution.clone()))?;
         registry.register(Box::new(metrics.batches.clone()))?;
         registry.register(Box::new(metrics.batch_seconds.clone()))?;
         Ok(metrics)

@@ -14,8 +14,13 @@
 //! the offsets are simply not stored), the consumer is rewound to the batch's first offsets,
 //! and the batch is tried again after a backoff. A fatal producer error (fenced) ends the run,
 //! so the process restarts with a fresh producer and resumes from committed offsets.
+//!
+//! The consumer reads the attribution topic beside the raw topic (same group, same
+//! partitions: they are co-partitioned). An attribution record is stored in the partition's
+//! state (`state/`), and when its order was already emitted with other attribution it
+//! becomes a partial canonical update carrying the attribution, in the same transaction as
+//! the offsets. Repeated deliveries (an `ob-event-id` already emitted) produce nothing.
 
-use crate::dedup::Dedup;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,18 +30,23 @@ use orderbridge_runtime::{
     dlq_headers, header_str, pause_after_consumer_error, Backoff, DeadLetter, GroupContext, Health,
     KafkaSettings,
 };
-use orderbridge_schemas::{headers as ob, OrderEvent, OrderEventCodec, Source, Topics};
+use orderbridge_schemas::{
+    headers as ob, EventType, Lineage, OrderEvent, OrderEventCodec, OrderStatus, PaymentStatus,
+    Source, Topics, Totals,
+};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use rdkafka::{Message, Offset, TopicPartitionList};
+use rust_decimal::Decimal;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Guarantee, ProcessorConfig};
 use crate::metrics::ProcessorMetrics;
 use crate::sources::{self, NormalizeError, RawRecord};
+use crate::state::{self, PartitionState, PartitionStates, Windows};
 use crate::ProcessorError;
 
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
@@ -60,8 +70,10 @@ pub fn build_consumer(
         .set("auto.offset.reset", "earliest")
         // Replays and backfills may be written transactionally; never read aborted writes.
         .set("isolation.level", "read_committed")
-        // Rebalances move partitions a few at a time instead of stopping the whole group.
-        .set("partition.assignment.strategy", "cooperative-sticky");
+        // Partition N of the raw and the attribution topic must go to the same member (the
+        // join's state is per partition number); the range assignor does that for
+        // co-partitioned topics, the sticky ones do not promise it.
+        .set("partition.assignment.strategy", "range");
     match config.guarantee {
         // Offsets are committed inside the producer's transaction, never by the consumer.
         Guarantee::ExactlyOnce => client.set("enable.auto.commit", "false"),
@@ -120,7 +132,8 @@ impl Output {
 /// The processor's loop; see the module docs.
 pub struct Pipeline {
     consumer: StreamConsumer<GroupContext>,
-    dedup: Option<Dedup>,
+    /// Per-partition memory of duplicates and attribution, rebuilt from Kafka.
+    state: tokio::sync::Mutex<PartitionStates>,
     health: Arc<Health>,
     producer: FutureProducer,
     codec: Arc<OrderEventCodec>,
@@ -143,17 +156,25 @@ impl Pipeline {
         health: Arc<Health>,
     ) -> Result<Self, ProcessorError> {
         let consumer = build_consumer(kafka, config, Arc::clone(&health))?;
-        consumer.subscribe(&[&topics.raw])?;
-        let dedup = (config.dedup_retention_secs > 0).then(|| {
-            Dedup::new(
-                kafka,
-                &topics.canonical,
-                Duration::from_secs(config.dedup_retention_secs),
-            )
-        });
+        let window = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
+        let state = PartitionStates::new(
+            kafka,
+            &topics.canonical,
+            &topics.attribution,
+            Arc::clone(&codec),
+            Windows {
+                dedup: window(config.dedup_retention_secs),
+                attribution: window(config.attribution_window_secs),
+            },
+        );
+        if state.joins_attribution() {
+            consumer.subscribe(&[&topics.raw, &topics.attribution])?;
+        } else {
+            consumer.subscribe(&[&topics.raw])?;
+        }
         Ok(Self {
             consumer,
-            dedup,
+            state: tokio::sync::Mutex::new(state),
             health,
             producer: build_producer(kafka, config)?,
             codec,
@@ -255,52 +276,54 @@ impl Pipeline {
     }
 
     async fn process_batch(&self, batch: &[OwnedMessage]) -> Result<(), BatchError> {
-        // State of the duplicate filter is valid for one assignment of partitions.
+        let mut states = self.state.lock().await;
+        let result = self.process_batch_in(&mut states, batch).await;
+        match &result {
+            Ok(()) => states.prune(),
+            // The state saw outputs that were never committed: read it back from Kafka.
+            Err(_) => states.forget(),
+        }
+        result
+    }
+
+    async fn process_batch_in(
+        &self,
+        states: &mut PartitionStates,
+        batch: &[OwnedMessage],
+    ) -> Result<(), BatchError> {
+        // Per-partition state is valid for one assignment of partitions.
         let generation = self.consumer.context().generation();
         let mut outputs = Vec::with_capacity(batch.len());
-        // (partition, event id) of canonical outputs in this batch, remembered once committed.
-        let mut produced: Vec<(i32, String)> = Vec::new();
         let mut duplicates: Vec<&'static str> = Vec::new();
+        let mut attribution: Vec<&'static str> = Vec::new();
         for message in batch {
+            let state = states
+                .partition(message.partition(), generation)
+                .await
+                .map_err(|err| BatchError::Retry(err.to_string()))?;
+            if message.topic() == self.topics.attribution {
+                let (outcome, output) = self.attribution_record(message, state).await?;
+                attribution.push(outcome);
+                outputs.extend(output);
+                continue;
+            }
             let event_id = header_str(message, ob::EVENT_ID);
-            if let (Some(dedup), Some(id)) = (&self.dedup, event_id) {
-                let partition = message.partition();
-                let in_batch = produced
-                    .iter()
-                    .any(|(p, seen)| *p == partition && seen == id);
-                let earlier = in_batch
-                    || dedup
-                        .contains(partition, generation, id)
-                        .await
-                        .map_err(|err| BatchError::Retry(err.to_string()))?;
-                if earlier {
-                    tracing::debug!(
-                        partition,
-                        offset = message.offset(),
-                        event_id = id,
-                        "duplicate delivery suppressed"
-                    );
-                    duplicates.push(source_of(message));
-                    continue;
-                }
+            if event_id.is_some_and(|id| state.is_duplicate(id)) {
+                tracing::debug!(
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    event_id,
+                    "duplicate delivery suppressed"
+                );
+                duplicates.push(source_of(message));
+                continue;
             }
-            let output = self.process_record(message).await?;
-            if output.outcome == "canonical" {
-                if let Some(id) = event_id {
-                    produced.push((message.partition(), id.to_owned()));
-                }
-            }
-            outputs.push(output);
+            outputs.push(self.process_record(message, state).await?);
         }
         let offsets = next_offsets(batch).map_err(|err| BatchError::Fatal(err.into()))?;
         match self.config.guarantee {
             Guarantee::ExactlyOnce => self.commit_transactionally(outputs, offsets).await?,
             Guarantee::AtLeastOnce => self.deliver_then_store(outputs, offsets).await?,
-        }
-        if let Some(dedup) = &self.dedup {
-            for (partition, id) in produced {
-                dedup.remember(partition, generation, [id]);
-            }
         }
         for source in duplicates {
             self.metrics
@@ -308,25 +331,113 @@ impl Pipeline {
                 .with_label_values(&[source, "duplicate"])
                 .inc();
         }
+        for outcome in attribution {
+            self.metrics.attribution.with_label_values(&[outcome]).inc();
+        }
         Ok(())
+    }
+
+    /// Takes in one attribution record: an update of its order when the order was already
+    /// emitted with other attribution, nothing when the order is still to come (it will be
+    /// joined then), or a dead letter when the record is not an attribution event.
+    async fn attribution_record(
+        &self,
+        message: &OwnedMessage,
+        state: &mut PartitionState,
+    ) -> Result<(&'static str, Option<Output>), BatchError> {
+        let Some((order_key, attribution)) = state::attribution_of(message) else {
+            let reason = "not an attribution event: a key (the order key) and a JSON \
+                          AttributionEvent whose order_key, if given, equals the key";
+            return Ok((
+                "dead_lettered",
+                Some(self.dead_letter(message, "unparseable", reason, "attribution")),
+            ));
+        };
+        let at = message
+            .timestamp()
+            .to_millis()
+            .unwrap_or_else(state::now_ms);
+        let Some(version) = state.attribution_arrived(&order_key, &attribution.attribution, at)
+        else {
+            return Ok(("stored", None));
+        };
+        let Some(mut update) = attribution_update(&order_key, message, version) else {
+            // A key that is no order key joins nothing; kept in state, not an error.
+            return Ok(("stored", None));
+        };
+        update.attribution = Some(attribution.attribution);
+        let payload = match self.codec.encode(&update).await {
+            Ok(payload) => payload,
+            Err(err) if err.is_retryable() => return Err(BatchError::Retry(err.to_string())),
+            Err(err) => {
+                let reason = err.to_string();
+                return Ok((
+                    "dead_lettered",
+                    Some(self.dead_letter(message, "invalid", &reason, "attribution")),
+                ));
+            }
+        };
+        state.record(Some(&update.lineage.event_id), &update, at);
+        // Headers as a raw record's would be, so readers filter and trace it the same way.
+        let carried = [
+            (ob::SOURCE, Some(update.source.clone())),
+            (ob::ACCOUNT, Some(update.account.clone())),
+            (ob::EVENT_TYPE, Some("attribution".to_owned())),
+            (ob::EVENT_ID, Some(update.lineage.event_id.clone())),
+            (ob::RECEIVED_AT, Some(at.to_string())),
+            (ob::ORIGIN, Some(update.lineage.origin.clone())),
+        ];
+        let output =
+            self.canonical_with(&carried, update.order_key.clone(), payload, "attribution");
+        Ok(("reemitted", Some(output)))
     }
 
     /// Normalizes and encodes one record. Only a registry outage is worth retrying; every
     /// other failure is a property of the record and becomes a dead letter.
-    async fn process_record(&self, message: &OwnedMessage) -> Result<Output, BatchError> {
+    async fn process_record(
+        &self,
+        message: &OwnedMessage,
+        state: &mut PartitionState,
+    ) -> Result<Output, BatchError> {
         let (source, normalized) = normalize(message);
         let source_label = source.map_or("unknown", Source::as_str);
         let (class, reason): (&'static str, String) = match normalized {
-            Ok(event) => match self.codec.encode(&event).await {
-                Ok(payload) => {
-                    return Ok(self.canonical(message, event.order_key, payload, source_label))
+            Ok(mut event) => {
+                if state.attach(&mut event) {
+                    self.metrics
+                        .attribution
+                        .with_label_values(&["attached"])
+                        .inc();
                 }
-                Err(err) if err.is_retryable() => return Err(BatchError::Retry(err.to_string())),
-                // The event does not fit the schema (an amount beyond decimal(18,4)).
-                Err(err) => ("invalid", err.to_string()),
-            },
+                match self.codec.encode(&event).await {
+                    Ok(payload) => {
+                        let at = message
+                            .timestamp()
+                            .to_millis()
+                            .unwrap_or_else(state::now_ms);
+                        state.record(header_str(message, ob::EVENT_ID), &event, at);
+                        return Ok(self.canonical(message, event.order_key, payload, source_label));
+                    }
+                    Err(err) if err.is_retryable() => {
+                        return Err(BatchError::Retry(err.to_string()))
+                    }
+                    // The event does not fit the schema (an amount beyond decimal(18,4)).
+                    Err(err) => ("invalid", err.to_string()),
+                }
+            }
             Err(err) => (err.class(), err.to_string()),
         };
+        Ok(self.dead_letter(message, class, &reason, source_label))
+    }
+
+    /// The dead letter of `message`: its value and headers untouched, plus why.
+    fn dead_letter(
+        &self,
+        message: &OwnedMessage,
+        class: &'static str,
+        reason: &str,
+        source_label: &'static str,
+    ) -> Output {
         tracing::warn!(
             source = source_label,
             event_id = header_str(message, ob::EVENT_ID).unwrap_or("-"),
@@ -334,9 +445,9 @@ impl Pipeline {
             offset = message.offset(),
             class,
             reason = %reason,
-            "dead-lettering raw record"
+            "dead-lettering record"
         );
-        Ok(Output {
+        Output {
             topic: self.topics.dlq.clone(),
             key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
@@ -345,13 +456,13 @@ impl Pipeline {
                 &DeadLetter {
                     stage: "processor",
                     class,
-                    reason: &reason,
+                    reason,
                     attempts: 1,
                 },
             ),
             source: source_label,
             outcome: "dead_lettered",
-        })
+        }
     }
 
     /// The canonical record for an encoded event, carrying the raw record's `ob-` headers.
@@ -362,19 +473,32 @@ impl Pipeline {
         payload: Vec<u8>,
         source: &'static str,
     ) -> Output {
-        let mut headers = OwnedHeaders::new();
-        for key in [
+        let carried = [
             ob::SOURCE,
             ob::ACCOUNT,
             ob::EVENT_TYPE,
             ob::EVENT_ID,
             ob::RECEIVED_AT,
             ob::ORIGIN,
-        ] {
-            if let Some(value) = header_str(message, key) {
+        ]
+        .map(|key| (key, header_str(message, key).map(str::to_owned)));
+        self.canonical_with(&carried, order_key, payload, source)
+    }
+
+    /// A canonical record with the `ob-` headers `carried` (absent values left out).
+    fn canonical_with(
+        &self,
+        carried: &[(&str, Option<String>)],
+        order_key: String,
+        payload: Vec<u8>,
+        source: &'static str,
+    ) -> Output {
+        let mut headers = OwnedHeaders::new();
+        for (key, value) in carried {
+            if let Some(value) = value {
                 headers = headers.insert(Header {
                     key,
-                    value: Some(value),
+                    value: Some(value.as_str()),
                 });
             }
         }
@@ -569,7 +693,6 @@ fn next_offsets(batch: &[OwnedMessage]) -> KafkaResult<TopicPartitionList> {
     Ok(offsets)
 }
 
-/// Reads the raw record's headers and runs its source's normalizer.
 /// The source label of a raw record.
 fn source_of(message: &OwnedMessage) -> &'static str {
     header_str(message, ob::SOURCE)
@@ -577,6 +700,7 @@ fn source_of(message: &OwnedMessage) -> &'static str {
         .map_or("unknown", Source::as_str)
 }
 
+/// Reads the raw record's headers and runs its source's normalizer.
 fn normalize(message: &OwnedMessage) -> (Option<Source>, Result<OrderEvent, NormalizeError>) {
     let Some(source) = header_str(message, ob::SOURCE).and_then(|s| s.parse::<Source>().ok())
     else {
@@ -607,4 +731,55 @@ fn normalize(message: &OwnedMessage) -> (Option<Source>, Result<OrderEvent, Norm
         body: message.payload().unwrap_or_default(),
     };
     (Some(source), sources::normalize(&raw))
+}
+
+/// The partial event that gives `order_key`'s order new attribution at `version`, traced to
+/// the attribution record `message`; `None` when the key is not an order key.
+fn attribution_update(order_key: &str, message: &OwnedMessage, version: i64) -> Option<OrderEvent> {
+    let mut parts = order_key.splitn(3, ':');
+    let (source, account, order_id) = (parts.next()?, parts.next()?, parts.next()?);
+    let received_at = message
+        .timestamp()
+        .to_millis()
+        .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    Some(OrderEvent {
+        order_key: order_key.to_owned(),
+        source: source.to_owned(),
+        account: account.to_owned(),
+        source_order_id: order_id.to_owned(),
+        order_number: None,
+        event_type: EventType::Updated,
+        status: OrderStatus::Unknown,
+        payment_status: PaymentStatus::Unknown,
+        version,
+        currency: sources::common::NO_CURRENCY.to_owned(),
+        totals: Totals {
+            total: Decimal::ZERO,
+            subtotal: Decimal::ZERO,
+            tax: Decimal::ZERO,
+            shipping: Decimal::ZERO,
+            discount: Decimal::ZERO,
+        },
+        line_items: Vec::new(),
+        customer: None,
+        shipping_address: None,
+        billing_address: None,
+        source_created_at: None,
+        source_updated_at: None,
+        attribution: None,
+        lineage: Lineage {
+            raw_topic: message.topic().to_owned(),
+            raw_partition: message.partition(),
+            raw_offset: message.offset(),
+            event_id: format!("attribution:{}:{}", message.partition(), message.offset()),
+            received_at,
+            origin: "attribution".to_owned(),
+        },
+        partial: true,
+        source_created_at_original: None,
+        source_updated_at_original: None,
+        shipment: None,
+        refund: None,
+    })
 }

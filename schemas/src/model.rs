@@ -53,9 +53,11 @@ pub struct OrderEvent {
     /// Where this event came from, so every ERP record traces back to its webhook.
     pub lineage: Lineage,
     /// A status-only notification (an order id and a new status): only the keys, event type,
-    /// statuses (`Unknown` = unchanged), version, timestamps, shipment, refund and lineage
-    /// mean anything; totals are zero and line items lack prices. The sink applies it as an
-    /// update of what it carries, never as a full order. (Schema version 2.)
+    /// statuses (`Unknown` = unchanged), version, timestamps, shipment, refund, attribution
+    /// (when present it replaces the order's) and lineage mean anything; totals are zero and
+    /// line items lack prices. The sink applies it as an update of what it carries, never as
+    /// a full order. The processor emits one when attribution arrives for an order it already
+    /// emitted (lineage origin `attribution`). (Schema version 2.)
     #[serde(default)]
     pub partial: bool,
     /// `source_created_at` exactly as the source wrote it (offset and precision kept).
@@ -372,7 +374,9 @@ pub struct Lineage {
     pub event_id: String,
     /// When ingest received the webhook.
     pub received_at: DateTime<Utc>,
-    /// `webhook` | `backfill` | `poll` | `replay`.
+    /// `webhook` | `backfill` | `poll` | `replay`, or `attribution` for an update the
+    /// processor derived from `orders.attribution.v1` (then the raw coordinates are that
+    /// topic's).
     pub origin: String,
 }
 
