@@ -47,6 +47,9 @@ pub struct ProcessorConfig {
     /// off (the attribution topic is then not read). Like the duplicate filter, the state is
     /// read back from the canonical and attribution topics, which should retain this long.
     pub attribution_window_secs: u64,
+    /// How the generic senders' payloads (`standard-webhooks`, `custom`) read as orders:
+    /// source → account (or `"*"`) → mapping. See `sources/mapped.rs`.
+    pub mappings: crate::sources::mapped::Mappings,
     /// Address for `/metrics`, `/healthz`, `/readyz`.
     pub listen: SocketAddr,
 }
@@ -62,6 +65,7 @@ impl Default for ProcessorConfig {
             fetch_wait_max_ms: 500,
             dedup_retention_secs: 7 * 24 * 3600,
             attribution_window_secs: 7 * 24 * 3600,
+            mappings: crate::sources::mapped::Mappings::new(),
             listen: SocketAddr::from(([0, 0, 0, 0], 9091)),
         }
     }
@@ -79,6 +83,29 @@ impl ProcessorConfig {
         if self.group_id.trim().is_empty() {
             return Err("processor.group_id must not be empty".into());
         }
+        for (source, accounts) in &self.mappings {
+            // Sources with a normalizer of their own are read by it, never by a mapping.
+            if !matches!(source.as_str(), "standard-webhooks" | "custom") {
+                return Err(format!(
+                    "processor.mappings.{source}: only standard-webhooks and custom are mapped"
+                ));
+            }
+            for (account, mapping) in accounts {
+                if mapping.events.is_empty() {
+                    return Err(format!(
+                        "processor.mappings.{source}.{account}.events names no event type"
+                    ));
+                }
+                if let Some(pointer) = mapping
+                    .pointers()
+                    .find(|p| !p.is_empty() && !p.starts_with('/'))
+                {
+                    return Err(format!(
+                        "processor.mappings.{source}.{account}: {pointer:?} is not a JSON pointer (it starts with /)"
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -88,5 +115,54 @@ impl ProcessorConfig {
             let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
             format!("{}-{host}-{}", self.group_id, std::process::id())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn with_mappings(text: &str) -> Result<(), String> {
+        let config: ProcessorConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.validate()
+    }
+
+    #[test]
+    fn mappings_are_checked_before_any_record_meets_them() {
+        with_mappings(
+            r#"[mappings.custom.woo]
+            order_id = "/id"
+            events = { "order.created" = "CREATED" }"#,
+        )
+        .unwrap();
+        let err = with_mappings(
+            r#"[mappings.shopify.shop]
+            order_id = "/id"
+            events = { "orders/create" = "CREATED" }"#,
+        )
+        .unwrap_err();
+        assert!(err.contains("only standard-webhooks and custom"), "{err}");
+        let err = with_mappings(
+            r#"[mappings.custom.woo]
+            order_id = "data.id"
+            events = { "order.created" = "CREATED" }"#,
+        )
+        .unwrap_err();
+        assert!(err.contains("not a JSON pointer"), "{err}");
+        let err = with_mappings(
+            r#"[mappings.custom.woo]
+            order_id = "/id"
+            events = {}"#,
+        )
+        .unwrap_err();
+        assert!(err.contains("names no event type"), "{err}");
+        assert!(with_mappings(
+            r#"[mappings.custom.woo]
+            order_id = "/id"
+            events = { "x" = "SHIPPED" }"#
+        )
+        .is_err());
     }
 }

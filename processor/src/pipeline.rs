@@ -399,7 +399,7 @@ impl Pipeline {
         message: &OwnedMessage,
         state: &mut PartitionState,
     ) -> Result<Output, BatchError> {
-        let (source, normalized) = normalize(message);
+        let (source, normalized) = normalize(message, &self.config.mappings);
         let source_label = source.map_or("unknown", Source::as_str);
         let (class, reason): (&'static str, String) = match normalized {
             Ok(mut event) => {
@@ -701,7 +701,10 @@ fn source_of(message: &OwnedMessage) -> &'static str {
 }
 
 /// Reads the raw record's headers and runs its source's normalizer.
-fn normalize(message: &OwnedMessage) -> (Option<Source>, Result<OrderEvent, NormalizeError>) {
+fn normalize(
+    message: &OwnedMessage,
+    mappings: &sources::mapped::Mappings,
+) -> (Option<Source>, Result<OrderEvent, NormalizeError>) {
     let Some(source) = header_str(message, ob::SOURCE).and_then(|s| s.parse::<Source>().ok())
     else {
         return (
@@ -730,7 +733,7 @@ fn normalize(message: &OwnedMessage) -> (Option<Source>, Result<OrderEvent, Norm
         offset: message.offset(),
         body: message.payload().unwrap_or_default(),
     };
-    (Some(source), sources::normalize(&raw))
+    (Some(source), sources::normalize(&raw, mappings))
 }
 
 /// The partial event that gives `order_key`'s order new attribution at `version`, traced to

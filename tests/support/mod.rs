@@ -61,6 +61,22 @@ pub fn fixture(source: &str, case: &str) -> (Vec<(String, String)>, Vec<u8>) {
     )
 }
 
+/// The mappings the generic senders' fixtures come with (`tests/fixtures/<source>/mappings.toml`),
+/// as an operator would configure them under `[processor.mappings]`.
+pub fn fixture_mappings() -> orderbridge_processor::sources::mapped::Mappings {
+    ["standard-webhooks", "custom"]
+        .into_iter()
+        .map(|source| {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(source)
+                .join("mappings.toml");
+            let accounts = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            (source.to_owned(), accounts)
+        })
+        .collect()
+}
+
 /// The canonical event a Shopify fixture normalizes to (as the processor would emit it).
 pub fn shopify_event(case: &str) -> orderbridge_schemas::OrderEvent {
     use orderbridge_processor::sources::{normalize, RawRecord};
@@ -77,20 +93,23 @@ pub fn shopify_event(case: &str) -> orderbridge_schemas::OrderEvent {
         get("X-Shopify-Topic"),
         get("X-Shopify-Webhook-Id"),
     );
-    normalize(&RawRecord {
-        source: orderbridge_schemas::Source::Shopify,
-        account: &account,
-        event_type: &topic,
-        event_id: &id,
-        // Milliseconds, as ingest's ob-received-at header carries it.
-        received_at: chrono::TimeZone::timestamp_millis_opt(&chrono::Utc, 1_745_350_202_000)
-            .unwrap(),
-        origin: "webhook",
-        topic: "orders.raw.v1",
-        partition: 0,
-        offset: 0,
-        body: &body,
-    })
+    normalize(
+        &RawRecord {
+            source: orderbridge_schemas::Source::Shopify,
+            account: &account,
+            event_type: &topic,
+            event_id: &id,
+            // Milliseconds, as ingest's ob-received-at header carries it.
+            received_at: chrono::TimeZone::timestamp_millis_opt(&chrono::Utc, 1_745_350_202_000)
+                .unwrap(),
+            origin: "webhook",
+            topic: "orders.raw.v1",
+            partition: 0,
+            offset: 0,
+            body: &body,
+        },
+        &Default::default(),
+    )
     .unwrap()
 }
 

@@ -110,6 +110,7 @@ impl Env {
             group_id: group.to_owned(),
             batch_linger_ms: 5,
             fetch_wait_max_ms: 50,
+            mappings: super::fixture_mappings(),
             ..ProcessorConfig::default()
         };
         let metrics = ProcessorMetrics::register(registry).unwrap();

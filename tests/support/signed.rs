@@ -276,7 +276,7 @@ pub fn cases() -> Vec<Case> {
         with(
             "easypost",
             "tracker-updated",
-            "easypost:-:event:evt_4a1b2c3d",
+            "easypost:-:shp_123",
             "-",
             "tracker.updated",
             Some("evt_4a1b2c3d"),

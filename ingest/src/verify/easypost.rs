@@ -2,8 +2,10 @@
 //! body keyed with the webhook secret after NFKD normalization (as the official
 //! `validate_webhook` does). No timestamp is signed; the event `id` deduplicates downstream.
 //!
-//! A `tracker.updated` event is about a shipment, not an order: it names no order id, so it
-//! is keyed by its event id and the processor finds the order it belongs to.
+//! A tracker event is about a parcel, not an order: it is keyed by the tracker's `reference`
+//! (the merchant's, set when the label was bought) or else its `shipment_id`, as the
+//! processor keys its canonical event, so both land in the same partition; an event with
+//! neither is keyed by its event id.
 
 use orderbridge_schemas::Source;
 
@@ -27,7 +29,10 @@ pub fn verifier(config: &HmacConfig) -> Result<SharedVerifier, String> {
         Extraction {
             event_id: vec![Field::json("/id")],
             event_type: vec![Field::json("/description")],
-            order_id: Vec::new(),
+            order_id: vec![
+                Field::json("/result/reference"),
+                Field::json("/result/shipment_id"),
+            ],
             account: Vec::new(),
         },
     )
@@ -65,7 +70,7 @@ mod tests {
         let verified = publish(v.as_ref(), "/webhooks/easypost", &h, BODY, 0).unwrap();
         assert_eq!(verified.event_id(), "evt_4a1b2c3d");
         assert_eq!(verified.event_type(), "tracker.updated");
-        assert_eq!(verified.record_key(), "easypost:-:event:evt_4a1b2c3d");
+        assert_eq!(verified.record_key(), "easypost:-:shp_123");
     }
 
     #[test]

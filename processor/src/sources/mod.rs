@@ -4,12 +4,16 @@
 //!
 //! Adding a source: a file here implementing [`Normalizer`], its arm in [`normalizer_for`],
 //! and a folder per case under `tests/fixtures/<source>/` (the fixture test picks it up).
+//! The generic senders (`standard-webhooks`, `custom`) have no code of their own: their
+//! payloads are read through a [`Mapping`](mapped::Mapping) from configuration (`mapped.rs`).
 
 pub mod amazon_sns;
 pub mod common;
+pub mod easypost;
 pub mod ebay;
 pub mod etsy;
 pub mod flipkart;
+pub mod mapped;
 pub mod ordermentum;
 pub mod shopify;
 pub mod sumeru;
@@ -94,33 +98,39 @@ pub fn normalizer_for(source: Source) -> &'static dyn Normalizer {
         Source::Walmart => &walmart::WalmartNormalizer,
         Source::Flipkart => &flipkart::FlipkartNormalizer,
         Source::Ordermentum => &ordermentum::OrdermentumNormalizer,
-        // EasyPost trackers name a shipment, not an order; the generic senders need a
-        // payload mapping from configuration. Both are still to come.
-        Source::Easypost | Source::StandardWebhooks | Source::Custom => &NotYetNormalized,
+        Source::Easypost => &easypost::EasypostNormalizer,
+        Source::StandardWebhooks | Source::Custom => &Unmapped,
     }
 }
 
-/// Ingest accepts these sources before their normalizers exist. Their records are
-/// dead-lettered as `unsupported`: kept, with the reason, and replayable to the raw topic
-/// once the normalizer lands, so nothing accepted is lost in between.
-struct NotYetNormalized;
+/// A generic sender's record whose account has no mapping. Dead-lettered as `unsupported`:
+/// kept, with the reason, and replayable to the raw topic once a mapping names it, so
+/// nothing accepted is lost in between.
+struct Unmapped;
 
-impl Normalizer for NotYetNormalized {
+impl Normalizer for Unmapped {
     fn normalize(&self, raw: &RawRecord<'_>) -> Result<OrderEvent, NormalizeError> {
         Err(NormalizeError::Unsupported(format!(
-            "no normalizer for source {} yet",
-            raw.source
+            "no mapping for {}/{} under [processor.mappings]",
+            raw.source, raw.account
         )))
     }
 }
 
-/// Normalizes `raw` with its source's normalizer, then writes every amount with the
-/// currency's minor units, as readers of the canonical topic will see them.
+/// Normalizes `raw` with its source's normalizer (or, for a generic sender, its account's
+/// mapping in `mappings`), then writes every amount with the currency's minor units, as
+/// readers of the canonical topic will see them.
 ///
 /// # Errors
 /// [`NormalizeError`] from the source's normalizer.
-pub fn normalize(raw: &RawRecord<'_>) -> Result<OrderEvent, NormalizeError> {
-    let mut event = normalizer_for(raw.source).normalize(raw)?;
+pub fn normalize(
+    raw: &RawRecord<'_>,
+    mappings: &mapped::Mappings,
+) -> Result<OrderEvent, NormalizeError> {
+    let mut event = match mapped::mapping_for(mappings, raw) {
+        Some(mapping) => mapped::normalize(raw, mapping)?,
+        None => normalizer_for(raw.source).normalize(raw)?,
+    };
     event.fit_amounts_to_currency();
     Ok(event)
 }
@@ -192,6 +202,14 @@ mod golden {
                 .collect();
             cases.sort();
             assert!(!cases.is_empty(), "no fixtures for {source}");
+            // A generic sender's fixtures come with the mapping an operator would configure.
+            let mut mappings = super::mapped::Mappings::new();
+            let mapping_file = dir.join("mappings.toml");
+            if mapping_file.exists() {
+                let accounts = toml::from_str(&std::fs::read_to_string(&mapping_file).unwrap())
+                    .unwrap_or_else(|err| panic!("{}: {err}", mapping_file.display()));
+                mappings.insert(source.as_str().to_owned(), accounts);
+            }
             for case in cases {
                 let name = format!("{source}/{}", case.file_name().unwrap().to_string_lossy());
                 let headers: BTreeMap<String, String> = serde_json::from_str(
@@ -212,7 +230,7 @@ mod golden {
                     offset: 42,
                     body: &body,
                 };
-                let result = normalize(&raw);
+                let result = normalize(&raw, &mappings);
                 let expected_error = case.join("expected_error.txt");
                 if expected_error.exists() {
                     let class = std::fs::read_to_string(&expected_error)
