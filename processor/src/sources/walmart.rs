@@ -1,7 +1,9 @@
 //! Walmart Marketplace: `PO_CREATED` (alone, or as the `subEventType` of `ORDER_UPDATES`)
 //! carries the purchase order's lines with SKU and quantity but no prices, currency or
-//! buyer, so it becomes a partial created event; the order API has the rest. The version is
-//! `source.eventTime`.
+//! buyer, so it becomes a partial created event; the order API has the rest. `FRAUD_CANCEL`
+//! (a sub-event of `ORDER_UPDATES`) cancels the whole purchase order: a partial cancelled
+//! event. `PO_LINE_AUTOCANCELLED` and `INTENT_TO_CANCEL` do not say what the order is now and
+//! are unsupported. The version is `source.eventTime`.
 
 use orderbridge_schemas::{EventType, LineItem, OrderEvent, OrderStatus};
 use rust_decimal::prelude::ToPrimitive;
@@ -63,10 +65,25 @@ impl Normalizer for WalmartNormalizer {
             Some("ORDER_UPDATES") => payload.sub_event_type.clone().unwrap_or_default(),
             other => other.unwrap_or_default().to_owned(),
         };
-        if kind != "PO_CREATED" {
-            return Err(NormalizeError::Unsupported(kind));
-        }
         let id = common::required_id(payload.purchase_order_id.as_ref(), "purchaseOrderId")?;
+        match kind.as_str() {
+            "PO_CREATED" => {}
+            // Walmart cancelled the whole purchase order; nothing else is carried.
+            "FRAUD_CANCEL" => {
+                let mut out = common::event(raw, &id);
+                out.partial = true;
+                out.event_type = EventType::Cancelled;
+                out.status = OrderStatus::Cancelled;
+                let (event_at, original) = timestamp("eventTime", source.event_time.as_deref())?;
+                out.source_updated_at = event_at;
+                out.source_updated_at_original = original;
+                out.version = common::version(event_at, raw);
+                return Ok(out);
+            }
+            // A line cancelled, or a buyer's request to cancel: neither says what the order
+            // is now, so they wait for the order API (kept, replayable).
+            _ => return Err(NormalizeError::Unsupported(kind)),
+        }
         let mut out = common::event(raw, &id);
         out.partial = true;
         out.event_type = EventType::Created;
