@@ -40,7 +40,8 @@ fn attribution(campaign: &str) -> Attribution {
 }
 
 async fn send_attribution(env: &Env, order_key: &str, attribution: &Attribution) {
-    let producer: FutureProducer = env.kafka.client_config().create().unwrap();
+    // As another team's (Java) producer would write it: same partitioner as ours.
+    let producer: FutureProducer = env.kafka.producer_config().create().unwrap();
     let value = serde_json::to_vec(&AttributionEvent {
         order_key: Some(order_key.to_owned()),
         attribution: attribution.clone(),

@@ -49,7 +49,7 @@ pub fn build_producer(
     publish_timeout: Duration,
 ) -> KafkaResult<FutureProducer> {
     kafka
-        .client_config()
+        .producer_config()
         // A 200 to a provider must mean every in-sync replica has the body.
         .set("acks", "all")
         // Our own retries must never duplicate or reorder a webhook within a partition.

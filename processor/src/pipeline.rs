@@ -93,7 +93,7 @@ pub fn build_producer(
     kafka: &KafkaSettings,
     config: &ProcessorConfig,
 ) -> KafkaResult<FutureProducer> {
-    let mut client = kafka.client_config();
+    let mut client = kafka.producer_config();
     client
         // A canonical event is only "produced" when every in-sync replica has it.
         .set("acks", "all")

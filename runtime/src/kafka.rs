@@ -53,9 +53,19 @@ impl KafkaSettings {
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap_servers);
-        // The Java clients' partitioner: a key lands in the same partition number whichever
-        // client wrote it, so attribution written by another team's (Java, Kafka Streams)
-        // producer is co-partitioned with our raw and canonical records of the same order.
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// The base configuration of every producer: [`Self::client_config`] with the Java
+    /// clients' partitioner, so a key lands in the same partition number whichever client
+    /// wrote it. Attribution written by another team's (Java, Kafka Streams) producer is then
+    /// co-partitioned with our raw and canonical records of the same order.
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
         config.set("partitioner", "murmur2_random");
         for (key, value) in &self.properties {
             config.set(key, value);

@@ -66,7 +66,7 @@ pub fn build_consumer(
 /// When librdkafka rejects the configuration.
 pub fn build_dlq_producer(kafka: &KafkaSettings) -> KafkaResult<FutureProducer> {
     kafka
-        .client_config()
+        .producer_config()
         // A record is committed after its dead letter is acknowledged: it must be durable.
         .set("acks", "all")
         .set("enable.idempotence", "true")

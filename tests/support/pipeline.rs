@@ -105,14 +105,29 @@ impl Env {
         registry: &prometheus::Registry,
         shutdown: &CancellationToken,
     ) -> JoinHandle<()> {
-        let config = ProcessorConfig {
+        let config = self.processor_config(group, guarantee);
+        self.spawn_processor_with(&config, registry, shutdown)
+    }
+
+    /// The processor configuration tests run with: quick batches, the fixtures' mappings.
+    pub fn processor_config(&self, group: &str, guarantee: Guarantee) -> ProcessorConfig {
+        ProcessorConfig {
             guarantee,
             group_id: group.to_owned(),
             batch_linger_ms: 5,
             fetch_wait_max_ms: 50,
             mappings: super::fixture_mappings(),
             ..ProcessorConfig::default()
-        };
+        }
+    }
+
+    /// Starts the processor with `config`; its metrics go to `registry`.
+    pub fn spawn_processor_with(
+        &self,
+        config: &ProcessorConfig,
+        registry: &prometheus::Registry,
+        shutdown: &CancellationToken,
+    ) -> JoinHandle<()> {
         let metrics = ProcessorMetrics::register(registry).unwrap();
         // A restarted processor joins as soon as the old member is gone; keep the session
         // short (the mock broker's minimum) so a test does not wait the 45 s default.
@@ -123,7 +138,7 @@ impl Env {
         let pipeline = Pipeline::new(
             &kafka,
             &self.topics,
-            &config,
+            config,
             Arc::clone(&self.codec),
             metrics,
             Health::new(),
@@ -131,6 +146,11 @@ impl Env {
         .unwrap();
         let stop = shutdown.clone();
         tokio::spawn(async move { pipeline.run(stop).await.unwrap() })
+    }
+
+    /// The mock cluster, when this environment runs on one (to inject faults).
+    pub fn mock_cluster(&self) -> Option<&MockCluster<'static, DefaultProducerContext>> {
+        self._mock.as_ref()
     }
 
     /// Starts a sink in consumer group `group` writing to `erp`; its metrics go to `registry`.
