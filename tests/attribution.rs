@@ -231,3 +231,106 @@ async fn attribution_sent_after_the_order_updates_it() {
         );
     }
 }
+
+/// Posts `case` as delivery `delivery` of Shopify topic `topic`.
+async fn post_as(ingest: &axum::Router, case: &str, topic: &str, delivery: &str) {
+    let (mut headers, body) = support::fixture("shopify", case);
+    for (name, value) in &mut headers {
+        match name.as_str() {
+            "X-Shopify-Webhook-Id" => *value = delivery.into(),
+            "X-Shopify-Topic" => *value = topic.into(),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        post_shopify(ingest, &headers, &body, None).await,
+        StatusCode::OK
+    );
+}
+
+async fn held(metrics: &prometheus::Registry, count: u64) {
+    wait_for(&format!("{count} event(s) held"), DEADLINE, || async {
+        (counter(
+            metrics,
+            "orderbridge_processor_attribution_total",
+            &[("outcome", "held")],
+        ) >= count)
+            .then_some(())
+    })
+    .await;
+}
+
+async fn orders_wait_for_attribution(env: &Env, guarantee: Guarantee) {
+    let ingest = env.ingest();
+    let group = unique("processor");
+    let mut config = env.processor_config(&group, guarantee);
+    // Long enough that only the attribution lets the order out.
+    config.attribution_wait_ms = 600_000;
+    let shutdown = CancellationToken::new();
+    let metrics = prometheus::Registry::new();
+    let processor = env.spawn_processor_with(&config, &metrics, &shutdown);
+
+    // The order and its update wait; a restart in between loses neither (the committed
+    // offset never passed them, so the new processor reads and holds them again).
+    post_as(&ingest, "orders-create-basic", "orders/create", "wait-1").await;
+    held(&metrics, 1).await;
+    shutdown.cancel();
+    processor.await.unwrap();
+    let shutdown = CancellationToken::new();
+    let metrics = prometheus::Registry::new();
+    let processor = env.spawn_processor_with(&config, &metrics, &shutdown);
+    post_as(&ingest, "orders-create-basic", "orders/updated", "wait-2").await;
+    held(&metrics, 2).await;
+
+    send_attribution(env, ORDER, &attribution("autumn")).await;
+    // Then a later update, emitted at once: nothing may come between it and the two.
+    post_as(&ingest, "orders-create-basic", "orders/updated", "wait-3").await;
+    let events = events_of(env, ORDER, 3).await;
+    let ids: Vec<&str> = events.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["wait-1", "wait-2", "wait-3"], "in order, once each");
+    for (id, event) in &events {
+        assert!(!event.partial, "{id}: the order itself");
+        assert_eq!(event.attribution, Some(attribution("autumn")), "{id}");
+    }
+    shutdown.cancel();
+    processor.await.unwrap();
+
+    // An order whose attribution never comes goes out when its wait is over.
+    config.attribution_wait_ms = 500;
+    let shutdown = CancellationToken::new();
+    let metrics = prometheus::Registry::new();
+    let processor = env.spawn_processor_with(&config, &metrics, &shutdown);
+    let key = jpy_order();
+    post_as(
+        &ingest,
+        "orders-create-jpy-zero-decimal",
+        "orders/create",
+        "wait-4",
+    )
+    .await;
+    let events = events_of(env, &key, 1).await;
+    assert_eq!(events[0].0, "wait-4");
+    assert_eq!(events[0].1.attribution, None);
+    assert_eq!(
+        counter(
+            &metrics,
+            "orderbridge_processor_attribution_total",
+            &[("outcome", "wait_expired")],
+        ),
+        1
+    );
+    shutdown.cancel();
+    processor.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_wait_holds_orders_for_their_attribution() {
+    orders_wait_for_attribution(&Env::mock(), Guarantee::ExactlyOnce).await;
+    if let Some(env) = Env::external().await {
+        orders_wait_for_attribution(&env, Guarantee::AtLeastOnce).await;
+        eprintln!(
+            "orders wait for attribution: passed on {}",
+            env.kafka.bootstrap_servers
+        );
+    }
+}

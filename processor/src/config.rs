@@ -47,6 +47,12 @@ pub struct ProcessorConfig {
     /// off (the attribution topic is then not read). Like the duplicate filter, the state is
     /// read back from the canonical and attribution topics, which should retain this long.
     pub attribution_window_secs: u64,
+    /// How long a new order without attribution waits for it before it is emitted, in ms
+    /// (default 0: orders go out at once, and late attribution is an update). While an order
+    /// waits, its partition's committed offset stays before it (a crash re-reads it and it
+    /// waits again) and its later events wait behind it. Needs the join and the duplicate
+    /// filter on.
+    pub attribution_wait_ms: u64,
     /// How the generic senders' payloads (`standard-webhooks`, `custom`) read as orders:
     /// source → account (or `"*"`) → mapping. See `sources/mapped.rs`.
     pub mappings: crate::sources::mapped::Mappings,
@@ -65,6 +71,7 @@ impl Default for ProcessorConfig {
             fetch_wait_max_ms: 500,
             dedup_retention_secs: 7 * 24 * 3600,
             attribution_window_secs: 7 * 24 * 3600,
+            attribution_wait_ms: 0,
             mappings: crate::sources::mapped::Mappings::new(),
             listen: SocketAddr::from(([0, 0, 0, 0], 9091)),
         }
@@ -82,6 +89,17 @@ impl ProcessorConfig {
         }
         if self.group_id.trim().is_empty() {
             return Err("processor.group_id must not be empty".into());
+        }
+        if self.attribution_wait_ms > 0
+            && (self.attribution_window_secs == 0 || self.dedup_retention_secs == 0)
+        {
+            // Records after a held one are emitted but not committed past; after a crash
+            // only the duplicate filter keeps them from being emitted twice.
+            return Err(
+                "processor.attribution_wait_ms needs attribution_window_secs and \
+                        dedup_retention_secs above 0"
+                    .into(),
+            );
         }
         for (source, accounts) in &self.mappings {
             // Sources with a normalizer of their own are read by it, never by a mapping.

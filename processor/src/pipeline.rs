@@ -46,7 +46,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Guarantee, ProcessorConfig};
 use crate::metrics::ProcessorMetrics;
 use crate::sources::{self, NormalizeError, RawRecord};
-use crate::state::{self, PartitionState, PartitionStates, Windows};
+use crate::state::{self, Held, PartitionState, PartitionStates, Windows};
 use crate::ProcessorError;
 
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
@@ -165,6 +165,8 @@ impl Pipeline {
             Windows {
                 dedup: window(config.dedup_retention_secs),
                 attribution: window(config.attribution_window_secs),
+                hold: (config.attribution_wait_ms > 0)
+                    .then(|| Duration::from_millis(config.attribution_wait_ms)),
             },
         );
         if state.joins_attribution() {
@@ -207,7 +209,15 @@ impl Pipeline {
         }
         tracing::info!(guarantee = ?self.config.guarantee, topic = %self.topics.raw, "processor running");
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
-        while let Some(batch) = self.next_batch(shutdown).await? {
+        loop {
+            // Held orders fall due even when no record arrives.
+            let release = {
+                let generation = self.consumer.context().generation();
+                self.state.lock().await.next_release(generation)
+            };
+            let Some(batch) = self.next_batch(shutdown, release).await? else {
+                break;
+            };
             let started = Instant::now();
             match self.process_batch(&batch).await {
                 Ok(()) => {
@@ -222,8 +232,7 @@ impl Pipeline {
                 Err(BatchError::Retry(reason)) => {
                     self.metrics.batches.with_label_values(&["retried"]).inc();
                     let delay = backoff.next_delay();
-                    tracing::warn!(error = %reason, delay_ms = delay.as_millis() as u64, records = batch.len(), "batch not committed; rewinding to retry");
-                    self.rewind(&batch);
+                    tracing::warn!(error = %reason, delay_ms = delay.as_millis() as u64, records = batch.len(), "batch not committed; rewound to retry");
                     tokio::select! {
                         () = shutdown.cancelled() => break,
                         () = tokio::time::sleep(delay) => {}
@@ -243,13 +252,23 @@ impl Pipeline {
 
     /// Waits for the first record, then gathers more until the batch is full or the linger
     /// time has passed. `None` on shutdown.
+    /// `Some` of an empty batch when `release` (a held order falling due) comes first.
     async fn next_batch(
         &self,
         shutdown: &CancellationToken,
+        release: Option<std::time::Instant>,
     ) -> Result<Option<Vec<OwnedMessage>>, ProcessorError> {
+        let due = async {
+            match release {
+                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(due);
         let first = loop {
             let received = tokio::select! {
                 () = shutdown.cancelled() => return Ok(None),
+                () = &mut due => return Ok(Some(Vec::new())),
                 received = self.consumer.recv() => received,
             };
             match received {
@@ -280,8 +299,19 @@ impl Pipeline {
         let result = self.process_batch_in(&mut states, batch).await;
         match &result {
             Ok(()) => states.prune(),
-            // The state saw outputs that were never committed: read it back from Kafka.
-            Err(_) => states.forget(),
+            Err(_) => {
+                // Nothing of the batch counts. Records held from earlier batches are in
+                // memory only and go with the state, so their partitions go back to the
+                // oldest of them; the rest to the batch's start. The state saw outputs that
+                // were never committed: it is read back from Kafka.
+                let generation = self.consumer.context().generation();
+                let floors: BTreeMap<i32, i64> = states
+                    .current(generation)
+                    .filter_map(|(partition, state)| Some((partition, state.hold_floor()?)))
+                    .collect();
+                self.rewind(batch, &floors);
+                states.forget();
+            }
         }
         result
     }
@@ -307,6 +337,7 @@ impl Pipeline {
                 outputs.extend(output);
                 continue;
             }
+            state.took(message.offset());
             let event_id = header_str(message, ob::EVENT_ID);
             if event_id.is_some_and(|id| state.is_duplicate(id)) {
                 tracing::debug!(
@@ -318,9 +349,24 @@ impl Pipeline {
                 duplicates.push(source_of(message));
                 continue;
             }
-            outputs.push(self.process_record(message, state).await?);
+            outputs.extend(self.process_record(message, state).await?);
         }
-        let offsets = next_offsets(batch).map_err(|err| BatchError::Fatal(err.into()))?;
+        // Orders whose wait for attribution is over go out as they are.
+        let now = std::time::Instant::now();
+        for (_, state) in states.current(generation) {
+            for order_key in state.due(now) {
+                for held in state.release(&order_key) {
+                    outputs.push(self.emit_held(held, state).await?);
+                }
+                attribution.push("wait_expired");
+            }
+        }
+        if batch.is_empty() && outputs.is_empty() {
+            return Ok(());
+        }
+        let offsets = self
+            .commit_offsets(states, batch, generation)
+            .map_err(|err| BatchError::Fatal(err.into()))?;
         match self.config.guarantee {
             Guarantee::ExactlyOnce => self.commit_transactionally(outputs, offsets).await?,
             Guarantee::AtLeastOnce => self.deliver_then_store(outputs, offsets).await?,
@@ -344,13 +390,13 @@ impl Pipeline {
         &self,
         message: &OwnedMessage,
         state: &mut PartitionState,
-    ) -> Result<(&'static str, Option<Output>), BatchError> {
+    ) -> Result<(&'static str, Vec<Output>), BatchError> {
         let Some((order_key, attribution)) = state::attribution_of(message) else {
             let reason = "not an attribution event: a key (the order key) and a JSON \
                           AttributionEvent whose order_key, if given, equals the key";
             return Ok((
                 "dead_lettered",
-                Some(self.dead_letter(message, "unparseable", reason, "attribution")),
+                vec![self.dead_letter(message, "unparseable", reason, "attribution")],
             ));
         };
         let at = message
@@ -359,11 +405,21 @@ impl Pipeline {
             .unwrap_or_else(state::now_ms);
         let Some(version) = state.attribution_arrived(&order_key, &attribution.attribution, at)
         else {
-            return Ok(("stored", None));
+            // The order may be waiting for exactly this: it goes out now, with it.
+            let mut released = Vec::new();
+            for held in state.release(&order_key) {
+                released.push(self.emit_held(held, state).await?);
+            }
+            let outcome = if released.is_empty() {
+                "stored"
+            } else {
+                "released"
+            };
+            return Ok((outcome, released));
         };
         let Some(mut update) = attribution_update(&order_key, message, version) else {
             // A key that is no order key joins nothing; kept in state, not an error.
-            return Ok(("stored", None));
+            return Ok(("stored", Vec::new()));
         };
         update.attribution = Some(attribution.attribution);
         let payload = match self.codec.encode(&update).await {
@@ -373,7 +429,7 @@ impl Pipeline {
                 let reason = err.to_string();
                 return Ok((
                     "dead_lettered",
-                    Some(self.dead_letter(message, "invalid", &reason, "attribution")),
+                    vec![self.dead_letter(message, "invalid", &reason, "attribution")],
                 ));
             }
         };
@@ -389,16 +445,40 @@ impl Pipeline {
         ];
         let output =
             self.canonical_with(&carried, update.order_key.clone(), payload, "attribution");
-        Ok(("reemitted", Some(output)))
+        Ok(("reemitted", vec![output]))
+    }
+
+    /// The canonical record of an event that waited for attribution.
+    async fn emit_held(
+        &self,
+        held: Held,
+        state: &mut PartitionState,
+    ) -> Result<Output, BatchError> {
+        // It encoded when it was held, and attribution holds nothing the schema could refuse,
+        // so only a registry outage fails here.
+        let payload = self
+            .codec
+            .encode(&held.event)
+            .await
+            .map_err(|err| BatchError::Retry(format!("encoding a held event: {err}")))?;
+        let source = held
+            .event
+            .source
+            .parse::<Source>()
+            .map_or("unknown", Source::as_str);
+        state.record(held.event_id.as_deref(), &held.event, state::now_ms());
+        Ok(self.canonical_with(&held.carried, held.event.order_key, payload, source))
     }
 
     /// Normalizes and encodes one record. Only a registry outage is worth retrying; every
     /// other failure is a property of the record and becomes a dead letter.
+    ///
+    /// `None` when the event waits for its order's attribution (`attribution_wait_ms`).
     async fn process_record(
         &self,
         message: &OwnedMessage,
         state: &mut PartitionState,
-    ) -> Result<Output, BatchError> {
+    ) -> Result<Option<Output>, BatchError> {
         let (source, normalized) = normalize(message, &self.config.mappings);
         let source_label = source.map_or("unknown", Source::as_str);
         let (class, reason): (&'static str, String) = match normalized {
@@ -410,13 +490,30 @@ impl Pipeline {
                         .inc();
                 }
                 match self.codec.encode(&event).await {
+                    Ok(_) if self.should_hold(state, &event) => {
+                        self.metrics.attribution.with_label_values(&["held"]).inc();
+                        state.hold(Held {
+                            carried: carried_headers(message),
+                            event_id: header_str(message, ob::EVENT_ID).map(str::to_owned),
+                            offset: message.offset(),
+                            until: std::time::Instant::now()
+                                + Duration::from_millis(self.config.attribution_wait_ms),
+                            event,
+                        });
+                        return Ok(None);
+                    }
                     Ok(payload) => {
                         let at = message
                             .timestamp()
                             .to_millis()
                             .unwrap_or_else(state::now_ms);
                         state.record(header_str(message, ob::EVENT_ID), &event, at);
-                        return Ok(self.canonical(message, event.order_key, payload, source_label));
+                        return Ok(Some(self.canonical(
+                            message,
+                            event.order_key,
+                            payload,
+                            source_label,
+                        )));
                     }
                     Err(err) if err.is_retryable() => {
                         return Err(BatchError::Retry(err.to_string()))
@@ -427,7 +524,51 @@ impl Pipeline {
             }
             Err(err) => (err.class(), err.to_string()),
         };
-        Ok(self.dead_letter(message, class, &reason, source_label))
+        Ok(Some(self.dead_letter(
+            message,
+            class,
+            &reason,
+            source_label,
+        )))
+    }
+
+    fn should_hold(&self, state: &PartitionState, event: &OrderEvent) -> bool {
+        self.config.attribution_wait_ms > 0 && state.should_hold(event)
+    }
+
+    /// The offsets a committed batch moves to: past each attribution record of the batch, and
+    /// for each raw partition past every record taken in but never past a held one.
+    fn commit_offsets(
+        &self,
+        states: &mut PartitionStates,
+        batch: &[OwnedMessage],
+        generation: u64,
+    ) -> KafkaResult<TopicPartitionList> {
+        let mut offsets = TopicPartitionList::new();
+        let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+        for message in batch
+            .iter()
+            .filter(|m| m.topic() == self.topics.attribution)
+        {
+            last.insert(message.partition(), message.offset());
+        }
+        for (partition, offset) in last {
+            offsets.add_partition_offset(
+                &self.topics.attribution,
+                partition,
+                Offset::Offset(offset + 1),
+            )?;
+        }
+        for (partition, state) in states.current(generation) {
+            if let Some(offset) = state.commit_offset() {
+                offsets.add_partition_offset(
+                    &self.topics.raw,
+                    partition,
+                    Offset::Offset(offset),
+                )?;
+            }
+        }
+        Ok(offsets)
     }
 
     /// The dead letter of `message`: its value and headers untouched, plus why.
@@ -473,16 +614,7 @@ impl Pipeline {
         payload: Vec<u8>,
         source: &'static str,
     ) -> Output {
-        let carried = [
-            ob::SOURCE,
-            ob::ACCOUNT,
-            ob::EVENT_TYPE,
-            ob::EVENT_ID,
-            ob::RECEIVED_AT,
-            ob::ORIGIN,
-        ]
-        .map(|key| (key, header_str(message, key).map(str::to_owned)));
-        self.canonical_with(&carried, order_key, payload, source)
+        self.canonical_with(&carried_headers(message), order_key, payload, source)
     }
 
     /// A canonical record with the `ob-` headers `carried` (absent values left out).
@@ -616,13 +748,20 @@ impl Pipeline {
         }
     }
 
-    /// Seeks every partition of the batch back to the batch's first offset on it.
-    fn rewind(&self, batch: &[OwnedMessage]) {
+    /// Seeks every partition of the batch back to the batch's first offset on it, and each
+    /// raw partition in `floors` back to that offset if it is older (a held record).
+    fn rewind(&self, batch: &[OwnedMessage], floors: &BTreeMap<i32, i64>) {
         let mut first: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for message in batch {
             first
                 .entry((message.topic().to_owned(), message.partition()))
                 .or_insert(message.offset());
+        }
+        for (partition, floor) in floors {
+            let entry = first
+                .entry((self.topics.raw.clone(), *partition))
+                .or_insert(*floor);
+            *entry = (*entry).min(*floor);
         }
         for ((topic, partition), offset) in first {
             if let Err(err) = self.consumer.seek(
@@ -632,7 +771,7 @@ impl Pipeline {
                 Duration::from_secs(5),
             ) {
                 // The partition may have been revoked meanwhile; its new owner starts from
-                // the committed offset, which never passed this batch.
+                // the committed offset, which never passed this batch nor a held record.
                 tracing::warn!(%topic, partition, offset, error = %err, "rewind failed");
             }
         }
@@ -680,17 +819,19 @@ fn is_fatal(err: &KafkaError) -> bool {
     )
 }
 
-/// For each partition, the offset after the batch's last record on it.
-fn next_offsets(batch: &[OwnedMessage]) -> KafkaResult<TopicPartitionList> {
-    let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-    for message in batch {
-        last.insert((message.topic(), message.partition()), message.offset());
-    }
-    let mut offsets = TopicPartitionList::new();
-    for ((topic, partition), offset) in last {
-        offsets.add_partition_offset(topic, partition, Offset::Offset(offset + 1))?;
-    }
-    Ok(offsets)
+/// The raw record's `ob-` headers a canonical record carries on.
+fn carried_headers(message: &OwnedMessage) -> Vec<(&'static str, Option<String>)> {
+    [
+        ob::SOURCE,
+        ob::ACCOUNT,
+        ob::EVENT_TYPE,
+        ob::EVENT_ID,
+        ob::RECEIVED_AT,
+        ob::ORIGIN,
+    ]
+    .into_iter()
+    .map(|key| (key, header_str(message, key).map(str::to_owned)))
+    .collect()
 }
 
 /// The source label of a raw record.

@@ -27,9 +27,9 @@
 
 mod scan;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use orderbridge_runtime::KafkaSettings;
 use orderbridge_schemas::{
@@ -59,6 +59,8 @@ pub struct Windows {
     pub dedup: Option<Duration>,
     /// Attribution is joined with orders emitted this long before or after it.
     pub attribution: Option<Duration>,
+    /// A new order without attribution is held this long for it before it is emitted.
+    pub hold: Option<Duration>,
 }
 
 /// The state of every partition this processor owns.
@@ -83,6 +85,29 @@ pub struct PartitionState {
     attributions: HashMap<String, (Attribution, i64)>,
     /// Order key → what the canonical topic last said of it.
     orders: HashMap<String, Emitted>,
+    /// Order key → its events held for attribution, oldest first. Held events live only here,
+    /// so the partition's committed offset never passes the oldest of them: a crash re-reads
+    /// and holds them again.
+    held: HashMap<String, Vec<Held>>,
+    /// Event ids of held events: a retried delivery of one is a duplicate too.
+    held_ids: HashSet<String>,
+    /// The raw offset after the last raw record taken in, in this generation.
+    raw_next: Option<i64>,
+}
+
+/// An event held for its order's attribution.
+#[derive(Debug)]
+pub struct Held {
+    /// The normalized event, not yet emitted.
+    pub event: OrderEvent,
+    /// Its delivery's event id.
+    pub event_id: Option<String>,
+    /// The raw record's offset.
+    pub offset: i64,
+    /// The raw record's `ob-` headers, for the canonical record.
+    pub carried: Vec<(&'static str, Option<String>)>,
+    /// When it is emitted without attribution.
+    pub until: Instant,
 }
 
 /// What was last emitted for one order.
@@ -119,6 +144,27 @@ impl PartitionStates {
     /// Whether attribution is joined (and its topic should be consumed).
     pub fn joins_attribution(&self) -> bool {
         self.windows.attribution.is_some()
+    }
+
+    /// How long new orders wait for attribution, if they do.
+    pub fn hold(&self) -> Option<Duration> {
+        self.windows.hold
+    }
+
+    /// The states loaded in rebalance `generation`: the partitions this processor owns and
+    /// has seen records of. Older ones belong to partitions it may no longer own.
+    pub fn current(&mut self, generation: u64) -> impl Iterator<Item = (i32, &mut PartitionState)> {
+        self.partitions
+            .iter_mut()
+            .filter(move |(_, state)| state.generation == generation)
+            .map(|(partition, state)| (*partition, state))
+    }
+
+    /// When the next held event is due, in rebalance `generation`.
+    pub fn next_release(&mut self, generation: u64) -> Option<Instant> {
+        self.current(generation)
+            .filter_map(|(_, state)| state.next_due())
+            .min()
     }
 
     /// The state of `partition` for rebalance `generation`, read from Kafka if this
@@ -251,9 +297,81 @@ impl PartitionStates {
 }
 
 impl PartitionState {
-    /// Whether `event_id` already produced a canonical event.
+    /// Whether `event_id` already produced a canonical event, or is held to produce one.
     pub fn is_duplicate(&self, event_id: &str) -> bool {
-        self.seen.contains_key(event_id)
+        self.seen.contains_key(event_id) || self.held_ids.contains(event_id)
+    }
+
+    /// Notes that the raw record at `offset` was taken in.
+    pub fn took(&mut self, offset: i64) {
+        self.raw_next = Some(
+            self.raw_next
+                .map_or(offset + 1, |next| next.max(offset + 1)),
+        );
+    }
+
+    /// The raw offset this partition may commit: past every record taken in, but never past
+    /// a held one. `None` before any record of this generation.
+    pub fn commit_offset(&self) -> Option<i64> {
+        let next = self.raw_next?;
+        Some(self.hold_floor().map_or(next, |floor| floor.min(next)))
+    }
+
+    /// The offset of the oldest held record.
+    pub fn hold_floor(&self) -> Option<i64> {
+        self.held.values().flatten().map(|held| held.offset).min()
+    }
+
+    /// Whether `event` (normalized, its attribution attached if known) waits: a new full
+    /// order whose attribution is not known yet, or any event of an order whose earlier
+    /// events wait (an order's events go out in order).
+    pub fn should_hold(&self, event: &OrderEvent) -> bool {
+        let key = &event.order_key;
+        self.held.contains_key(key)
+            || (!event.partial
+                && !self.attributions.contains_key(key)
+                && !self.orders.contains_key(key))
+    }
+
+    /// Holds `held` behind its order's earlier held events.
+    pub fn hold(&mut self, held: Held) {
+        if let Some(id) = &held.event_id {
+            self.held_ids.insert(id.clone());
+        }
+        self.held
+            .entry(held.event.order_key.clone())
+            .or_default()
+            .push(held);
+    }
+
+    /// Takes `order_key`'s held events out, oldest first, each full one given the
+    /// attribution the topic holds for it (if any).
+    pub fn release(&mut self, order_key: &str) -> Vec<Held> {
+        let mut released = self.held.remove(order_key).unwrap_or_default();
+        for held in &mut released {
+            if let Some(id) = &held.event_id {
+                self.held_ids.remove(id);
+            }
+            self.attach(&mut held.event);
+        }
+        released
+    }
+
+    /// Orders whose oldest held event is due at `now`.
+    pub fn due(&self, now: Instant) -> Vec<String> {
+        self.held
+            .iter()
+            .filter(|(_, queue)| queue.first().is_some_and(|held| held.until <= now))
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.held
+            .values()
+            .filter_map(|queue| queue.first())
+            .map(|held| held.until)
+            .min()
     }
 
     /// Gives a full order the attribution its attribution topic holds for it, which wins over
@@ -413,6 +531,70 @@ mod tests {
             state.attribution_arrived(&event.order_key, &touch("social"), 4),
             Some(5002)
         );
+    }
+
+    fn held(event: OrderEvent, id: &str, offset: i64, until: Instant) -> Held {
+        Held {
+            event,
+            event_id: Some(id.to_owned()),
+            offset,
+            carried: Vec::new(),
+            until,
+        }
+    }
+
+    #[test]
+    fn a_new_order_waits_and_its_later_events_queue_behind_it() {
+        let mut state = PartitionState::default();
+        let now = Instant::now();
+        let create = order(1000, false);
+        assert!(state.should_hold(&create));
+        state.took(7);
+        state.hold(held(create.clone(), "d1", 7, now + Duration::from_secs(5)));
+        state.took(8);
+        // A status update of the same order waits behind it, even though it is partial.
+        let update = order(2000, true);
+        assert!(state.should_hold(&update));
+        state.hold(held(update, "d2", 8, now + Duration::from_secs(6)));
+        state.took(9);
+        assert!(
+            state.is_duplicate("d1"),
+            "a retried held delivery is a duplicate"
+        );
+        assert_eq!(state.commit_offset(), Some(7), "never past a held record");
+        assert!(state.due(now).is_empty());
+        assert_eq!(
+            state.due(now + Duration::from_secs(5)),
+            vec![create.order_key.clone()]
+        );
+
+        state.attribution_arrived(&create.order_key, &touch("email"), 3);
+        let released = state.release(&create.order_key);
+        assert_eq!(released.len(), 2);
+        assert_eq!(released[0].event.attribution, Some(touch("email")));
+        assert_eq!(
+            released[1].event.attribution, None,
+            "a partial event stays as it came"
+        );
+        assert_eq!(state.commit_offset(), Some(10));
+        assert!(!state.is_duplicate("d1"));
+    }
+
+    #[test]
+    fn an_order_already_emitted_or_attributed_does_not_wait() {
+        let mut state = PartitionState::default();
+        let event = order(1000, false);
+        state.record(Some("d0"), &event, 1);
+        assert!(!state.should_hold(&order(2000, false)));
+        let mut other = order(1000, false);
+        other.order_key = "shopify:shop:2".into();
+        state.attribution_arrived(&other.order_key, &touch("email"), 1);
+        assert!(!state.should_hold(&other));
+        assert!(!state.should_hold(&{
+            let mut partial = order(1000, true);
+            partial.order_key = "shopify:shop:3".into();
+            partial
+        }));
     }
 
     #[test]
