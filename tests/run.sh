@@ -72,7 +72,9 @@ echo "tansu listening on 127.0.0.1:$port"
 step "cargo test (mock cluster, and tansu at 127.0.0.1:$port)"
 export KAFKA_BOOTSTRAP="127.0.0.1:$port"
 export ORDERBRIDGE_REQUIRE_BROKER=1
-cargo test --workspace --all-targets -- --nocapture --test-threads 4
+# Threads through the environment: criterion's bench harness (run once as a smoke test
+# here) refuses libtest's --test-threads flag.
+RUST_TEST_THREADS=4 cargo test --workspace --all-targets -- --nocapture
 
 step "fuzzing each verifier and key extraction for ${FUZZ_SECONDS:-5} s"
 if [ "${FUZZ_SECONDS:-5}" != 0 ]; then

@@ -30,17 +30,13 @@ use orderbridge_runtime::{
     dlq_headers, header_str, pause_after_consumer_error, Backoff, DeadLetter, GroupContext, Health,
     KafkaSettings,
 };
-use orderbridge_schemas::{
-    headers as ob, EventType, Lineage, OrderEvent, OrderEventCodec, OrderStatus, PaymentStatus,
-    Source, Topics, Totals,
-};
+use orderbridge_schemas::{headers as ob, EventType, OrderEvent, OrderEventCodec, Source, Topics};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use rust_decimal::Decimal;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Guarantee, ProcessorConfig};
@@ -882,48 +878,26 @@ fn normalize(
 fn attribution_update(order_key: &str, message: &OwnedMessage, version: i64) -> Option<OrderEvent> {
     let mut parts = order_key.splitn(3, ':');
     let (source, account, order_id) = (parts.next()?, parts.next()?, parts.next()?);
-    let received_at = message
-        .timestamp()
-        .to_millis()
-        .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
-        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-    Some(OrderEvent {
-        order_key: order_key.to_owned(),
-        source: source.to_owned(),
-        account: account.to_owned(),
-        source_order_id: order_id.to_owned(),
-        order_number: None,
-        event_type: EventType::Updated,
-        status: OrderStatus::Unknown,
-        payment_status: PaymentStatus::Unknown,
-        version,
-        currency: sources::common::NO_CURRENCY.to_owned(),
-        totals: Totals {
-            total: Decimal::ZERO,
-            subtotal: Decimal::ZERO,
-            tax: Decimal::ZERO,
-            shipping: Decimal::ZERO,
-            discount: Decimal::ZERO,
-        },
-        line_items: Vec::new(),
-        customer: None,
-        shipping_address: None,
-        billing_address: None,
-        source_created_at: None,
-        source_updated_at: None,
-        attribution: None,
-        lineage: Lineage {
-            raw_topic: message.topic().to_owned(),
-            raw_partition: message.partition(),
-            raw_offset: message.offset(),
-            event_id: format!("attribution:{}:{}", message.partition(), message.offset()),
-            received_at,
-            origin: "attribution".to_owned(),
-        },
-        partial: true,
-        source_created_at_original: None,
-        source_updated_at_original: None,
-        shipment: None,
-        refund: None,
-    })
+    let event_id = format!("attribution:{}:{}", message.partition(), message.offset());
+    let raw = RawRecord {
+        source: source.parse().ok()?,
+        account,
+        event_type: "attribution",
+        event_id: &event_id,
+        received_at: message
+            .timestamp()
+            .to_millis()
+            .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+        origin: "attribution",
+        topic: message.topic(),
+        partition: message.partition(),
+        offset: message.offset(),
+        body: &[],
+    };
+    let mut update = sources::common::event(&raw, order_id);
+    update.event_type = EventType::Updated;
+    update.partial = true;
+    update.version = version;
+    Some(update)
 }

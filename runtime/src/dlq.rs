@@ -87,7 +87,7 @@ pub fn dlq_headers(original: &OwnedMessage, dead: &DeadLetter<'_>) -> OwnedHeade
 }
 
 /// A header's value as UTF-8 text, if present.
-pub fn header_str<'a>(message: &'a OwnedMessage, key: &str) -> Option<&'a str> {
+pub fn header_str<'a, M: Message>(message: &'a M, key: &str) -> Option<&'a str> {
     message
         .headers()?
         .iter()

@@ -31,11 +31,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use orderbridge_runtime::KafkaSettings;
+use orderbridge_runtime::{header_str, KafkaSettings};
 use orderbridge_schemas::{
     headers as ob, Attribution, AttributionEvent, OrderEvent, OrderEventCodec,
 };
-use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::Message;
 
 /// Why the state of a partition could not be read; the batch is retried.
@@ -248,7 +247,7 @@ impl PartitionStates {
         let state = tokio::task::spawn_blocking(move || {
             scan::scan(&kafka, &canonical, partition, canonical_since, |message| {
                 let at = message.timestamp().to_millis().unwrap_or(now);
-                if let Some(id) = header(message, ob::EVENT_ID) {
+                if let Some(id) = header_str(message, ob::EVENT_ID) {
                     if dedup_since.is_some_and(|since| at >= since) {
                         state.seen.insert(id.to_owned(), at);
                     }
@@ -440,15 +439,6 @@ pub fn attribution_of(message: &impl Message) -> Option<(String, AttributionEven
         Some(named) if *named != key => None,
         _ => Some((key, event)),
     }
-}
-
-fn header<'a>(message: &'a BorrowedMessage<'_>, key: &str) -> Option<&'a str> {
-    message
-        .headers()?
-        .iter()
-        .find(|h| h.key == key)
-        .and_then(|h| h.value)
-        .and_then(|v| std::str::from_utf8(v).ok())
 }
 
 /// Now, in unix ms.
