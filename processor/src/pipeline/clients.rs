@@ -1,0 +1,65 @@
+//! The processor's Kafka clients, built in one place each, every delivery-critical setting
+//! with its reason.
+
+use orderbridge_runtime::{GroupContext, Health, KafkaSettings};
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::error::KafkaResult;
+use rdkafka::producer::FutureProducer;
+use std::sync::Arc;
+
+use crate::config::{Guarantee, ProcessorConfig};
+
+/// Builds the raw-topic consumer. The one place these settings live.
+///
+/// # Errors
+/// When librdkafka rejects the configuration.
+pub fn build_consumer(
+    kafka: &KafkaSettings,
+    config: &ProcessorConfig,
+    health: Arc<Health>,
+) -> KafkaResult<StreamConsumer<GroupContext>> {
+    let mut client = kafka.client_config();
+    client
+        .set("group.id", &config.group_id)
+        // Latency bound for brokers that hold empty fetches (see the config docs).
+        .set("fetch.wait.max.ms", config.fetch_wait_max_ms.to_string())
+        // A new group starts from the oldest webhook still retained: nothing is skipped.
+        .set("auto.offset.reset", "earliest")
+        // Replays and backfills may be written transactionally; never read aborted writes.
+        .set("isolation.level", "read_committed")
+        // Partition N of the raw and the attribution topic must go to the same member (the
+        // join's state is per partition number); the range assignor does that for
+        // co-partitioned topics, the sticky ones do not promise it.
+        .set("partition.assignment.strategy", "range");
+    match config.guarantee {
+        // Offsets are committed inside the producer's transaction, never by the consumer.
+        Guarantee::ExactlyOnce => client.set("enable.auto.commit", "false"),
+        Guarantee::AtLeastOnce => client
+            // Auto-commit sends only what we stored, and we store only after delivery reports.
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false"),
+    };
+    client.create_with_context(GroupContext::new("processor", health))
+}
+
+/// Builds the canonical/DLQ producer. The one place these settings live.
+///
+/// # Errors
+/// When librdkafka rejects the configuration.
+pub fn build_producer(
+    kafka: &KafkaSettings,
+    config: &ProcessorConfig,
+) -> KafkaResult<FutureProducer> {
+    let mut client = kafka.producer_config();
+    client
+        // A canonical event is only "produced" when every in-sync replica has it.
+        .set("acks", "all")
+        // Retries never duplicate or reorder within a partition.
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5");
+    if config.guarantee == Guarantee::ExactlyOnce {
+        // Outputs and consumed offsets commit together or not at all.
+        client.set("transactional.id", config.transactional_id());
+    }
+    client.create()
+}

@@ -1,0 +1,183 @@
+//! Making a batch count: one transaction (exactly-once) or deliveries then stored offsets
+//! (at-least-once), the offsets it moves to, and the rewind when it does not count.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::consumer::Consumer;
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::Producer;
+use rdkafka::util::Timeout;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use super::records::Output;
+use super::{is_fatal, transactional, BatchError, Pipeline, KAFKA_TIMEOUT};
+use crate::state::PartitionStates;
+use crate::ProcessorError;
+
+impl Pipeline {
+    /// The offsets a committed batch moves to: past each attribution record of the batch, and
+    /// for each raw partition past every record taken in but never past a held one.
+    pub(super) fn commit_offsets(
+        &self,
+        states: &mut PartitionStates,
+        batch: &[OwnedMessage],
+        generation: u64,
+    ) -> KafkaResult<TopicPartitionList> {
+        let mut offsets = TopicPartitionList::new();
+        let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+        for message in batch
+            .iter()
+            .filter(|m| m.topic() == self.topics.attribution)
+        {
+            last.insert(message.partition(), message.offset());
+        }
+        for (partition, offset) in last {
+            offsets.add_partition_offset(
+                &self.topics.attribution,
+                partition,
+                Offset::Offset(offset + 1),
+            )?;
+        }
+        for (partition, state) in states.current(generation) {
+            if let Some(offset) = state.commit_offset() {
+                offsets.add_partition_offset(
+                    &self.topics.raw,
+                    partition,
+                    Offset::Offset(offset),
+                )?;
+            }
+        }
+        Ok(offsets)
+    }
+
+    pub(super) async fn commit_transactionally(
+        &self,
+        outputs: Vec<Output>,
+        offsets: TopicPartitionList,
+    ) -> Result<(), BatchError> {
+        let group = self
+            .consumer
+            .group_metadata()
+            .ok_or_else(|| BatchError::Retry("consumer has no group metadata yet".into()))?;
+        self.producer.begin_transaction().map_err(transactional)?;
+        let mut deliveries = Vec::with_capacity(outputs.len());
+        for output in &outputs {
+            let record = output.record();
+            match self.producer.send_result(record) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err((err, _)) => return Err(self.abort(err).await),
+            }
+        }
+        let producer = self.producer.clone();
+        let committed = tokio::task::spawn_blocking(move || {
+            producer.send_offsets_to_transaction(&offsets, &group, KAFKA_TIMEOUT)?;
+            // Flushes every output, then commits them with the offsets atomically. A
+            // retriable error leaves the transaction committing: the commit may be called
+            // again (librdkafka's documented recovery); anything else is handled by `abort`.
+            let mut attempts = 0;
+            loop {
+                match producer.commit_transaction(KAFKA_TIMEOUT) {
+                    Err(KafkaError::Transaction(err)) if err.is_retriable() && attempts < 3 => {
+                        attempts += 1;
+                        tracing::warn!(error = %err, attempts, "commit_transaction retriable; retrying");
+                    }
+                    result => return result,
+                }
+            }
+        })
+        .await
+        .map_err(|join| BatchError::Fatal(ProcessorError::Join(join)))?;
+        if let Err(err) = committed {
+            return Err(self.abort(err).await);
+        }
+        for delivery in deliveries {
+            // Already delivered by the commit; awaited only to release them.
+            let _ = delivery.await;
+        }
+        self.count(&outputs);
+        Ok(())
+    }
+
+    /// Aborts the open transaction after `err`, so the batch can be retried. A fatal error
+    /// (the producer was fenced) or a failed abort ends the run instead: only a new producer
+    /// can go on.
+    pub(super) async fn abort(&self, err: KafkaError) -> BatchError {
+        if is_fatal(&err) {
+            return BatchError::Fatal(err.into());
+        }
+        let producer = self.producer.clone();
+        match tokio::task::spawn_blocking(move || producer.abort_transaction(KAFKA_TIMEOUT)).await {
+            Ok(Ok(())) => BatchError::Retry(format!("transaction aborted: {err}")),
+            Ok(Err(abort_err)) => {
+                // The abort's own error is what ends the run; the error that made us abort
+                // is the cause an operator needs, so it is logged with it.
+                tracing::error!(cause = %err, error = %abort_err, "transaction could not be aborted");
+                BatchError::Fatal(abort_err.into())
+            }
+            Err(join) => BatchError::Fatal(ProcessorError::Join(join)),
+        }
+    }
+
+    pub(super) async fn deliver_then_store(
+        &self,
+        outputs: Vec<Output>,
+        offsets: TopicPartitionList,
+    ) -> Result<(), BatchError> {
+        let mut deliveries = Vec::with_capacity(outputs.len());
+        for output in &outputs {
+            let record = output.record();
+            deliveries.push(self.producer.send(record, Timeout::After(KAFKA_TIMEOUT)));
+        }
+        for result in futures::future::join_all(deliveries).await {
+            if let Err((err, _)) = result {
+                return Err(BatchError::Retry(format!("delivery failed: {err}")));
+            }
+        }
+        // Every output is acknowledged; only now may the consumed offsets move.
+        self.consumer
+            .store_offsets(&offsets)
+            .map_err(|err| BatchError::Retry(format!("storing offsets: {err}")))?;
+        self.count(&outputs);
+        Ok(())
+    }
+
+    pub(super) fn count(&self, outputs: &[Output]) {
+        for output in outputs {
+            self.metrics
+                .records
+                .with_label_values(&[output.source, output.outcome])
+                .inc();
+        }
+    }
+
+    /// Seeks every partition of the batch back to the batch's first offset on it, and each
+    /// raw partition in `floors` back to that offset if it is older (a held record).
+    pub(super) fn rewind(&self, batch: &[OwnedMessage], floors: &BTreeMap<i32, i64>) {
+        let mut first: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for message in batch {
+            first
+                .entry((message.topic().to_owned(), message.partition()))
+                .or_insert(message.offset());
+        }
+        for (partition, floor) in floors {
+            let entry = first
+                .entry((self.topics.raw.clone(), *partition))
+                .or_insert(*floor);
+            *entry = (*entry).min(*floor);
+        }
+        for ((topic, partition), offset) in first {
+            if let Err(err) = self.consumer.seek(
+                &topic,
+                partition,
+                Offset::Offset(offset),
+                Duration::from_secs(5),
+            ) {
+                // The partition may have been revoked meanwhile; its new owner starts from
+                // the committed offset, which never passed this batch nor a held record.
+                tracing::warn!(%topic, partition, offset, error = %err, "rewind failed");
+            }
+        }
+    }
+}
