@@ -1,8 +1,9 @@
 //! The consume → normalize → produce loop, under either guarantee.
 //!
 //! Records are taken in batches (up to `batch_max_records`, or what arrived within
-//! `batch_linger_ms` of the first). Each record becomes exactly one output: a canonical event,
-//! or a dead letter with its reason. Then:
+//! `batch_linger_ms` of the first). Each raw record becomes one output, a canonical event or
+//! a dead letter with its reason, unless it repeats a delivery already emitted (nothing) or
+//! waits for its order's attribution (emitted later). Then:
 //!
 //! - **exactly-once**: `begin_transaction`, produce every output, `send_offsets_to_transaction`
 //!   with the batch's next offsets and the group metadata, `commit_transaction`. Readers with
@@ -11,8 +12,9 @@
 //!   batch's next offsets (auto-commit sends them later).
 //!
 //! If anything in between fails, nothing of the batch counts: the transaction is aborted (or
-//! the offsets are simply not stored), the consumer is rewound to the batch's first offsets,
-//! and the batch is tried again after a backoff. A fatal producer error (fenced) ends the run,
+//! the offsets are simply not stored), the consumer is rewound to the batch's first offsets
+//! (or further, to the oldest record still held for its attribution), and the batch is tried
+//! again after a backoff. A fatal producer error (fenced) ends the run,
 //! so the process restarts with a fresh producer and resumes from committed offsets.
 //!
 //! The consumer reads the attribution topic beside the raw topic (same group, same
@@ -275,7 +277,10 @@ impl Pipeline {
                 duplicates.push(source_of(message));
                 continue;
             }
-            outputs.extend(self.process_record(message, state).await?);
+            outputs.extend(
+                self.process_record(message, state, &mut attribution)
+                    .await?,
+            );
         }
         // Orders whose wait for attribution is over go out as they are.
         let now = std::time::Instant::now();

@@ -128,24 +128,23 @@ impl Pipeline {
     /// other failure is a property of the record and becomes a dead letter.
     ///
     /// `None` when the event waits for its order's attribution (`attribution_wait_ms`).
+    /// What the join did is added to `joined`, counted once the batch commits.
     pub(super) async fn process_record(
         &self,
         message: &OwnedMessage,
         state: &mut PartitionState,
+        joined: &mut Vec<&'static str>,
     ) -> Result<Option<Output>, BatchError> {
         let (source, normalized) = normalize(message, &self.config.mappings);
         let source_label = source.map_or("unknown", Source::as_str);
         let (class, reason): (&'static str, String) = match normalized {
             Ok(mut event) => {
                 if state.attach(&mut event) {
-                    self.metrics
-                        .attribution
-                        .with_label_values(&["attached"])
-                        .inc();
+                    joined.push("attached");
                 }
                 match self.codec.encode(&event).await {
                     Ok(_) if self.should_hold(state, &event) => {
-                        self.metrics.attribution.with_label_values(&["held"]).inc();
+                        joined.push("held");
                         state.hold(Held {
                             carried: carried_headers(message),
                             event_id: header_str(message, ob::EVENT_ID).map(str::to_owned),
