@@ -106,10 +106,19 @@ pub async fn run(
         listen: args.listen,
         ..IngestConfig::default()
     };
-    ingest.sources = match config {
-        Some(path) => crate::config::Config::load(Some(path))?.ingest.sources,
-        None => development::sources(&format!("http://{}", args.listen)),
+    // With --config, its sources and the processor's mappings for them; else the
+    // development sources (no mappings: the generic senders' records are dead-lettered).
+    let (sources, mappings) = match config {
+        Some(path) => {
+            let file = crate::config::Config::load(Some(path))?;
+            (file.ingest.sources, file.processor.mappings)
+        }
+        None => (
+            development::sources(&format!("http://{}", args.listen)),
+            Default::default(),
+        ),
     };
+    ingest.sources = sources;
     let routes = ingest.sources.routes();
     let developing = config.is_none();
     let processor = ProcessorConfig {
@@ -122,6 +131,7 @@ pub async fn run(
         batch_linger_ms: 5,
         // The mock broker holds an empty fetch for the whole wait: keep webhooks snappy.
         fetch_wait_max_ms: DEV_FETCH_WAIT_MS,
+        mappings,
         ..ProcessorConfig::default()
     };
     let sql = SqlConfig {
@@ -267,8 +277,9 @@ fn print_banner(
         return;
     }
     println!(
-        "\nEasyPost, standard-webhooks and custom records are kept in the dead-letter topic as \
-         `unsupported`\nuntil their normalizers land.\n\
+        "\nstandard-webhooks and custom records are read through [processor.mappings] (see \
+         `orderbridge config example`);\nwithout a mapping they are kept in the dead-letter \
+         topic as `unsupported`, replayable.\n\
          \nSend a signed Shopify order:\n\n\
          curl -sS -w '%{{http_code}}\\n' -X POST http://{}/webhooks/shopify \\\n  \
          -H 'Content-Type: application/json' \\\n  \
