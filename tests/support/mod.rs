@@ -6,6 +6,7 @@ pub mod bc_sim;
 pub mod ebay_sim;
 pub mod pipeline;
 pub mod registry_sim;
+pub mod sap_sim;
 pub mod signed;
 pub mod sns_sim;
 

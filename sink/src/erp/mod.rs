@@ -7,6 +7,7 @@
 
 pub mod business_central;
 pub mod reference;
+pub mod sap_business_one;
 pub mod sql;
 pub mod status;
 
@@ -108,6 +109,8 @@ pub enum ErpConfig {
     Sql(sql::SqlConfig),
     /// Dynamics 365 Business Central API v2.0.
     BusinessCentral(business_central::BusinessCentralConfig),
+    /// SAP Business One Service Layer.
+    SapBusinessOne(sap_business_one::SapBusinessOneConfig),
 }
 
 impl Default for ErpConfig {
@@ -125,6 +128,9 @@ pub async fn build(config: &ErpConfig) -> Result<Arc<dyn ErpClient>, ErpSetupErr
         ErpConfig::Sql(sql) => Arc::new(sql::SqlErp::connect(sql).await?),
         ErpConfig::BusinessCentral(bc) => {
             Arc::new(business_central::BusinessCentral::new(bc.clone())?)
+        }
+        ErpConfig::SapBusinessOne(sap) => {
+            Arc::new(sap_business_one::SapBusinessOne::new(sap.clone())?)
         }
     })
 }

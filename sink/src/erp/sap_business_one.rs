@@ -1,0 +1,439 @@
+//! SAP Business One, through the Service Layer (OData, `/b1s/v2`).
+//!
+//! - Session: `POST Login` with company, user and password gives a `B1SESSION` cookie and,
+//!   behind the load balancer, a `ROUTEID` cookie; both go with every call (without
+//!   `ROUTEID` a call may land on a node that never saw the session). The session is reused
+//!   until a minute before its sliding `SessionTimeout`, and renewed after a 401 (one retry).
+//! - Idempotency: SAP stores a duplicate `NumAtCard` without complaint, so the lookup
+//!   `Orders?$filter=NumAtCard eq '<ref>'` is the only thing between a redelivery and a
+//!   second order. Every attempt looks up first, so a create that timed out or got a 5xx
+//!   (and may have landed) is looked up again before it is retried.
+//! - Create: one `POST Orders` with its `DocumentLines`, which SAP stores together or not at
+//!   all. `DocDueDate` is required for sales orders: the order date plus `due_days`.
+//! - Cancel: `POST Orders({DocEntry})/Cancel`, unless the order is already cancelled.
+//! - Refund: an A/R credit note (`POST CreditNotes`) whose `NumAtCard` is the order's
+//!   reference plus the refund's, looked up the same way first. Refund lines become item lines;
+//!   a refund of money only goes on `refund_item_code` when one is configured.
+//! - Updates of an order SAP already holds, and status-only events, are not applied yet
+//!   (`AlreadyPresent` / `Skipped`): the sink issue's next step.
+//!
+//! Contract: `shared/reference/erp-targets.md` §2.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::Utc;
+use orderbridge_runtime::Secret;
+use orderbridge_schemas::{EventType, OrderEvent, Refund};
+use reqwest::{Method, StatusCode};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+
+use super::status::{classify, transport};
+use super::{external_reference, ErpClient, ErpError, ErpSetupError, Upserted};
+
+/// `NumAtCard` is `nvarchar(100)`.
+const NUM_AT_CARD_MAX: usize = 100;
+
+/// SAP Business One settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SapBusinessOneConfig {
+    /// The Service Layer root, e.g. `https://b1.example.com:50000/b1s/v2`.
+    pub service_layer_url: String,
+    /// Company database, e.g. `SBODEMOUS`.
+    pub company_db: String,
+    /// Service Layer user.
+    pub username: String,
+    /// That user's password.
+    pub password: Secret,
+    /// Business partner (`CardCode`) every order is booked to until customer mapping exists.
+    pub default_card_code: String,
+    /// Days from the order date to `DocDueDate`, which sales orders require.
+    #[serde(default = "default_due_days")]
+    pub due_days: u32,
+    /// Item code for a refund of money with no item lines (a non-inventory "refund" item);
+    /// without one such a refund is dead-lettered with the reason.
+    #[serde(default)]
+    pub refund_item_code: Option<String>,
+    /// Per-request timeout in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub request_timeout_ms: u64,
+}
+
+fn default_due_days() -> u32 {
+    7
+}
+
+fn default_timeout_ms() -> u64 {
+    30_000
+}
+
+struct Session {
+    /// `B1SESSION=…; ROUTEID=…`, as sent back.
+    cookie: String,
+    renew_at: Instant,
+    timeout: Duration,
+}
+
+/// The SAP Business One adapter.
+pub struct SapBusinessOne {
+    config: SapBusinessOneConfig,
+    http: reqwest::Client,
+    session: Mutex<Option<Session>>,
+}
+
+impl SapBusinessOne {
+    /// A client for one company database.
+    ///
+    /// # Errors
+    /// When the configuration is unusable or the HTTP client cannot be built.
+    pub fn new(config: SapBusinessOneConfig) -> Result<Self, ErpSetupError> {
+        if config.default_card_code.trim().is_empty() {
+            return Err(ErpSetupError::Config(
+                "sap-business-one: default_card_code is empty".into(),
+            ));
+        }
+        reqwest::Url::parse(&config.service_layer_url).map_err(|err| {
+            ErpSetupError::Config(format!("sap-business-one: service_layer_url: {err}"))
+        })?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.request_timeout_ms))
+            .build()?;
+        Ok(Self {
+            config,
+            http,
+            session: Mutex::new(None),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}/{path}",
+            self.config.service_layer_url.trim_end_matches('/')
+        )
+    }
+
+    /// The session cookie, logging in when there is none or it is about to time out.
+    async fn cookie(&self) -> Result<String, ErpError> {
+        let mut session = self.session.lock().await;
+        if let Some(current) = session.as_ref() {
+            if Instant::now() < current.renew_at {
+                return Ok(current.cookie.clone());
+            }
+        }
+        let response = self
+            .http
+            .post(self.url("Login"))
+            .json(&json!({
+                "CompanyDB": self.config.company_db,
+                "UserName": self.config.username,
+                "Password": self.config.password.expose(),
+            }))
+            .send()
+            .await
+            .map_err(|err| transport(&err))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.text().await.map_err(|err| transport(&err))?;
+        if !status.is_success() {
+            // A refused login is never one order's fault: whatever the status, retry later.
+            let reason = match classify(status, &headers, &body) {
+                Err(ErpError::Transient { reason, .. } | ErpError::Rejected { reason }) => reason,
+                Ok(()) => status.to_string(),
+            };
+            return Err(ErpError::Transient {
+                reason: format!("Service Layer login: {reason}"),
+                retry_after: super::status::retry_after(&headers),
+            });
+        }
+        let cookies: Vec<String> = headers
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .filter(|pair| pair.starts_with("B1SESSION=") || pair.starts_with("ROUTEID="))
+            .map(str::to_owned)
+            .collect();
+        let minutes = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|b| b.get("SessionTimeout").and_then(Value::as_u64))
+            .unwrap_or(30);
+        let cookie = if cookies.iter().any(|c| c.starts_with("B1SESSION=")) {
+            cookies.join("; ")
+        } else {
+            // Some installs send only the body's SessionId.
+            let id = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|b| {
+                    b.get("SessionId")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
+                .ok_or_else(|| ErpError::transient("Service Layer login gave no session"))?;
+            format!("B1SESSION={id}")
+        };
+        let timeout = Duration::from_secs(minutes * 60);
+        *session = Some(Session {
+            cookie: cookie.clone(),
+            renew_at: Instant::now() + timeout.saturating_sub(Duration::from_secs(60)),
+            timeout,
+        });
+        Ok(cookie)
+    }
+
+    /// Sends one call with the session cookie; on 401 logs in again and tries once more.
+    /// Returns the parsed JSON body (null when empty) after the status table accepted it.
+    async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ErpError> {
+        for attempt in 0..2 {
+            let cookie = self.cookie().await?;
+            let mut request = self
+                .http
+                .request(method.clone(), url)
+                .header(reqwest::header::COOKIE, cookie);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request.send().await.map_err(|err| transport(&err))?;
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED && attempt == 0 {
+                tracing::info!(
+                    erp = "sap-business-one",
+                    "session refused; logging in again"
+                );
+                *self.session.lock().await = None;
+                continue;
+            }
+            let headers = response.headers().clone();
+            let text = response.text().await.map_err(|err| transport(&err))?;
+            classify(status, &headers, &text)?;
+            // The timeout slides with every call the Service Layer accepted.
+            if let Some(session) = self.session.lock().await.as_mut() {
+                session.renew_at =
+                    Instant::now() + session.timeout.saturating_sub(Duration::from_secs(60));
+            }
+            return if text.trim().is_empty() {
+                Ok(Value::Null)
+            } else {
+                serde_json::from_str(&text)
+                    .map_err(|err| ErpError::transient(format!("unreadable response: {err}")))
+            };
+        }
+        Err(ErpError::transient(
+            "401 right after logging in (check the Service Layer user's licence)",
+        ))
+    }
+
+    /// The first document of `entity` (`Orders`, `CreditNotes`) whose `NumAtCard` is
+    /// `reference`.
+    async fn find(&self, entity: &str, reference: &str) -> Result<Option<Value>, ErpError> {
+        // OData string literals escape a quote by doubling it.
+        let filter = format!("NumAtCard eq '{}'", reference.replace('\'', "''"));
+        let url = reqwest::Url::parse_with_params(
+            &self.url(entity),
+            &[
+                ("$filter", filter.as_str()),
+                (
+                    "$select",
+                    "DocEntry,DocNum,NumAtCard,DocumentStatus,Cancelled",
+                ),
+            ],
+        )
+        .map_err(|err| ErpError::transient(format!("bad Service Layer URL: {err}")))?;
+        let body = self.call(Method::GET, url.as_str(), None).await?;
+        Ok(body
+            .get("value")
+            .and_then(Value::as_array)
+            .and_then(|found| found.first().cloned()))
+    }
+
+    fn header(&self, event: &OrderEvent, reference: &str, lines: Vec<Value>) -> Value {
+        let date = event
+            .source_created_at
+            .or(event.source_updated_at)
+            .unwrap_or_else(Utc::now)
+            .date_naive();
+        let due = date + chrono::Days::new(u64::from(self.config.due_days));
+        json!({
+            "CardCode": self.config.default_card_code,
+            "DocDate": date.format("%Y-%m-%d").to_string(),
+            "DocDueDate": due.format("%Y-%m-%d").to_string(),
+            "NumAtCard": reference,
+            "DocCurrency": event.currency,
+            "DocumentLines": lines,
+        })
+    }
+
+    fn order_body(&self, event: &OrderEvent, reference: &str) -> Result<Value, ErpError> {
+        let lines = event
+            .line_items
+            .iter()
+            .map(|line| {
+                let item = line.sku.as_deref().ok_or_else(|| {
+                    ErpError::rejected(format!(
+                        "line {:?} has no SKU to use as the SAP item code",
+                        line.title
+                    ))
+                })?;
+                let mut body = json!({
+                    "ItemCode": item,
+                    "Quantity": line.quantity,
+                    // UnitPrice is before the line discount, which goes as a percentage.
+                    "UnitPrice": json_number(line.unit_price),
+                });
+                let gross = line.unit_price * Decimal::from(line.quantity);
+                if !line.discount.is_zero() && !gross.is_zero() {
+                    body["DiscountPercent"] =
+                        json_number((line.discount / gross * Decimal::from(100)).round_dp(4));
+                }
+                Ok(body)
+            })
+            .collect::<Result<Vec<_>, ErpError>>()?;
+        if lines.is_empty() {
+            return Err(ErpError::rejected("the order has no lines for SAP"));
+        }
+        Ok(self.header(event, reference, lines))
+    }
+
+    fn credit_note_body(
+        &self,
+        event: &OrderEvent,
+        refund: &Refund,
+        reference: &str,
+    ) -> Result<Value, ErpError> {
+        let mut lines = Vec::new();
+        for line in &refund.lines {
+            let Some(item) = &line.sku else { continue };
+            let quantity = line.quantity.max(1);
+            lines.push(json!({
+                "ItemCode": item,
+                "Quantity": quantity,
+                "UnitPrice": json_number(line.amount / Decimal::from(quantity)),
+            }));
+        }
+        if lines.is_empty() {
+            let item = self.config.refund_item_code.as_deref().ok_or_else(|| {
+                ErpError::rejected(
+                    "the refund has no item lines and sink.erp.refund_item_code is not set",
+                )
+            })?;
+            lines.push(json!({
+                "ItemCode": item,
+                "Quantity": 1,
+                "UnitPrice": json_number(refund.amount),
+            }));
+        }
+        Ok(self.header(event, reference, lines))
+    }
+
+    async fn create(&self, entity: &str, body: &Value) -> Result<(), ErpError> {
+        self.call(Method::POST, &self.url(entity), Some(body))
+            .await?;
+        Ok(())
+    }
+}
+
+/// The credit note's `NumAtCard`: the order's reference and the refund's id, or a hash of
+/// the id when it would not fit or is not plain.
+fn refund_reference(order_reference: &str, refund_id: &str) -> String {
+    let plain = refund_id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let candidate = format!("{order_reference}-R-{refund_id}");
+    if plain && !refund_id.is_empty() && candidate.len() <= NUM_AT_CARD_MAX {
+        candidate
+    } else {
+        let hash = hex::encode_upper(&Sha256::digest(refund_id.as_bytes())[..8]);
+        format!("{order_reference}-R-H{hash}")
+    }
+}
+
+/// A decimal as a JSON number without going through a float.
+fn json_number(amount: Decimal) -> Value {
+    serde_json::from_str(&amount.normalize().to_string()).unwrap_or(Value::Null)
+}
+
+#[async_trait]
+impl ErpClient for SapBusinessOne {
+    fn name(&self) -> &'static str {
+        "sap-business-one"
+    }
+
+    async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
+        let reference = external_reference(&event.order_key);
+        let order = self.find("Orders", &reference).await?;
+        match (event.event_type, order) {
+            // Nothing to cancel or refund in SAP for an order it never had.
+            (EventType::Cancelled | EventType::Refunded, None) => Ok(Upserted::Skipped),
+            (EventType::Cancelled, Some(order)) => {
+                if order.get("Cancelled").and_then(Value::as_str) == Some("tYES") {
+                    return Ok(Upserted::AlreadyPresent);
+                }
+                let entry = order
+                    .get("DocEntry")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| ErpError::transient("SAP order without DocEntry"))?;
+                self.call(
+                    Method::POST,
+                    &self.url(&format!("Orders({entry})/Cancel")),
+                    None,
+                )
+                .await?;
+                Ok(Upserted::Updated)
+            }
+            (EventType::Refunded, Some(_)) => {
+                let Some(refund) = &event.refund else {
+                    return Ok(Upserted::Skipped);
+                };
+                let credit = refund_reference(&reference, &refund.refund_id);
+                if self.find("CreditNotes", &credit).await?.is_some() {
+                    return Ok(Upserted::AlreadyPresent);
+                }
+                let body = self.credit_note_body(event, refund, &credit)?;
+                self.create("CreditNotes", &body).await?;
+                Ok(Upserted::Updated)
+            }
+            // Applying changes to an order SAP holds is still to come.
+            (_, Some(_)) => Ok(Upserted::AlreadyPresent),
+            // A status-only event cannot create an order: it has no lines or prices.
+            (_, None) if event.partial => Ok(Upserted::Skipped),
+            (
+                EventType::Created | EventType::Updated | EventType::Fulfilled | EventType::Unknown,
+                None,
+            ) => {
+                let body = self.order_body(event, &reference)?;
+                self.create("Orders", &body).await?;
+                Ok(Upserted::Created)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refund_references_fit_num_at_card_and_stay_distinct() {
+        let order = "SHOP-3F9A1C-450789469";
+        assert_eq!(
+            refund_reference(order, "509562969"),
+            "SHOP-3F9A1C-450789469-R-509562969"
+        );
+        let long = "r".repeat(120);
+        let hashed = refund_reference(order, &long);
+        assert!(hashed.len() <= NUM_AT_CARD_MAX, "{hashed}");
+        assert_ne!(
+            refund_reference(order, "a/b"),
+            refund_reference(order, "a.b")
+        );
+    }
+}
