@@ -23,8 +23,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use super::status::{classify, transport};
-use super::{external_reference, ErpClient, ErpError, ErpSetupError, Upserted};
+use super::status::{classify, credentials_refused, json_body, transport};
+use super::{
+    external_reference, json_number, odata_eq, ErpClient, ErpError, ErpSetupError, Upserted,
+};
 
 /// Business Central settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -147,15 +149,12 @@ impl BusinessCentral {
         let headers = response.headers().clone();
         let body = response.text().await.map_err(|err| transport(&err))?;
         if !status.is_success() {
-            // A refused token is never one order's fault: whatever the status, retry later.
-            let reason = match classify(status, &headers, &body) {
-                Err(ErpError::Transient { reason, .. } | ErpError::Rejected { reason }) => reason,
-                Ok(()) => status.to_string(),
-            };
-            return Err(ErpError::Transient {
-                reason: format!("token endpoint: {reason}"),
-                retry_after: super::status::retry_after(&headers),
-            });
+            return Err(credentials_refused(
+                "token endpoint",
+                status,
+                &headers,
+                &body,
+            ));
         }
         let parsed: TokenResponse = serde_json::from_str(&body).map_err(|err| {
             ErpError::transient(format!("token endpoint sent an unreadable token: {err}"))
@@ -200,13 +199,7 @@ impl BusinessCentral {
             let headers = response.headers().clone();
             let text = response.text().await.map_err(|err| transport(&err))?;
             classify(status, &headers, &text)?;
-            let json = if text.trim().is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(&text)
-                    .map_err(|err| ErpError::transient(format!("unreadable response: {err}")))?
-            };
-            return Ok((status, json));
+            return Ok((status, json_body(&text)?));
         }
         Err(ErpError::transient(
             "401 after a fresh token (check the app's permissions in BC)",
@@ -214,12 +207,7 @@ impl BusinessCentral {
     }
 
     async fn find_order(&self, reference: &str) -> Result<Option<Value>, ErpError> {
-        // OData string literals escape a quote by doubling it; references never hold one,
-        // but the filter must stay well-formed whatever the reference.
-        let filter = format!(
-            "externalDocumentNumber eq '{}'",
-            reference.replace('\'', "''")
-        );
+        let filter = odata_eq("externalDocumentNumber", reference);
         let url = reqwest::Url::parse_with_params(
             &self.company_url("salesOrders"),
             &[
@@ -267,11 +255,6 @@ impl BusinessCentral {
         }
         Ok(body)
     }
-}
-
-/// A decimal as a JSON number without going through a float.
-fn json_number(amount: rust_decimal::Decimal) -> Value {
-    serde_json::from_str(&amount.normalize().to_string()).unwrap_or(Value::Null)
 }
 
 #[async_trait]

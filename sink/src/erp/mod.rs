@@ -20,6 +20,17 @@ use serde::Deserialize;
 
 pub use reference::external_reference;
 
+/// A decimal as a JSON number, written from its decimal text, never through a float.
+pub(crate) fn json_number(amount: rust_decimal::Decimal) -> serde_json::Value {
+    serde_json::from_str(&amount.normalize().to_string()).unwrap_or(serde_json::Value::Null)
+}
+
+/// The OData filter `<field> eq '<value>'`, the quote escaped by doubling it, so the filter
+/// stays well-formed whatever the value.
+pub(crate) fn odata_eq(field: &str, value: &str) -> String {
+    format!("{field} eq '{}'", value.replace('\'', "''"))
+}
+
 /// What an upsert did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upserted {
@@ -147,4 +158,17 @@ pub enum ErpSetupError {
     /// The configuration is unusable.
     #[error("configuration: {0}")]
     Config(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn odata_filters_escape_quotes_and_numbers_keep_their_digits() {
+        assert_eq!(odata_eq("NumAtCard", "O'Brien"), "NumAtCard eq 'O''Brien'");
+        let amount = rust_decimal::Decimal::from_str("210.9400").unwrap_or_default();
+        assert_eq!(json_number(amount).to_string(), "210.94");
+    }
 }

@@ -32,8 +32,10 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
-use super::status::{classify, transport};
-use super::{external_reference, ErpClient, ErpError, ErpSetupError, Upserted};
+use super::status::{classify, credentials_refused, json_body, transport};
+use super::{
+    external_reference, json_number, odata_eq, ErpClient, ErpError, ErpSetupError, Upserted,
+};
 
 /// `NumAtCard` is `nvarchar(100)`.
 const NUM_AT_CARD_MAX: usize = 100;
@@ -140,15 +142,12 @@ impl SapBusinessOne {
         let headers = response.headers().clone();
         let body = response.text().await.map_err(|err| transport(&err))?;
         if !status.is_success() {
-            // A refused login is never one order's fault: whatever the status, retry later.
-            let reason = match classify(status, &headers, &body) {
-                Err(ErpError::Transient { reason, .. } | ErpError::Rejected { reason }) => reason,
-                Ok(()) => status.to_string(),
-            };
-            return Err(ErpError::Transient {
-                reason: format!("Service Layer login: {reason}"),
-                retry_after: super::status::retry_after(&headers),
-            });
+            return Err(credentials_refused(
+                "Service Layer login",
+                status,
+                &headers,
+                &body,
+            ));
         }
         let cookies: Vec<String> = headers
             .get_all(reqwest::header::SET_COOKIE)
@@ -220,12 +219,7 @@ impl SapBusinessOne {
                 session.renew_at =
                     Instant::now() + session.timeout.saturating_sub(Duration::from_secs(60));
             }
-            return if text.trim().is_empty() {
-                Ok(Value::Null)
-            } else {
-                serde_json::from_str(&text)
-                    .map_err(|err| ErpError::transient(format!("unreadable response: {err}")))
-            };
+            return json_body(&text);
         }
         Err(ErpError::transient(
             "401 right after logging in (check the Service Layer user's licence)",
@@ -235,8 +229,7 @@ impl SapBusinessOne {
     /// The first document of `entity` (`Orders`, `CreditNotes`) whose `NumAtCard` is
     /// `reference`.
     async fn find(&self, entity: &str, reference: &str) -> Result<Option<Value>, ErpError> {
-        // OData string literals escape a quote by doubling it.
-        let filter = format!("NumAtCard eq '{}'", reference.replace('\'', "''"));
+        let filter = odata_eq("NumAtCard", reference);
         let url = reqwest::Url::parse_with_params(
             &self.url(entity),
             &[
@@ -354,11 +347,6 @@ fn refund_reference(order_reference: &str, refund_id: &str) -> String {
         let hash = hex::encode_upper(&Sha256::digest(refund_id.as_bytes())[..8]);
         format!("{order_reference}-R-H{hash}")
     }
-}
-
-/// A decimal as a JSON number without going through a float.
-fn json_number(amount: Decimal) -> Value {
-    serde_json::from_str(&amount.normalize().to_string()).unwrap_or(Value::Null)
 }
 
 #[async_trait]

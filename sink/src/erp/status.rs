@@ -43,6 +43,38 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &str) -> Result<(
     }
 }
 
+/// The error for a refused token or login (`what`: "token endpoint", "Service Layer
+/// login"): whatever the status, transient. Credentials are ERP-wide trouble, never one
+/// order's fault, so no record is dead-lettered for them.
+pub fn credentials_refused(
+    what: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &str,
+) -> ErpError {
+    let reason = match classify(status, headers, body) {
+        Err(ErpError::Transient { reason, .. } | ErpError::Rejected { reason }) => reason,
+        Ok(()) => status.to_string(),
+    };
+    ErpError::Transient {
+        reason: format!("{what}: {reason}"),
+        retry_after: retry_after(headers),
+    }
+}
+
+/// A response body the status table accepted, as JSON (`null` when empty).
+///
+/// # Errors
+/// Transient when the body is not JSON: the ERP's answer was cut or garbled, which says
+/// nothing about the order.
+pub fn json_body(text: &str) -> Result<serde_json::Value, ErpError> {
+    if text.trim().is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_str(text)
+        .map_err(|err| ErpError::transient(format!("unreadable response: {err}")))
+}
+
 /// Classifies a failure to get any response at all: always transient (the request may or
 /// may not have reached the ERP, which is why creates look up again before retrying).
 pub fn transport(err: &reqwest::Error) -> ErpError {
