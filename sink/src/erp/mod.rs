@@ -6,6 +6,7 @@
 //! [`build`], and a simulator under `tests/` that follows the ERP's documented contract.
 
 pub mod business_central;
+pub mod odoo;
 pub mod reference;
 pub mod sap_business_one;
 pub mod sql;
@@ -122,6 +123,8 @@ pub enum ErpConfig {
     BusinessCentral(business_central::BusinessCentralConfig),
     /// SAP Business One Service Layer.
     SapBusinessOne(sap_business_one::SapBusinessOneConfig),
+    /// Odoo over JSON-RPC.
+    Odoo(odoo::OdooConfig),
 }
 
 impl Default for ErpConfig {
@@ -143,6 +146,7 @@ pub async fn build(config: &ErpConfig) -> Result<Arc<dyn ErpClient>, ErpSetupErr
         ErpConfig::SapBusinessOne(sap) => {
             Arc::new(sap_business_one::SapBusinessOne::new(sap.clone())?)
         }
+        ErpConfig::Odoo(odoo) => Arc::new(odoo::Odoo::new(odoo.clone())?),
     })
 }
 

@@ -1,0 +1,350 @@
+//! Odoo, through its external JSON-RPC API (`POST /jsonrpc`, Odoo 14–18; deprecated but still
+//! served in 19).
+//!
+//! - Auth: `common.authenticate(db, login, api_key, {})` gives the user id; every
+//!   `object.execute_kw` call carries the id and the key. The id is cached and asked for again
+//!   after Odoo answers `AccessDenied` (a rotated or revoked key).
+//! - Errors: Odoo answers HTTP 200 with an `error` member. `AccessDenied` and database
+//!   serialization conflicts are transient; validation and user errors reject the order with
+//!   Odoo's own message; anything else goes through the status table ("200 with errors" is
+//!   rejected).
+//! - Idempotency: `client_order_ref` has no uniqueness constraint, so the lookup
+//!   `sale.order.search_read([("client_order_ref", "=", ref)])` is what prevents doubles.
+//!   Every attempt looks up first, so a create that timed out (and may have landed) is looked
+//!   up again before it is retried.
+//! - Create: one `sale.order.create` with its lines as ORM create commands (`[0, 0, {…}]`),
+//!   one SQL transaction. Products are found by SKU (`product.product.default_code`) and
+//!   cached.
+//! - Cancel: `action_cancel` with `disable_cancel_warning` in the context (otherwise Odoo
+//!   returns a wizard for confirmed orders instead of cancelling).
+//! - Refunds (credit notes through the invoice reversal wizard) are not researched enough to
+//!   send; they are dead-lettered with that reason, replayable once they are. Updates of an
+//!   order Odoo holds are not applied yet (`AlreadyPresent`).
+//!
+//! Contract: `shared/reference/erp-targets.md` §4.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use orderbridge_runtime::Secret;
+use orderbridge_schemas::{EventType, OrderEvent};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+use super::status::{classify, json_body, transport};
+use super::{external_reference, json_number, ErpClient, ErpError, ErpSetupError, Upserted};
+
+/// Odoo settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OdooConfig {
+    /// The instance, e.g. `https://mycompany.odoo.com`.
+    pub url: String,
+    /// Database name.
+    pub database: String,
+    /// Login of the API user.
+    pub login: String,
+    /// That user's API key (or password).
+    pub api_key: Secret,
+    /// `res.partner` id every order is booked to until customer mapping exists.
+    pub default_partner_id: i64,
+    /// Per-request timeout in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub request_timeout_ms: u64,
+}
+
+fn default_timeout_ms() -> u64 {
+    30_000
+}
+
+/// The Odoo adapter.
+pub struct Odoo {
+    config: OdooConfig,
+    http: reqwest::Client,
+    uid: Mutex<Option<i64>>,
+    /// SKU → `product.product` id.
+    products: Mutex<HashMap<String, i64>>,
+    request_id: AtomicU64,
+}
+
+/// How an Odoo error is handled.
+enum OdooFault {
+    /// The key was refused: authenticate again, then retry later.
+    AccessDenied(String),
+    /// Everything else, already classified.
+    Other(ErpError),
+}
+
+impl Odoo {
+    /// A client for one Odoo database.
+    ///
+    /// # Errors
+    /// When the configuration is unusable or the HTTP client cannot be built.
+    pub fn new(config: OdooConfig) -> Result<Self, ErpSetupError> {
+        reqwest::Url::parse(&config.url)
+            .map_err(|err| ErpSetupError::Config(format!("odoo: url: {err}")))?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.request_timeout_ms))
+            .build()?;
+        Ok(Self {
+            config,
+            http,
+            uid: Mutex::new(None),
+            products: Mutex::new(HashMap::new()),
+            request_id: AtomicU64::new(1),
+        })
+    }
+
+    /// One JSON-RPC call; its `result`, or the fault.
+    async fn rpc(&self, service: &str, method: &str, args: Value) -> Result<Value, OdooFault> {
+        let body = json!({
+            "jsonrpc": "2.0",
+            "method": "call",
+            "params": { "service": service, "method": method, "args": args },
+            "id": self.request_id.fetch_add(1, Ordering::Relaxed),
+        });
+        let url = format!("{}/jsonrpc", self.config.url.trim_end_matches('/'));
+        let response = self
+            .http
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|err| OdooFault::Other(transport(&err)))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response
+            .text()
+            .await
+            .map_err(|err| OdooFault::Other(transport(&err)))?;
+        if status.is_success() {
+            let reply = json_body(&text).map_err(OdooFault::Other)?;
+            if let Some(error) = reply.get("error").filter(|e| !e.is_null()) {
+                return Err(odoo_fault(error, status, &headers, &text));
+            }
+            return Ok(reply.get("result").cloned().unwrap_or(Value::Null));
+        }
+        classify(status, &headers, &text).map_err(OdooFault::Other)?;
+        Err(OdooFault::Other(ErpError::transient(format!(
+            "unexpected {status}"
+        ))))
+    }
+
+    async fn uid(&self) -> Result<i64, ErpError> {
+        let mut uid = self.uid.lock().await;
+        if let Some(known) = *uid {
+            return Ok(known);
+        }
+        let args = json!([
+            self.config.database,
+            self.config.login,
+            self.config.api_key.expose(),
+            {}
+        ]);
+        let result =
+            self.rpc("common", "authenticate", args)
+                .await
+                .map_err(|fault| match fault {
+                    OdooFault::AccessDenied(reason) => ErpError::transient(reason),
+                    OdooFault::Other(err) => err,
+                })?;
+        // A refused login is `false`, not an error: never one order's fault.
+        let known = result.as_i64().ok_or_else(|| {
+            ErpError::transient("Odoo refused the login (check odoo.login and the API key)")
+        })?;
+        *uid = Some(known);
+        Ok(known)
+    }
+
+    /// `object.execute_kw(db, uid, key, model, method, args, kwargs)`.
+    async fn execute(
+        &self,
+        model: &str,
+        method: &str,
+        args: Value,
+        kwargs: Value,
+    ) -> Result<Value, ErpError> {
+        let uid = self.uid().await?;
+        let call = json!([
+            self.config.database,
+            uid,
+            self.config.api_key.expose(),
+            model,
+            method,
+            args,
+            kwargs
+        ]);
+        match self.rpc("object", "execute_kw", call).await {
+            Ok(result) => Ok(result),
+            Err(OdooFault::AccessDenied(reason)) => {
+                // A rotated key: the next attempt authenticates again.
+                *self.uid.lock().await = None;
+                Err(ErpError::transient(reason))
+            }
+            Err(OdooFault::Other(err)) => Err(err),
+        }
+    }
+
+    async fn find_order(&self, reference: &str) -> Result<Option<Value>, ErpError> {
+        let found = self
+            .execute(
+                "sale.order",
+                "search_read",
+                json!([[["client_order_ref", "=", reference]]]),
+                json!({ "fields": ["id", "name", "state"], "limit": 1 }),
+            )
+            .await?;
+        Ok(found.as_array().and_then(|rows| rows.first().cloned()))
+    }
+
+    async fn product(&self, sku: &str) -> Result<i64, ErpError> {
+        if let Some(id) = self.products.lock().await.get(sku) {
+            return Ok(*id);
+        }
+        let found = self
+            .execute(
+                "product.product",
+                "search_read",
+                json!([[["default_code", "=", sku]]]),
+                json!({ "fields": ["id"], "limit": 1 }),
+            )
+            .await?;
+        let id = found
+            .as_array()
+            .and_then(|rows| rows.first())
+            .and_then(|row| row.get("id"))
+            .and_then(Value::as_i64)
+            .ok_or_else(|| ErpError::rejected(format!("no Odoo product with SKU {sku:?}")))?;
+        self.products.lock().await.insert(sku.to_owned(), id);
+        Ok(id)
+    }
+
+    async fn create_order(&self, event: &OrderEvent, reference: &str) -> Result<(), ErpError> {
+        let mut lines = Vec::with_capacity(event.line_items.len());
+        for line in &event.line_items {
+            let sku = line.sku.as_deref().ok_or_else(|| {
+                ErpError::rejected(format!(
+                    "line {:?} has no SKU to find the product by",
+                    line.title
+                ))
+            })?;
+            let mut values = json!({
+                "product_id": self.product(sku).await?,
+                "product_uom_qty": line.quantity,
+                "price_unit": json_number(line.unit_price),
+            });
+            let gross = line.unit_price * Decimal::from(line.quantity);
+            if !line.discount.is_zero() && !gross.is_zero() {
+                values["discount"] =
+                    json_number((line.discount / gross * Decimal::from(100)).round_dp(4));
+            }
+            lines.push(json!([0, 0, values]));
+        }
+        if lines.is_empty() {
+            return Err(ErpError::rejected("the order has no lines for Odoo"));
+        }
+        let values = json!({
+            "partner_id": self.config.default_partner_id,
+            "client_order_ref": reference,
+            "order_line": lines,
+        });
+        self.execute("sale.order", "create", json!([values]), json!({}))
+            .await?;
+        Ok(())
+    }
+}
+
+/// An Odoo error envelope, classified: `AccessDenied` apart, serialization conflicts
+/// transient, validation and user errors rejected with Odoo's message, the rest by the
+/// status table.
+fn odoo_fault(
+    error: &Value,
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    text: &str,
+) -> OdooFault {
+    let name = error
+        .pointer("/data/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let message = error
+        .pointer("/data/message")
+        .or_else(|| error.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or("Odoo Server Error")
+        .to_owned();
+    match name {
+        "odoo.exceptions.AccessDenied" => OdooFault::AccessDenied(format!("Odoo: {message}")),
+        "psycopg2.errors.SerializationFailure" | "psycopg2.extensions.TransactionRollbackError" => {
+            OdooFault::Other(ErpError::transient(format!("Odoo: {message}")))
+        }
+        "odoo.exceptions.ValidationError"
+        | "odoo.exceptions.UserError"
+        | "odoo.exceptions.MissingError" => {
+            OdooFault::Other(ErpError::rejected(format!("Odoo {name}: {message}")))
+        }
+        _ => OdooFault::Other(
+            classify(status, headers, text)
+                .err()
+                .unwrap_or_else(|| ErpError::rejected(format!("Odoo {name}: {message}"))),
+        ),
+    }
+}
+
+#[async_trait]
+impl ErpClient for Odoo {
+    fn name(&self) -> &'static str {
+        "odoo"
+    }
+
+    async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
+        let reference = external_reference(&event.order_key);
+        let order = self.find_order(&reference).await?;
+        match (event.event_type, order) {
+            (EventType::Refunded, _) => Err(ErpError::rejected(
+                "refunds are not sent to Odoo yet (credit notes go through the invoice \
+                 reversal wizard, not yet built); replay this record once they are",
+            )),
+            (EventType::Cancelled, None) => Ok(Upserted::Skipped),
+            (EventType::Cancelled, Some(order)) => {
+                if order.get("state").and_then(Value::as_str) == Some("cancel") {
+                    return Ok(Upserted::AlreadyPresent);
+                }
+                let id = order
+                    .get("id")
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| ErpError::transient("Odoo order without id"))?;
+                let result = self
+                    .execute(
+                        "sale.order",
+                        "action_cancel",
+                        json!([[id]]),
+                        json!({ "context": { "disable_cancel_warning": true } }),
+                    )
+                    .await?;
+                if result.is_object() {
+                    // A wizard instead of a cancellation: this Odoo wants a person to decide.
+                    return Err(ErpError::rejected(
+                        "Odoo answered the cancellation with a wizard; cancel the order there",
+                    ));
+                }
+                Ok(Upserted::Updated)
+            }
+            // Applying changes to an order Odoo holds is still to come.
+            (_, Some(_)) => Ok(Upserted::AlreadyPresent),
+            // A status-only event cannot create an order: it has no lines or prices.
+            (_, None) if event.partial => Ok(Upserted::Skipped),
+            (
+                EventType::Created | EventType::Updated | EventType::Fulfilled | EventType::Unknown,
+                None,
+            ) => {
+                self.create_order(event, &reference).await?;
+                Ok(Upserted::Created)
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The Odoo adapter against the JSON-RPC simulator: one order per reference (Odoo itself
+//! accepts duplicates), "200 with an error" read as the failure it is, a revoked key, the
+//! cancellation wizard avoided, maintenance, and a create that lands but answers 504.
+#![allow(clippy::unwrap_used)] // in a test, a panic is the failure report
+
+mod support;
+
+use orderbridge_schemas::{EventType, OrderEvent};
+use orderbridge_sink::erp::external_reference;
+use orderbridge_sink::erp::odoo::Odoo;
+use orderbridge_sink::{ErpClient, ErpError, Upserted};
+use support::odoo_sim::OdooSim;
+use support::shopify_event;
+
+async fn setup() -> (OdooSim, Odoo) {
+    let sim = OdooSim::start(&["IPOD2008GREEN", "MUG-BLUE"]).await;
+    let odoo = Odoo::new(sim.config()).unwrap();
+    (sim, odoo)
+}
+
+/// The basic order again, as a later event of `event_type`.
+fn later(event_type: EventType) -> OrderEvent {
+    let mut event = shopify_event("orders-create-basic");
+    event.event_type = event_type;
+    event.version += 1_000;
+    event
+}
+
+#[tokio::test]
+async fn creates_an_order_once_with_products_found_by_sku() {
+    let (sim, odoo) = setup().await;
+    let event = shopify_event("orders-create-basic");
+    assert_eq!(odoo.upsert(&event).await.unwrap(), Upserted::Created);
+    assert_eq!(odoo.upsert(&event).await.unwrap(), Upserted::AlreadyPresent);
+    assert_eq!(
+        odoo.upsert(&later(EventType::Updated)).await.unwrap(),
+        Upserted::AlreadyPresent
+    );
+    let orders = sim.orders();
+    assert_eq!(orders.len(), 1);
+    assert_eq!(
+        orders[0].client_order_ref,
+        external_reference(&event.order_key)
+    );
+    assert_eq!(orders[0].partner_id, 42);
+    assert_eq!(orders[0].lines[0][2]["product_id"], 100);
+    assert_eq!(orders[0].lines[0][2]["product_uom_qty"], 2);
+    assert_eq!(sim.counts().0, 1, "one authentication for every call");
+}
+
+#[tokio::test]
+async fn odoos_errors_inside_a_200_are_failures_with_its_message() {
+    let (sim, odoo) = setup().await;
+    let err = odoo
+        .upsert(&shopify_event("orders-create-jpy-zero-decimal"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ErpError::rejected("no Odoo product with SKU \"BOWL-RAKU\"")
+    );
+    let mut config = sim.config();
+    config.default_partner_id = 9;
+    let odoo = Odoo::new(config).unwrap();
+    let err = odoo
+        .upsert(&shopify_event("orders-create-basic"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ErpError::Rejected { reason } if reason.contains("ValidationError") && reason.contains("partner_id")),
+        "{err:?}"
+    );
+    assert!(sim.orders().is_empty());
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_transient_and_authentication_happens_again() {
+    let (sim, odoo) = setup().await;
+    odoo.upsert(&shopify_event("orders-create-basic"))
+        .await
+        .unwrap();
+    sim.revoke_key(true);
+    let err = odoo.upsert(&later(EventType::Updated)).await.unwrap_err();
+    assert!(
+        matches!(&err, ErpError::Transient { reason, .. } if reason.contains("Access Denied")),
+        "{err:?}"
+    );
+    let err = odoo.upsert(&later(EventType::Updated)).await.unwrap_err();
+    assert!(
+        matches!(&err, ErpError::Transient { reason, .. } if reason.contains("refused the login")),
+        "{err:?}"
+    );
+    sim.revoke_key(false);
+    assert_eq!(
+        odoo.upsert(&later(EventType::Updated)).await.unwrap(),
+        Upserted::AlreadyPresent
+    );
+    assert_eq!(sim.counts().0, 3, "authenticated again after the refusal");
+}
+
+#[tokio::test]
+async fn a_confirmed_order_is_cancelled_not_handed_a_wizard() {
+    let (sim, odoo) = setup().await;
+    let cancelled = later(EventType::Cancelled);
+    assert_eq!(odoo.upsert(&cancelled).await.unwrap(), Upserted::Skipped);
+    odoo.upsert(&shopify_event("orders-create-basic"))
+        .await
+        .unwrap();
+    sim.confirm(1);
+    assert_eq!(odoo.upsert(&cancelled).await.unwrap(), Upserted::Updated);
+    assert_eq!(sim.orders()[0].state, "cancel");
+    assert_eq!(
+        odoo.upsert(&cancelled).await.unwrap(),
+        Upserted::AlreadyPresent
+    );
+}
+
+#[tokio::test]
+async fn maintenance_and_a_lost_answer_never_double_an_order() {
+    let (sim, odoo) = setup().await;
+    let event = shopify_event("orders-create-basic");
+    sim.set_maintenance(true);
+    assert!(matches!(
+        odoo.upsert(&event).await,
+        Err(ErpError::Transient { .. })
+    ));
+    sim.set_maintenance(false);
+    sim.create_lands_then_504();
+    assert!(matches!(
+        odoo.upsert(&event).await,
+        Err(ErpError::Transient { .. })
+    ));
+    assert_eq!(odoo.upsert(&event).await.unwrap(), Upserted::AlreadyPresent);
+    assert_eq!(sim.orders().len(), 1);
+    assert_eq!(
+        sim.counts().1,
+        1,
+        "the retry looked up, it did not create again"
+    );
+}
+
+#[tokio::test]
+async fn refunds_are_dead_lettered_with_the_reason_until_they_are_built() {
+    let (sim, odoo) = setup().await;
+    let err = odoo
+        .upsert(&shopify_event("refunds-create"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ErpError::Rejected { reason } if reason.contains("refunds are not sent to Odoo")),
+        "{err:?}"
+    );
+    assert!(sim.orders().is_empty());
+}

@@ -1,0 +1,288 @@
+//! An Odoo JSON-RPC simulator (`POST /jsonrpc`) that follows the documented contract
+//! (`shared/reference/erp-targets.md` §4), not a 200-for-everything stub:
+//!
+//! - `common.authenticate(db, login, key, {})`: the user id, or `false` for a wrong key.
+//! - `object.execute_kw(db, uid, key, model, method, args, kwargs)` for `sale.order`
+//!   (`search_read` by `client_order_ref`, `create` with `[0, 0, {…}]` line commands,
+//!   `action_cancel`) and `product.product` (`search_read` by `default_code`).
+//! - Errors the way Odoo sends them: HTTP 200 with an `error` member whose `data.name` is the
+//!   exception (`AccessDenied` for a revoked key, `ValidationError` for a missing partner or
+//!   product). Like Odoo, it does **not** reject a duplicate `client_order_ref`.
+//! - `action_cancel` on a confirmed order without `disable_cancel_warning` returns the
+//!   cancellation wizard instead of cancelling, as Odoo does.
+//! - Faults on demand: the key revoked, a maintenance window (502 from the proxy), a create
+//!   that lands and then answers 504.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use orderbridge_runtime::Secret;
+use orderbridge_sink::erp::odoo::OdooConfig;
+use serde_json::{json, Value};
+
+pub const DATABASE: &str = "mycompany";
+pub const LOGIN: &str = "api@mycompany.example";
+pub const API_KEY: &str = "0d6f4c1e8b2a4f3d9c7e5a1b";
+pub const PARTNER: i64 = 42;
+const UID: i64 = 7;
+
+#[derive(Debug, Clone)]
+pub struct SaleOrder {
+    pub id: i64,
+    pub client_order_ref: String,
+    pub partner_id: i64,
+    pub state: String,
+    pub lines: Vec<Value>,
+}
+
+#[derive(Default)]
+struct Sim {
+    /// SKU → product id.
+    products: HashMap<String, i64>,
+    orders: Vec<SaleOrder>,
+    key_revoked: bool,
+    maintenance: bool,
+    create_lands_then_504: bool,
+    authentications: u32,
+    creates: u32,
+}
+
+/// A running simulator.
+#[derive(Clone)]
+pub struct OdooSim {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<Sim>>,
+}
+
+impl OdooSim {
+    /// Starts a simulator on 127.0.0.1 that knows partner 42 and a product per SKU in `skus`.
+    pub async fn start(skus: &[&str]) -> Self {
+        let products = skus
+            .iter()
+            .zip(100..)
+            .map(|(sku, id)| ((*sku).to_owned(), id))
+            .collect();
+        let state = Arc::new(Mutex::new(Sim {
+            products,
+            ..Sim::default()
+        }));
+        let app = Router::new()
+            .route("/jsonrpc", post(jsonrpc))
+            .with_state(Arc::clone(&state));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { addr, state }
+    }
+
+    /// Adapter settings pointing at this simulator.
+    pub fn config(&self) -> OdooConfig {
+        OdooConfig {
+            url: format!("http://{}", self.addr),
+            database: DATABASE.into(),
+            login: LOGIN.into(),
+            api_key: Secret::new(API_KEY),
+            default_partner_id: PARTNER,
+            request_timeout_ms: 5_000,
+        }
+    }
+
+    pub fn revoke_key(&self, revoked: bool) {
+        self.state.lock().unwrap().key_revoked = revoked;
+    }
+
+    pub fn set_maintenance(&self, on: bool) {
+        self.state.lock().unwrap().maintenance = on;
+    }
+
+    pub fn create_lands_then_504(&self) {
+        self.state.lock().unwrap().create_lands_then_504 = true;
+    }
+
+    /// Confirms an order (`draft` → `sale`), as a salesperson would.
+    pub fn confirm(&self, id: i64) {
+        let mut state = self.state.lock().unwrap();
+        if let Some(order) = state.orders.iter_mut().find(|o| o.id == id) {
+            order.state = "sale".into();
+        }
+    }
+
+    pub fn orders(&self) -> Vec<SaleOrder> {
+        self.state.lock().unwrap().orders.clone()
+    }
+
+    /// (authentications, creates)
+    pub fn counts(&self) -> (u32, u32) {
+        let state = self.state.lock().unwrap();
+        (state.authentications, state.creates)
+    }
+}
+
+type Shared = State<Arc<Mutex<Sim>>>;
+
+fn reply(id: &Value, result: Value) -> Response {
+    Json(json!({ "jsonrpc": "2.0", "id": id, "result": result })).into_response()
+}
+
+/// Odoo's error envelope, on HTTP 200.
+fn odoo_error(id: &Value, exception: &str, message: &str) -> Response {
+    Json(json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {
+            "code": 200,
+            "message": "Odoo Server Error",
+            "data": { "name": exception, "message": message, "arguments": [message], "context": {} }
+        }
+    }))
+    .into_response()
+}
+
+async fn jsonrpc(State(state): Shared, Json(request): Json<Value>) -> Response {
+    let mut state = state.lock().unwrap();
+    if state.maintenance {
+        return (
+            StatusCode::BAD_GATEWAY,
+            "<html><body>502 Bad Gateway</body></html>",
+        )
+            .into_response();
+    }
+    let id = request["id"].clone();
+    let params = &request["params"];
+    let args = params["args"].as_array().cloned().unwrap_or_default();
+    match (params["service"].as_str(), params["method"].as_str()) {
+        (Some("common"), Some("authenticate")) => {
+            state.authentications += 1;
+            let ok = args.first() == Some(&json!(DATABASE))
+                && args.get(1) == Some(&json!(LOGIN))
+                && args.get(2) == Some(&json!(API_KEY))
+                && !state.key_revoked;
+            reply(&id, if ok { json!(UID) } else { json!(false) })
+        }
+        (Some("object"), Some("execute_kw")) => {
+            if args.first() != Some(&json!(DATABASE))
+                || args.get(1) != Some(&json!(UID))
+                || args.get(2) != Some(&json!(API_KEY))
+                || state.key_revoked
+            {
+                return odoo_error(&id, "odoo.exceptions.AccessDenied", "Access Denied");
+            }
+            let model = args.get(3).and_then(Value::as_str).unwrap_or_default();
+            let method = args.get(4).and_then(Value::as_str).unwrap_or_default();
+            let positional = args.get(5).cloned().unwrap_or(Value::Null);
+            let kwargs = args.get(6).cloned().unwrap_or(Value::Null);
+            execute(&mut state, &id, model, method, &positional, &kwargs)
+        }
+        _ => odoo_error(
+            &id,
+            "werkzeug.exceptions.NotFound",
+            "unknown service or method",
+        ),
+    }
+}
+
+/// The one domain the client sends: `[[field, "=", value]]`.
+fn equals(positional: &Value, field: &str) -> Option<String> {
+    let term = positional.pointer("/0/0")?;
+    (term[0] == field && term[1] == "=").then(|| term[2].as_str().unwrap_or_default().to_owned())
+}
+
+fn execute(
+    state: &mut Sim,
+    id: &Value,
+    model: &str,
+    method: &str,
+    positional: &Value,
+    kwargs: &Value,
+) -> Response {
+    match (model, method) {
+        ("product.product", "search_read") => {
+            let Some(sku) = equals(positional, "default_code") else {
+                return odoo_error(id, "odoo.exceptions.ValidationError", "Invalid domain");
+            };
+            let found: Vec<Value> = state
+                .products
+                .get(&sku)
+                .map(|pid| json!({ "id": pid }))
+                .into_iter()
+                .collect();
+            reply(id, json!(found))
+        }
+        ("sale.order", "search_read") => {
+            let Some(reference) = equals(positional, "client_order_ref") else {
+                return odoo_error(id, "odoo.exceptions.ValidationError", "Invalid domain");
+            };
+            let found: Vec<Value> = state
+                .orders
+                .iter()
+                .filter(|o| o.client_order_ref == reference)
+                .map(|o| json!({ "id": o.id, "name": format!("S{:05}", o.id), "state": o.state }))
+                .collect();
+            reply(id, json!(found))
+        }
+        ("sale.order", "create") => {
+            state.creates += 1;
+            let values = &positional[0];
+            let partner = values["partner_id"].as_i64().unwrap_or_default();
+            if partner != PARTNER {
+                return odoo_error(
+                    id,
+                    "odoo.exceptions.ValidationError",
+                    "The operation cannot be completed: Missing required value for the field 'Customer' (partner_id).",
+                );
+            }
+            let lines = values["order_line"].as_array().cloned().unwrap_or_default();
+            for line in &lines {
+                let product = line[2]["product_id"].as_i64().unwrap_or_default();
+                if !state.products.values().any(|p| *p == product) {
+                    return odoo_error(
+                        id,
+                        "odoo.exceptions.MissingError",
+                        "Record does not exist or has been deleted.",
+                    );
+                }
+            }
+            let order = SaleOrder {
+                id: state.orders.len() as i64 + 1,
+                client_order_ref: values["client_order_ref"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .into(),
+                partner_id: partner,
+                state: "draft".into(),
+                lines,
+            };
+            let new_id = order.id;
+            state.orders.push(order);
+            if std::mem::take(&mut state.create_lands_then_504) {
+                return (StatusCode::GATEWAY_TIMEOUT, "504 Gateway Time-out").into_response();
+            }
+            reply(id, json!(new_id))
+        }
+        ("sale.order", "action_cancel") => {
+            let ids: Vec<i64> = positional[0]
+                .as_array()
+                .map(|ids| ids.iter().filter_map(Value::as_i64).collect())
+                .unwrap_or_default();
+            let quiet = kwargs.pointer("/context/disable_cancel_warning") == Some(&json!(true));
+            for order in state.orders.iter_mut().filter(|o| ids.contains(&o.id)) {
+                if order.state != "draft" && !quiet {
+                    // Odoo's wizard, not a cancellation.
+                    return reply(
+                        id,
+                        json!({ "type": "ir.actions.act_window", "res_model": "sale.order.cancel" }),
+                    );
+                }
+                order.state = "cancel".into();
+            }
+            reply(id, json!(true))
+        }
+        _ => odoo_error(id, "odoo.exceptions.UserError", "method not simulated"),
+    }
+}
