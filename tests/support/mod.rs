@@ -4,6 +4,7 @@
 
 pub mod bc_sim;
 pub mod ebay_sim;
+pub mod http_sim;
 pub mod odoo_sim;
 pub mod pipeline;
 pub mod registry_sim;

@@ -6,6 +6,7 @@
 //! [`build`], and a simulator under `tests/` that follows the ERP's documented contract.
 
 pub mod business_central;
+pub mod http;
 pub mod odoo;
 pub mod reference;
 pub mod sap_business_one;
@@ -125,6 +126,8 @@ pub enum ErpConfig {
     SapBusinessOne(sap_business_one::SapBusinessOneConfig),
     /// Odoo over JSON-RPC.
     Odoo(odoo::OdooConfig),
+    /// A plain HTTP receiver: `PUT` per order with an `Idempotency-Key`.
+    Http(http::HttpConfig),
 }
 
 impl Default for ErpConfig {
@@ -147,6 +150,7 @@ pub async fn build(config: &ErpConfig) -> Result<Arc<dyn ErpClient>, ErpSetupErr
             Arc::new(sap_business_one::SapBusinessOne::new(sap.clone())?)
         }
         ErpConfig::Odoo(odoo) => Arc::new(odoo::Odoo::new(odoo.clone())?),
+        ErpConfig::Http(http) => Arc::new(http::HttpErp::new(http.clone())?),
     })
 }
 

@@ -1,0 +1,131 @@
+//! A plain HTTP target: each event is `PUT` to a URL of its own order, as the canonical
+//! event in JSON, for ERPs and middleware that take a webhook.
+//!
+//! The contract a receiver is held to (and the simulator under `tests/` follows):
+//!
+//! - `PUT {url}` where `{reference}` in the configured URL is the order's external reference
+//!   (`^[A-Z0-9-]{1,35}$`, see `reference.rs`), with the `OrderEvent` as JSON.
+//! - `Idempotency-Key: <reference>-v<version>`: the same event sent again carries the same
+//!   key, so a receiver that keeps keys answers it as before without applying it twice; a
+//!   newer version of the order is a new key.
+//! - `201` created, `200`/`204` applied, `409` the receiver holds a newer version (the event
+//!   is stale, not an error). Everything else goes through the status table: 408, 429, 5xx
+//!   and 401/403 are retried (honouring `Retry-After`), other 4xx dead-letter the event with
+//!   the receiver's message.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use orderbridge_runtime::Secret;
+use orderbridge_schemas::OrderEvent;
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+use super::status::{classify, transport};
+use super::{external_reference, ErpClient, ErpError, ErpSetupError, Upserted};
+
+/// Header carrying the idempotency key.
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// Generic HTTP settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The order's URL, with `{reference}` where the external reference goes, e.g.
+    /// `https://erp.example.com/api/orders/{reference}`.
+    pub url: String,
+    /// Sent as `Authorization: Bearer …` when set.
+    #[serde(default)]
+    pub bearer_token: Option<Secret>,
+    /// Per-request timeout in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub request_timeout_ms: u64,
+}
+
+fn default_timeout_ms() -> u64 {
+    30_000
+}
+
+/// The generic HTTP adapter.
+pub struct HttpErp {
+    config: HttpConfig,
+    http: reqwest::Client,
+}
+
+impl HttpErp {
+    /// A client for one receiver.
+    ///
+    /// # Errors
+    /// When the URL has no `{reference}` or does not parse, or the client cannot be built.
+    pub fn new(config: HttpConfig) -> Result<Self, ErpSetupError> {
+        if !config.url.contains("{reference}") {
+            return Err(ErpSetupError::Config(
+                "http: url needs {reference}, where each order's reference goes".into(),
+            ));
+        }
+        reqwest::Url::parse(&config.url.replace("{reference}", "X"))
+            .map_err(|err| ErpSetupError::Config(format!("http: url: {err}")))?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.request_timeout_ms))
+            .build()?;
+        Ok(Self { config, http })
+    }
+}
+
+/// The idempotency key of `event`: one per order and version.
+pub fn idempotency_key(event: &OrderEvent) -> String {
+    format!(
+        "{}-v{}",
+        external_reference(&event.order_key),
+        event.version
+    )
+}
+
+#[async_trait]
+impl ErpClient for HttpErp {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
+        let reference = external_reference(&event.order_key);
+        let mut request = self
+            .http
+            .put(self.config.url.replace("{reference}", &reference))
+            .header(IDEMPOTENCY_KEY, idempotency_key(event))
+            .json(event);
+        if let Some(token) = &self.config.bearer_token {
+            request = request.bearer_auth(token.expose());
+        }
+        let response = request.send().await.map_err(|err| transport(&err))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.text().await.map_err(|err| transport(&err))?;
+        if status == StatusCode::CONFLICT {
+            return Ok(Upserted::Stale);
+        }
+        classify(status, &headers, &body)?;
+        Ok(if status == StatusCode::CREATED {
+            Upserted::Created
+        } else {
+            Upserted::Updated
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_must_say_where_the_reference_goes() {
+        let config = |url: &str| HttpConfig {
+            url: url.into(),
+            bearer_token: None,
+            request_timeout_ms: 1_000,
+        };
+        assert!(HttpErp::new(config("https://erp.example.com/orders")).is_err());
+        assert!(HttpErp::new(config("not a url/{reference}")).is_err());
+        assert!(HttpErp::new(config("https://erp.example.com/orders/{reference}")).is_ok());
+    }
+}
