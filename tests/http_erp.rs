@@ -7,19 +7,12 @@ mod support;
 
 use std::time::Duration;
 
-use orderbridge_schemas::{EventType, OrderEvent};
+use orderbridge_schemas::EventType;
 use orderbridge_sink::erp::external_reference;
 use orderbridge_sink::erp::http::HttpErp;
 use orderbridge_sink::{ErpClient, ErpError, Upserted};
 use support::http_sim::{Fault, HttpSim};
-use support::shopify_event;
-
-fn later(version_step: i64) -> OrderEvent {
-    let mut event = shopify_event("orders-create-basic");
-    event.event_type = EventType::Updated;
-    event.version += version_step;
-    event
-}
+use support::{later_event, shopify_event};
 
 #[tokio::test]
 async fn one_write_per_event_newer_applied_older_stale() {
@@ -38,8 +31,18 @@ async fn one_write_per_event_newer_applied_older_stale() {
         Some((event.version, 1)),
         "written once"
     );
-    assert_eq!(erp.upsert(&later(2_000)).await.unwrap(), Upserted::Updated);
-    assert_eq!(erp.upsert(&later(1_000)).await.unwrap(), Upserted::Stale);
+    assert_eq!(
+        erp.upsert(&later_event(EventType::Updated, 2_000))
+            .await
+            .unwrap(),
+        Upserted::Updated
+    );
+    assert_eq!(
+        erp.upsert(&later_event(EventType::Updated, 1_000))
+            .await
+            .unwrap(),
+        Upserted::Stale
+    );
     assert_eq!(sim.order(&reference), Some((event.version + 2_000, 2)));
 }
 
@@ -86,7 +89,7 @@ async fn throttling_maintenance_and_credentials_are_transient_bad_bodies_rejecte
     assert_eq!(erp.upsert(&event).await.unwrap(), Upserted::Created);
     sim.inject(Fault::Invalid("unknown SKU IPOD2008GREEN"));
     assert_eq!(
-        erp.upsert(&later(1_000)).await,
+        erp.upsert(&later_event(EventType::Updated, 1_000)).await,
         Err(ErpError::rejected(
             "422 Unprocessable Entity: unknown SKU IPOD2008GREEN"
         )),

@@ -5,25 +5,17 @@
 
 mod support;
 
-use orderbridge_schemas::{EventType, OrderEvent};
+use orderbridge_schemas::EventType;
 use orderbridge_sink::erp::external_reference;
 use orderbridge_sink::erp::odoo::Odoo;
 use orderbridge_sink::{ErpClient, ErpError, Upserted};
 use support::odoo_sim::OdooSim;
-use support::shopify_event;
+use support::{later_event, shopify_event};
 
 async fn setup() -> (OdooSim, Odoo) {
     let sim = OdooSim::start(&["IPOD2008GREEN", "MUG-BLUE"]).await;
     let odoo = Odoo::new(sim.config()).unwrap();
     (sim, odoo)
-}
-
-/// The basic order again, as a later event of `event_type`.
-fn later(event_type: EventType) -> OrderEvent {
-    let mut event = shopify_event("orders-create-basic");
-    event.event_type = event_type;
-    event.version += 1_000;
-    event
 }
 
 #[tokio::test]
@@ -33,7 +25,9 @@ async fn creates_an_order_once_with_products_found_by_sku() {
     assert_eq!(odoo.upsert(&event).await.unwrap(), Upserted::Created);
     assert_eq!(odoo.upsert(&event).await.unwrap(), Upserted::AlreadyPresent);
     assert_eq!(
-        odoo.upsert(&later(EventType::Updated)).await.unwrap(),
+        odoo.upsert(&later_event(EventType::Updated, 1_000))
+            .await
+            .unwrap(),
         Upserted::AlreadyPresent
     );
     let orders = sim.orders();
@@ -80,19 +74,27 @@ async fn a_revoked_key_is_transient_and_authentication_happens_again() {
         .await
         .unwrap();
     sim.revoke_key(true);
-    let err = odoo.upsert(&later(EventType::Updated)).await.unwrap_err();
+    let err = odoo
+        .upsert(&later_event(EventType::Updated, 1_000))
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, ErpError::Transient { reason, .. } if reason.contains("Access Denied")),
         "{err:?}"
     );
-    let err = odoo.upsert(&later(EventType::Updated)).await.unwrap_err();
+    let err = odoo
+        .upsert(&later_event(EventType::Updated, 1_000))
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, ErpError::Transient { reason, .. } if reason.contains("refused the login")),
         "{err:?}"
     );
     sim.revoke_key(false);
     assert_eq!(
-        odoo.upsert(&later(EventType::Updated)).await.unwrap(),
+        odoo.upsert(&later_event(EventType::Updated, 1_000))
+            .await
+            .unwrap(),
         Upserted::AlreadyPresent
     );
     assert_eq!(sim.counts().0, 3, "authenticated again after the refusal");
@@ -101,7 +103,7 @@ async fn a_revoked_key_is_transient_and_authentication_happens_again() {
 #[tokio::test]
 async fn a_confirmed_order_is_cancelled_not_handed_a_wizard() {
     let (sim, odoo) = setup().await;
-    let cancelled = later(EventType::Cancelled);
+    let cancelled = later_event(EventType::Cancelled, 1_000);
     assert_eq!(odoo.upsert(&cancelled).await.unwrap(), Upserted::Skipped);
     odoo.upsert(&shopify_event("orders-create-basic"))
         .await
@@ -142,6 +144,14 @@ async fn maintenance_and_a_lost_answer_never_double_an_order() {
 #[tokio::test]
 async fn refunds_are_dead_lettered_with_the_reason_until_they_are_built() {
     let (sim, odoo) = setup().await;
+    assert_eq!(
+        odoo.upsert(&shopify_event("refunds-create")).await.unwrap(),
+        Upserted::Skipped,
+        "nothing to refund in an Odoo that never had the order"
+    );
+    odoo.upsert(&shopify_event("orders-create-basic"))
+        .await
+        .unwrap();
     let err = odoo
         .upsert(&shopify_event("refunds-create"))
         .await
@@ -150,5 +160,5 @@ async fn refunds_are_dead_lettered_with_the_reason_until_they_are_built() {
         matches!(&err, ErpError::Rejected { reason } if reason.contains("refunds are not sent to Odoo")),
         "{err:?}"
     );
-    assert!(sim.orders().is_empty());
+    assert_eq!(sim.orders().len(), 1);
 }

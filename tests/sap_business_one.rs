@@ -13,7 +13,7 @@ use orderbridge_sink::erp::external_reference;
 use orderbridge_sink::erp::sap_business_one::SapBusinessOne;
 use orderbridge_sink::{ErpClient, ErpError, Upserted};
 use support::sap_sim::{Fault, SapSim};
-use support::shopify_event;
+use support::{later_event, shopify_event};
 
 const ITEMS: &[&str] = &["IPOD2008GREEN", "MUG-BLUE", "REFUND"];
 
@@ -26,14 +26,6 @@ async fn setup() -> (SapSim, SapBusinessOne) {
 /// The partial refund event of Shopify's `refunds/create` fixture (of the basic order).
 fn refund() -> OrderEvent {
     shopify_event("refunds-create")
-}
-
-/// The basic order again, as a later event of `event_type`.
-fn later(event_type: EventType) -> OrderEvent {
-    let mut event = shopify_event("orders-create-basic");
-    event.event_type = event_type;
-    event.version += 1_000;
-    event
 }
 
 #[tokio::test]
@@ -56,7 +48,9 @@ async fn creates_an_order_with_its_lines_once() {
     assert_eq!(orders[0].lines[0]["UnitPrice"], serde_json::json!(199));
     // An update of an order SAP holds is not applied yet, and does not create another.
     assert_eq!(
-        sap.upsert(&later(EventType::Updated)).await.unwrap(),
+        sap.upsert(&later_event(EventType::Updated, 1_000))
+            .await
+            .unwrap(),
         Upserted::AlreadyPresent
     );
     assert_eq!(sim.orders().len(), 1);
@@ -117,7 +111,7 @@ async fn a_wrong_password_is_erp_wide_trouble_not_the_orders() {
 #[tokio::test]
 async fn cancels_once_and_skips_orders_sap_never_had() {
     let (sim, sap) = setup().await;
-    let cancelled = later(EventType::Cancelled);
+    let cancelled = later_event(EventType::Cancelled, 1_000);
     assert_eq!(
         sap.upsert(&cancelled).await.unwrap(),
         Upserted::Skipped,
@@ -196,7 +190,7 @@ async fn throttling_and_maintenance_are_transient() {
 #[tokio::test]
 async fn a_status_update_without_the_order_creates_nothing() {
     let (sim, sap) = setup().await;
-    let mut partial = later(EventType::Updated);
+    let mut partial = later_event(EventType::Updated, 1_000);
     partial.partial = true;
     assert_eq!(sap.upsert(&partial).await.unwrap(), Upserted::Skipped);
     assert!(sim.orders().is_empty());

@@ -116,6 +116,18 @@ pub fn shopify_event(case: &str) -> orderbridge_schemas::OrderEvent {
     .unwrap()
 }
 
+/// The basic Shopify order (`orders-create-basic`) again as a later event of `event_type`,
+/// `version_step` versions on: what the adapter tests send after the create.
+pub fn later_event(
+    event_type: orderbridge_schemas::EventType,
+    version_step: i64,
+) -> orderbridge_schemas::OrderEvent {
+    let mut event = shopify_event("orders-create-basic");
+    event.event_type = event_type;
+    event.version += version_step;
+    event
+}
+
 /// SQL staging tables in a fresh SQLite file: the adapter, a pool to query them, and the
 /// directory that must outlive both.
 pub async fn staging_db() -> (

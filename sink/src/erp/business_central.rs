@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use orderbridge_runtime::Secret;
-use orderbridge_schemas::{EventType, OrderEvent};
+use orderbridge_schemas::OrderEvent;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -25,7 +25,8 @@ use tokio::sync::Mutex;
 
 use super::status::{classify, credentials_refused, json_body, transport};
 use super::{
-    external_reference, json_number, odata_eq, ErpClient, ErpError, ErpSetupError, Upserted,
+    action, external_reference, json_number, line_sku, odata_eq, Action, ErpClient, ErpError,
+    ErpSetupError, Upserted,
 };
 
 /// Business Central settings.
@@ -97,9 +98,7 @@ impl BusinessCentral {
                 "business-central: default_customer_number is empty".into(),
             ));
         }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.request_timeout_ms))
-            .build()?;
+        let http = super::http_client(config.request_timeout_ms)?;
         Ok(Self {
             config,
             http,
@@ -228,12 +227,7 @@ impl BusinessCentral {
             .line_items
             .iter()
             .map(|line| {
-                let item = line.sku.as_deref().ok_or_else(|| {
-                    ErpError::rejected(format!(
-                        "line {:?} has no SKU to use as the BC item number",
-                        line.title
-                    ))
-                })?;
+                let item = line_sku(line, "BC")?;
                 Ok(json!({
                     "lineType": "Item",
                     "lineObjectNumber": item,
@@ -265,23 +259,18 @@ impl ErpClient for BusinessCentral {
 
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
         let reference = external_reference(&event.order_key);
-        if self.find_order(&reference).await?.is_some() {
-            // Present already: a redelivery, or an earlier create that timed out but landed.
-            // (Updating an existing BC order is the sink issue's work; until then the first
-            // version is what BC holds.)
-            return Ok(Upserted::AlreadyPresent);
+        let held = self.find_order(&reference).await?.is_some();
+        match action(event, held) {
+            Action::Create => {
+                let body = self.order_body(event, &reference)?;
+                self.call(Method::POST, &self.company_url("salesOrders"), Some(&body))
+                    .await?;
+                Ok(Upserted::Created)
+            }
+            // Cancelling and refunding BC orders are the sink issue's next steps; until then
+            // the order stays as BC holds it.
+            Action::Cancel | Action::Refund => Ok(Upserted::AlreadyPresent),
+            Action::Nothing(outcome) => Ok(outcome),
         }
-        if event.event_type == EventType::Cancelled {
-            return Ok(Upserted::Skipped);
-        }
-        if event.partial {
-            // A status-only event cannot create a sales order (it has no lines or prices);
-            // applying statuses to BC orders is the sink issue's work.
-            return Ok(Upserted::Skipped);
-        }
-        let body = self.order_body(event, &reference)?;
-        self.call(Method::POST, &self.company_url("salesOrders"), Some(&body))
-            .await?;
-        Ok(Upserted::Created)
     }
 }

@@ -13,8 +13,6 @@
 //!   and 401/403 are retried (honouring `Retry-After`), other 4xx dead-letter the event with
 //!   the receiver's message.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use orderbridge_runtime::Secret;
 use orderbridge_schemas::OrderEvent;
@@ -65,9 +63,7 @@ impl HttpErp {
         }
         reqwest::Url::parse(&config.url.replace("{reference}", "X"))
             .map_err(|err| ErpSetupError::Config(format!("http: url: {err}")))?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.request_timeout_ms))
-            .build()?;
+        let http = super::http_client(config.request_timeout_ms)?;
         Ok(Self { config, http })
     }
 }

@@ -22,6 +22,80 @@ use serde::Deserialize;
 
 pub use reference::external_reference;
 
+/// What an ERP adapter does with an event, given whether the ERP already holds its order:
+/// the same rules for every ERP that is looked up by reference before it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Create the order (it is not there, and the event carries a whole order).
+    Create,
+    /// Cancel the order the ERP holds.
+    Cancel,
+    /// Book the event's refund against the order the ERP holds.
+    Refund,
+    /// Nothing to write: the outcome as it stands.
+    Nothing(Upserted),
+}
+
+/// The [`Action`] for `event` when the ERP does (`held`) or does not hold its order.
+pub(crate) fn action(event: &OrderEvent, held: bool) -> Action {
+    use orderbridge_schemas::EventType;
+    match (event.event_type, held) {
+        // Nothing to cancel or refund in an ERP that never had the order.
+        (EventType::Cancelled | EventType::Refunded, false) => Action::Nothing(Upserted::Skipped),
+        (EventType::Cancelled, true) => Action::Cancel,
+        (EventType::Refunded, true) => Action::Refund,
+        // Present already: a redelivery, or an earlier create that timed out but landed.
+        // Applying later changes to an order the ERP holds is still to come.
+        (
+            EventType::Created | EventType::Updated | EventType::Fulfilled | EventType::Unknown,
+            true,
+        ) => Action::Nothing(Upserted::AlreadyPresent),
+        // A status-only event cannot create an order: it has no lines or prices.
+        (
+            EventType::Created | EventType::Updated | EventType::Fulfilled | EventType::Unknown,
+            false,
+        ) if event.partial => Action::Nothing(Upserted::Skipped),
+        (
+            EventType::Created | EventType::Updated | EventType::Fulfilled | EventType::Unknown,
+            false,
+        ) => Action::Create,
+    }
+}
+
+/// The SKU of `line`, which every ERP here uses to find the item.
+///
+/// # Errors
+/// Rejected when the line has none: the order cannot be booked without mapping it.
+pub(crate) fn line_sku<'a>(
+    line: &'a orderbridge_schemas::LineItem,
+    erp: &str,
+) -> Result<&'a str, ErpError> {
+    line.sku.as_deref().ok_or_else(|| {
+        ErpError::rejected(format!(
+            "line {:?} has no SKU to find the {erp} item by",
+            line.title
+        ))
+    })
+}
+
+/// The line's discount as a percentage of its gross amount (to four places), for ERPs that
+/// take a percentage; `None` when there is no discount.
+pub(crate) fn discount_percent(
+    line: &orderbridge_schemas::LineItem,
+) -> Option<rust_decimal::Decimal> {
+    let gross = line.unit_price * rust_decimal::Decimal::from(line.quantity);
+    (!line.discount.is_zero() && !gross.is_zero())
+        .then(|| (line.discount / gross * rust_decimal::Decimal::from(100)).round_dp(4))
+}
+
+/// The HTTP client of an ERP adapter: one per adapter (it pools connections), every request
+/// bounded by `timeout_ms` so a stalled ERP becomes a transient error, not a stuck sink.
+pub(crate) fn http_client(timeout_ms: u64) -> Result<reqwest::Client, ErpSetupError> {
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_millis(timeout_ms))
+        .build()?)
+}
+
 /// A decimal as a JSON number, written from its decimal text, never through a float.
 pub(crate) fn json_number(amount: rust_decimal::Decimal) -> serde_json::Value {
     serde_json::from_str(&amount.normalize().to_string()).unwrap_or(serde_json::Value::Null)
@@ -172,6 +246,39 @@ pub enum ErpSetupError {
 mod tests {
     use super::*;
     use std::str::FromStr;
+
+    fn event(event_type: orderbridge_schemas::EventType, partial: bool) -> OrderEvent {
+        let mut event: OrderEvent = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/shopify/orders-create-basic/expected.json"
+        ))
+        .unwrap_or_else(|err| panic!("fixture: {err}"));
+        event.event_type = event_type;
+        event.partial = partial;
+        event
+    }
+
+    #[test]
+    fn one_decision_table_for_every_looked_up_erp() {
+        use orderbridge_schemas::EventType::*;
+        let nothing = Action::Nothing;
+        for (event_type, partial, held, expected) in [
+            (Created, false, false, Action::Create),
+            (Updated, false, false, Action::Create),
+            (Created, false, true, nothing(Upserted::AlreadyPresent)),
+            (Updated, true, false, nothing(Upserted::Skipped)),
+            (Updated, true, true, nothing(Upserted::AlreadyPresent)),
+            (Cancelled, false, false, nothing(Upserted::Skipped)),
+            (Cancelled, false, true, Action::Cancel),
+            (Refunded, true, false, nothing(Upserted::Skipped)),
+            (Refunded, true, true, Action::Refund),
+        ] {
+            assert_eq!(
+                action(&event(event_type, partial), held),
+                expected,
+                "{event_type:?} partial={partial} held={held}"
+            );
+        }
+    }
 
     #[test]
     fn odata_filters_escape_quotes_and_numbers_keep_their_digits() {

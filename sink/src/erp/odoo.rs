@@ -17,26 +17,28 @@
 //!   cached.
 //! - Cancel: `action_cancel` with `disable_cancel_warning` in the context (otherwise Odoo
 //!   returns a wizard for confirmed orders instead of cancelling).
-//! - Refunds (credit notes through the invoice reversal wizard) are not researched enough to
-//!   send; they are dead-lettered with that reason, replayable once they are. Updates of an
+//! - Refunds of an order Odoo holds (credit notes through the invoice reversal wizard) are
+//!   not researched enough to send; they are dead-lettered with that reason, replayable once
+//!   they are. Updates of an
 //!   order Odoo holds are not applied yet (`AlreadyPresent`).
 //!
 //! Contract: `shared/reference/erp-targets.md` §4.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use orderbridge_runtime::Secret;
-use orderbridge_schemas::{EventType, OrderEvent};
-use rust_decimal::Decimal;
+use orderbridge_schemas::OrderEvent;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 use super::status::{classify, json_body, transport};
-use super::{external_reference, json_number, ErpClient, ErpError, ErpSetupError, Upserted};
+use super::{
+    action, discount_percent, external_reference, json_number, line_sku, Action, ErpClient,
+    ErpError, ErpSetupError, Upserted,
+};
 
 /// Odoo settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -87,9 +89,7 @@ impl Odoo {
     pub fn new(config: OdooConfig) -> Result<Self, ErpSetupError> {
         reqwest::Url::parse(&config.url)
             .map_err(|err| ErpSetupError::Config(format!("odoo: url: {err}")))?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.request_timeout_ms))
-            .build()?;
+        let http = super::http_client(config.request_timeout_ms)?;
         Ok(Self {
             config,
             http,
@@ -226,21 +226,14 @@ impl Odoo {
     async fn create_order(&self, event: &OrderEvent, reference: &str) -> Result<(), ErpError> {
         let mut lines = Vec::with_capacity(event.line_items.len());
         for line in &event.line_items {
-            let sku = line.sku.as_deref().ok_or_else(|| {
-                ErpError::rejected(format!(
-                    "line {:?} has no SKU to find the product by",
-                    line.title
-                ))
-            })?;
+            let sku = line_sku(line, "Odoo")?;
             let mut values = json!({
                 "product_id": self.product(sku).await?,
                 "product_uom_qty": line.quantity,
                 "price_unit": json_number(line.unit_price),
             });
-            let gross = line.unit_price * Decimal::from(line.quantity);
-            if !line.discount.is_zero() && !gross.is_zero() {
-                values["discount"] =
-                    json_number((line.discount / gross * Decimal::from(100)).round_dp(4));
+            if let Some(percent) = discount_percent(line) {
+                values["discount"] = json_number(percent);
             }
             lines.push(json!([0, 0, values]));
         }
@@ -304,13 +297,12 @@ impl ErpClient for Odoo {
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
         let reference = external_reference(&event.order_key);
         let order = self.find_order(&reference).await?;
-        match (event.event_type, order) {
-            (EventType::Refunded, _) => Err(ErpError::rejected(
-                "refunds are not sent to Odoo yet (credit notes go through the invoice \
-                 reversal wizard, not yet built); replay this record once they are",
-            )),
-            (EventType::Cancelled, None) => Ok(Upserted::Skipped),
-            (EventType::Cancelled, Some(order)) => {
+        match (action(event, order.is_some()), order) {
+            (Action::Create, _) => {
+                self.create_order(event, &reference).await?;
+                Ok(Upserted::Created)
+            }
+            (Action::Cancel, Some(order)) => {
                 if order.get("state").and_then(Value::as_str) == Some("cancel") {
                     return Ok(Upserted::AlreadyPresent);
                 }
@@ -334,17 +326,13 @@ impl ErpClient for Odoo {
                 }
                 Ok(Upserted::Updated)
             }
-            // Applying changes to an order Odoo holds is still to come.
-            (_, Some(_)) => Ok(Upserted::AlreadyPresent),
-            // A status-only event cannot create an order: it has no lines or prices.
-            (_, None) if event.partial => Ok(Upserted::Skipped),
-            (
-                EventType::Created | EventType::Updated | EventType::Fulfilled | EventType::Unknown,
-                None,
-            ) => {
-                self.create_order(event, &reference).await?;
-                Ok(Upserted::Created)
-            }
+            (Action::Refund, Some(_)) => Err(ErpError::rejected(
+                "refunds are not sent to Odoo yet (credit notes go through the invoice \
+                 reversal wizard, not yet built); replay this record once they are",
+            )),
+            // The table only cancels and refunds orders the ERP holds.
+            (Action::Cancel | Action::Refund, None) => Ok(Upserted::Skipped),
+            (Action::Nothing(outcome), _) => Ok(outcome),
         }
     }
 }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::Utc;
 use orderbridge_runtime::Secret;
-use orderbridge_schemas::{EventType, OrderEvent, Refund};
+use orderbridge_schemas::{OrderEvent, Refund};
 use reqwest::{Method, StatusCode};
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -34,7 +34,8 @@ use tokio::sync::Mutex;
 
 use super::status::{classify, credentials_refused, json_body, transport};
 use super::{
-    external_reference, json_number, odata_eq, ErpClient, ErpError, ErpSetupError, Upserted,
+    action, discount_percent, external_reference, json_number, line_sku, odata_eq, Action,
+    ErpClient, ErpError, ErpSetupError, Upserted,
 };
 
 /// `NumAtCard` is `nvarchar(100)`.
@@ -102,9 +103,7 @@ impl SapBusinessOne {
         reqwest::Url::parse(&config.service_layer_url).map_err(|err| {
             ErpSetupError::Config(format!("sap-business-one: service_layer_url: {err}"))
         })?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.request_timeout_ms))
-            .build()?;
+        let http = super::http_client(config.request_timeout_ms)?;
         Ok(Self {
             config,
             http,
@@ -270,22 +269,14 @@ impl SapBusinessOne {
             .line_items
             .iter()
             .map(|line| {
-                let item = line.sku.as_deref().ok_or_else(|| {
-                    ErpError::rejected(format!(
-                        "line {:?} has no SKU to use as the SAP item code",
-                        line.title
-                    ))
-                })?;
                 let mut body = json!({
-                    "ItemCode": item,
+                    "ItemCode": line_sku(line, "SAP")?,
                     "Quantity": line.quantity,
                     // UnitPrice is before the line discount, which goes as a percentage.
                     "UnitPrice": json_number(line.unit_price),
                 });
-                let gross = line.unit_price * Decimal::from(line.quantity);
-                if !line.discount.is_zero() && !gross.is_zero() {
-                    body["DiscountPercent"] =
-                        json_number((line.discount / gross * Decimal::from(100)).round_dp(4));
+                if let Some(percent) = discount_percent(line) {
+                    body["DiscountPercent"] = json_number(percent);
                 }
                 Ok(body)
             })
@@ -358,10 +349,13 @@ impl ErpClient for SapBusinessOne {
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
         let reference = external_reference(&event.order_key);
         let order = self.find("Orders", &reference).await?;
-        match (event.event_type, order) {
-            // Nothing to cancel or refund in SAP for an order it never had.
-            (EventType::Cancelled | EventType::Refunded, None) => Ok(Upserted::Skipped),
-            (EventType::Cancelled, Some(order)) => {
+        match (action(event, order.is_some()), order) {
+            (Action::Create, _) => {
+                let body = self.order_body(event, &reference)?;
+                self.create("Orders", &body).await?;
+                Ok(Upserted::Created)
+            }
+            (Action::Cancel, Some(order)) => {
                 if order.get("Cancelled").and_then(Value::as_str) == Some("tYES") {
                     return Ok(Upserted::AlreadyPresent);
                 }
@@ -369,15 +363,11 @@ impl ErpClient for SapBusinessOne {
                     .get("DocEntry")
                     .and_then(Value::as_u64)
                     .ok_or_else(|| ErpError::transient("SAP order without DocEntry"))?;
-                self.call(
-                    Method::POST,
-                    &self.url(&format!("Orders({entry})/Cancel")),
-                    None,
-                )
-                .await?;
+                let cancel = self.url(&format!("Orders({entry})/Cancel"));
+                self.call(Method::POST, &cancel, None).await?;
                 Ok(Upserted::Updated)
             }
-            (EventType::Refunded, Some(_)) => {
+            (Action::Refund, Some(_)) => {
                 let Some(refund) = &event.refund else {
                     return Ok(Upserted::Skipped);
                 };
@@ -389,18 +379,9 @@ impl ErpClient for SapBusinessOne {
                 self.create("CreditNotes", &body).await?;
                 Ok(Upserted::Updated)
             }
-            // Applying changes to an order SAP holds is still to come.
-            (_, Some(_)) => Ok(Upserted::AlreadyPresent),
-            // A status-only event cannot create an order: it has no lines or prices.
-            (_, None) if event.partial => Ok(Upserted::Skipped),
-            (
-                EventType::Created | EventType::Updated | EventType::Fulfilled | EventType::Unknown,
-                None,
-            ) => {
-                let body = self.order_body(event, &reference)?;
-                self.create("Orders", &body).await?;
-                Ok(Upserted::Created)
-            }
+            // The table only cancels and refunds orders the ERP holds.
+            (Action::Cancel | Action::Refund, None) => Ok(Upserted::Skipped),
+            (Action::Nothing(outcome), _) => Ok(outcome),
         }
     }
 }
