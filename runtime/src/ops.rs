@@ -13,9 +13,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Whether a service can do its job right now (`/readyz`). Starts not ready.
+///
+/// Two things decide it: whether the service is up (its consumer joined the group), and
+/// whether something it depends on holds it back (the sink's ERP is in a maintenance
+/// window). Ready means up and not held.
 #[derive(Debug, Default)]
 pub struct Health {
     ready: AtomicBool,
+    held: AtomicBool,
 }
 
 impl Health {
@@ -29,9 +34,19 @@ impl Health {
         self.ready.store(ready, Ordering::Relaxed);
     }
 
-    /// Whether the service is ready.
+    /// Marks the service held back by a dependency (or no longer).
+    pub fn set_held(&self, held: bool) {
+        self.held.store(held, Ordering::Relaxed);
+    }
+
+    /// Whether a dependency holds the service back.
+    pub fn is_held(&self) -> bool {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// Whether the service is ready: up, and not held back.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed) && !self.is_held()
     }
 }
 
@@ -124,6 +139,11 @@ async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
 async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
     if state.health.is_ready() {
         (StatusCode::OK, "ready")
+    } else if state.health.is_held() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: held back by a dependency",
+        )
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready")
     }

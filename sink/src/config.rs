@@ -17,8 +17,30 @@ pub struct SinkConfig {
     pub erp: ErpConfig,
     /// First retry delay for a transient failure, in milliseconds.
     pub retry_initial_ms: u64,
-    /// Longest retry delay (also the cap on an ERP's `Retry-After`), in milliseconds.
+    /// Longest retry delay (also the cap on an ERP's `Retry-After` and on the breaker's wait
+    /// between probes), in milliseconds.
     pub retry_max_ms: u64,
+    /// Most ERP calls at once. Unset: the ERP adapter's default (Business Central 5, NetSuite
+    /// 5, SAP Business One 8, Odoo 4, SQL 16, HTTP 32), which stays within what each ERP
+    /// documents. `1` delivers one record at a time.
+    pub max_in_flight: Option<usize>,
+    /// Whether concurrency adapts below `max_in_flight`: halved on 429, shrunk when the ERP's
+    /// latency grows, grown back while it is healthy.
+    pub adaptive_concurrency: bool,
+    /// Records fetched and not yet finished (running or waiting behind their order) before
+    /// fetching pauses.
+    pub max_open_records: usize,
+    /// ERP-wide failures in a row (503, unreachable, refused credentials) that open the
+    /// breaker: partitions pause, `/readyz` reports not ready, and the ERP is probed.
+    pub breaker_threshold: u32,
+    /// First wait before probing an ERP whose breaker opened, in milliseconds; doubled after
+    /// each failed probe up to `retry_max_ms`.
+    pub breaker_probe_ms: u64,
+    /// Failed attempts of one record, while the ERP is otherwise healthy, after which it is
+    /// parked in the dead-letter topic (class `parked`) so that it cannot hold its order key.
+    pub park_after_attempts: u32,
+    /// How long a stopping sink waits for ERP calls already running, in milliseconds.
+    pub shutdown_grace_ms: u64,
     /// `fetch.wait.max.ms` of the canonical-topic consumer (see the processor's setting).
     pub fetch_wait_max_ms: u64,
     /// Address for `/metrics`, `/healthz`, `/readyz`.
@@ -32,6 +54,13 @@ impl Default for SinkConfig {
             erp: ErpConfig::default(),
             retry_initial_ms: 200,
             retry_max_ms: 30_000,
+            max_in_flight: None,
+            adaptive_concurrency: true,
+            max_open_records: 10_000,
+            breaker_threshold: 5,
+            breaker_probe_ms: 1_000,
+            park_after_attempts: 8,
+            shutdown_grace_ms: 10_000,
             fetch_wait_max_ms: 500,
             listen: SocketAddr::from(([0, 0, 0, 0], 9092)),
         }
@@ -49,6 +78,19 @@ impl SinkConfig {
         }
         if self.retry_initial_ms == 0 || self.retry_max_ms < self.retry_initial_ms {
             return Err("sink.retry_initial_ms must be positive and at most retry_max_ms".into());
+        }
+        if self.max_in_flight == Some(0) {
+            return Err("sink.max_in_flight must be at least 1".into());
+        }
+        if self.max_open_records == 0
+            || self.breaker_threshold == 0
+            || self.breaker_probe_ms == 0
+            || self.park_after_attempts == 0
+        {
+            return Err(
+                "sink.max_open_records, breaker_threshold, breaker_probe_ms and park_after_attempts must be positive"
+                    .into(),
+            );
         }
         Ok(())
     }

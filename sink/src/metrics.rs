@@ -1,6 +1,6 @@
 //! Every metric the sink exports.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 /// Latency buckets from 10 ms to an hour: webhook-to-ERP spans retries and maintenance windows.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -12,11 +12,13 @@ const LATENCY_BUCKETS: &[f64] = &[
 pub struct SinkMetrics {
     /// `orderbridge_sink_upserts_total{erp,outcome}`: finished upserts by what they did.
     pub upserts: IntCounterVec,
-    /// `orderbridge_sink_erp_failures_total{erp,class}`: failed attempts (`transient`, `rejected`).
+    /// `orderbridge_sink_erp_failures_total{erp,class}`: failed attempts by class
+    /// (`transient`, `throttled`, `unavailable`, `rejected`).
     pub failures: IntCounterVec,
     /// `orderbridge_sink_retries_total{erp}`: attempts retried after a transient failure.
     pub retries: IntCounterVec,
-    /// `orderbridge_sink_dead_letters_total{erp,class}`.
+    /// `orderbridge_sink_dead_letters_total{erp,class}`: `erp-rejected`, `undecodable`, and
+    /// `parked` (a record that kept failing while the ERP was otherwise healthy; alert on it).
     pub dead_letters: IntCounterVec,
     /// `orderbridge_sink_receipt_to_erp_seconds{erp}`: webhook receipt to ERP acknowledgement
     /// (observed when the upsert wrote: created or updated).
@@ -24,6 +26,15 @@ pub struct SinkMetrics {
     /// `orderbridge_sink_order_to_erp_seconds{erp}`: order creation at the source to ERP
     /// acknowledgement.
     pub order_to_erp: HistogramVec,
+    /// `orderbridge_sink_concurrency_limit{erp}`: ERP calls allowed at once right now.
+    pub concurrency_limit: IntGaugeVec,
+    /// `orderbridge_sink_in_flight{erp}`: ERP calls running.
+    pub in_flight: IntGaugeVec,
+    /// `orderbridge_sink_open_records{erp}`: records fetched and not finished.
+    pub open_records: IntGaugeVec,
+    /// `orderbridge_sink_breaker_open{erp}`: 1 while the ERP is unavailable and partitions
+    /// are paused.
+    pub breaker_open: IntGaugeVec,
 }
 
 impl SinkMetrics {
@@ -38,6 +49,7 @@ impl SinkMetrics {
                 &["erp"],
             )
         };
+        let gauge = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["erp"]);
         let metrics = Self {
             upserts: IntCounterVec::new(
                 Opts::new(
@@ -75,6 +87,19 @@ impl SinkMetrics {
                 "orderbridge_sink_order_to_erp_seconds",
                 "Order creation at the source to ERP acknowledgement.",
             )?,
+            concurrency_limit: gauge(
+                "orderbridge_sink_concurrency_limit",
+                "ERP calls allowed at once (adapts to throttling and latency).",
+            )?,
+            in_flight: gauge("orderbridge_sink_in_flight", "ERP calls running.")?,
+            open_records: gauge(
+                "orderbridge_sink_open_records",
+                "Canonical records fetched and not yet finished.",
+            )?,
+            breaker_open: gauge(
+                "orderbridge_sink_breaker_open",
+                "1 while the ERP is unavailable: partitions paused, probing.",
+            )?,
         };
         registry.register(Box::new(metrics.upserts.clone()))?;
         registry.register(Box::new(metrics.failures.clone()))?;
@@ -82,6 +107,10 @@ impl SinkMetrics {
         registry.register(Box::new(metrics.dead_letters.clone()))?;
         registry.register(Box::new(metrics.receipt_to_erp.clone()))?;
         registry.register(Box::new(metrics.order_to_erp.clone()))?;
+        registry.register(Box::new(metrics.concurrency_limit.clone()))?;
+        registry.register(Box::new(metrics.in_flight.clone()))?;
+        registry.register(Box::new(metrics.open_records.clone()))?;
+        registry.register(Box::new(metrics.breaker_open.clone()))?;
         Ok(metrics)
     }
 }

@@ -257,6 +257,10 @@ impl ErpClient for BusinessCentral {
         "business-central"
     }
 
+    fn default_max_in_flight(&self) -> usize {
+        5
+    }
+
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
         let reference = external_reference(&event.order_key);
         let held = self.find_order(&reference).await?.is_some();

@@ -83,6 +83,10 @@ impl ErpClient for HttpErp {
         "http"
     }
 
+    fn default_max_in_flight(&self) -> usize {
+        32
+    }
+
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
         let reference = external_reference(&event.order_key);
         let mut request = self

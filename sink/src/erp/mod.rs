@@ -147,6 +147,8 @@ pub enum ErpError {
         reason: String,
         /// The ERP's `Retry-After`, when it sent one.
         retry_after: Option<Duration>,
+        /// Whose trouble it is: this request's, or the whole ERP's.
+        cause: Cause,
     },
     /// The ERP refused this order (validation, unknown item, no customer): retrying cannot
     /// help. The record is dead-lettered with the reason, then committed.
@@ -157,12 +159,47 @@ pub enum ErpError {
     },
 }
 
+/// Whose trouble a transient failure is. The delivery engine treats them differently: ERP-wide
+/// trouble opens the breaker and never counts against a record; throttling shrinks the
+/// concurrency; only a request's own failures count towards parking it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// This request failed (a 500, a garbled answer) while the ERP may be fine otherwise.
+    Request,
+    /// The ERP asks us to slow down (429).
+    Throttled,
+    /// The ERP as a whole cannot serve: maintenance (502, 503, 504), unreachable, timing
+    /// out, or refusing our credentials.
+    Unavailable,
+}
+
+impl Cause {
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Cause::Request => "transient",
+            Cause::Throttled => "throttled",
+            Cause::Unavailable => "unavailable",
+        }
+    }
+}
+
 impl ErpError {
-    /// A transient error without a retry hint.
+    /// A transient failure of this request, without a retry hint.
     pub fn transient(reason: impl Into<String>) -> Self {
         ErpError::Transient {
             reason: reason.into(),
             retry_after: None,
+            cause: Cause::Request,
+        }
+    }
+
+    /// The ERP as a whole is unavailable (maintenance, unreachable, credentials refused).
+    pub fn unavailable(reason: impl Into<String>, retry_after: Option<Duration>) -> Self {
+        ErpError::Transient {
+            reason: reason.into(),
+            retry_after,
+            cause: Cause::Unavailable,
         }
     }
 
@@ -179,6 +216,12 @@ impl ErpError {
 pub trait ErpClient: Send + Sync {
     /// Short name for logs and metric labels (`sql`, `business-central`).
     fn name(&self) -> &'static str;
+
+    /// Most calls at once when the configuration does not say: what the ERP documents it
+    /// takes from one client.
+    fn default_max_in_flight(&self) -> usize {
+        8
+    }
 
     /// Applies `event` so that, however often it is called with the same event, the ERP
     /// ends up holding the order once, at the newest version seen.

@@ -294,6 +294,10 @@ impl ErpClient for Odoo {
         "odoo"
     }
 
+    fn default_max_in_flight(&self) -> usize {
+        4
+    }
+
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
         let reference = external_reference(&event.order_key);
         let order = self.find_order(&reference).await?;

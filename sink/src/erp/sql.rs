@@ -317,6 +317,10 @@ impl ErpClient for SqlErp {
         "sql"
     }
 
+    fn default_max_in_flight(&self) -> usize {
+        16
+    }
+
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
         match &self.pool {
             Pool::Sqlite(pool) => {

@@ -4,8 +4,10 @@
 //! |---|---|
 //! | 2xx without an `error` member in a JSON body | success |
 //! | 2xx with an `error` member ("200 with errors", JSON-RPC style) | rejected |
-//! | 401, 403 | transient: credentials or permissions are ERP-wide trouble, never one order's fault |
-//! | 408, 429, 5xx | transient, honouring `Retry-After` (seconds) |
+//! | 401, 403 | unavailable: credentials or permissions are ERP-wide trouble, never one order's fault |
+//! | 429 | throttled, honouring `Retry-After` (seconds) |
+//! | 502, 503, 504 | unavailable (maintenance, a gateway without its ERP), honouring `Retry-After` |
+//! | 408, other 5xx | transient failure of this request, honouring `Retry-After` |
 //! | other 4xx | rejected, with the ERP's own message |
 //! | 1xx, 3xx | transient: a misrouted request is configuration trouble, not the order's |
 
@@ -14,7 +16,7 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 
-use super::ErpError;
+use super::{Cause, ErpError};
 
 /// Longest ERP message kept in an error (they end up in DLQ headers and logs).
 const MAX_MESSAGE: usize = 500;
@@ -30,13 +32,18 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &str) -> Result<(
             Some(error) => Err(ErpError::rejected(format!("{status} with error: {error}"))),
             None => Ok(()),
         },
-        401 | 403 => Err(ErpError::transient(format!(
-            "{status} (check the ERP credentials): {}",
-            message()
-        ))),
+        401 | 403 => Err(ErpError::unavailable(
+            format!("{status} (check the ERP credentials): {}", message()),
+            None,
+        )),
         408 | 429 | 500..=599 => Err(ErpError::Transient {
             reason: format!("{status}: {}", message()),
             retry_after: retry_after(headers),
+            cause: match status.as_u16() {
+                429 => Cause::Throttled,
+                502..=504 => Cause::Unavailable,
+                _ => Cause::Request,
+            },
         }),
         400..=499 => Err(ErpError::rejected(format!("{status}: {}", message()))),
         _ => Err(ErpError::transient(format!("unexpected {status}"))),
@@ -56,10 +63,7 @@ pub fn credentials_refused(
         Err(ErpError::Transient { reason, .. } | ErpError::Rejected { reason }) => reason,
         Ok(()) => status.to_string(),
     };
-    ErpError::Transient {
-        reason: format!("{what}: {reason}"),
-        retry_after: retry_after(headers),
-    }
+    ErpError::unavailable(format!("{what}: {reason}"), retry_after(headers))
 }
 
 /// A response body the status table accepted, as JSON (`null` when empty).
@@ -76,16 +80,16 @@ pub fn json_body(text: &str) -> Result<serde_json::Value, ErpError> {
 }
 
 /// Classifies a failure to get any response at all: always transient (the request may or
-/// may not have reached the ERP, which is why creates look up again before retrying).
+/// may not have reached the ERP, which is why creates look up again before retrying). An ERP
+/// that cannot be reached or does not answer in time is unavailable as a whole.
 pub fn transport(err: &reqwest::Error) -> ErpError {
-    let what = if err.is_timeout() {
-        "timed out"
+    if err.is_timeout() {
+        ErpError::unavailable(format!("timed out: {err}"), None)
     } else if err.is_connect() {
-        "connection failed"
+        ErpError::unavailable(format!("connection failed: {err}"), None)
     } else {
-        "request failed"
-    };
-    ErpError::transient(format!("{what}: {err}"))
+        ErpError::transient(format!("request failed: {err}"))
+    }
 }
 
 /// `Retry-After` in seconds. (The HTTP-date form is rare from ERPs; it falls back to backoff.)
@@ -193,9 +197,16 @@ mod tests {
     }
 
     #[test]
-    fn auth_is_transient() {
-        assert!(matches!(check(401, ""), Err(ErpError::Transient { .. })));
-        assert!(matches!(check(403, ""), Err(ErpError::Transient { .. })));
+    fn auth_is_erp_wide_trouble() {
+        for status in [401, 403] {
+            assert!(matches!(
+                check(status, ""),
+                Err(ErpError::Transient {
+                    cause: Cause::Unavailable,
+                    ..
+                })
+            ));
+        }
     }
 
     #[test]
@@ -217,6 +228,11 @@ mod tests {
                         StatusCode::from_u16(status).unwrap_or(StatusCode::OK)
                     ),
                     retry_after: Some(Duration::from_secs(7)),
+                    cause: match status {
+                        429 => Cause::Throttled,
+                        502..=504 => Cause::Unavailable,
+                        _ => Cause::Request,
+                    },
                 }),
                 "{status}"
             );

@@ -1,0 +1,299 @@
+//! One record, from canonical bytes to settled: upserted, or dead-lettered and acknowledged.
+//!
+//! - Every attempt passes the breaker and takes a place under the concurrency limit.
+//! - A rejection is dead-lettered with the ERP's message.
+//! - Throttling waits at least the ERP's `Retry-After` and shrinks the limit.
+//! - ERP-wide trouble waits (the breaker decides when to try again) and never counts against
+//!   the record.
+//! - A failure of the request itself is retried with backoff; after `park_after_attempts` of
+//!   those while the ERP is otherwise healthy, the record is parked in the dead-letter topic so
+//!   that one poisoned order cannot hold its key forever.
+//!
+//! Every retry runs the adapter's whole upsert again, lookup included: for the ERPs that do not
+//! reject duplicates, a create that timed out or failed with a 5xx may have landed, and the
+//! lookup finds it before anything is created twice.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use orderbridge_runtime::{dlq_headers, Backoff, DeadLetter};
+use orderbridge_schemas::{OrderEvent, OrderEventCodec, Topics};
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::Message;
+use tokio_util::sync::CancellationToken;
+
+use super::breaker::{Breaker, Verdict};
+use super::limiter::Limiter;
+use crate::config::SinkConfig;
+use crate::erp::{Cause, ErpClient, ErpError, Upserted};
+use crate::metrics::SinkMetrics;
+
+/// What every record's task shares.
+pub(crate) struct Worker {
+    pub erp: Arc<dyn ErpClient>,
+    pub codec: Arc<OrderEventCodec>,
+    pub limiter: Arc<Limiter>,
+    pub breaker: Arc<Breaker>,
+    pub dlq: FutureProducer,
+    pub topics: Topics,
+    pub config: SinkConfig,
+    pub metrics: SinkMetrics,
+    pub shutdown: CancellationToken,
+}
+
+/// How a record's task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// Upserted, or dead-lettered and acknowledged: its offset may be committed.
+    Done,
+    /// Shutdown came first: the record stays uncommitted and is delivered again.
+    Abandoned,
+}
+
+/// Why a record goes to the dead-letter topic.
+struct Dead<'a> {
+    class: &'static str,
+    reason: &'a str,
+    attempts: u32,
+}
+
+impl Worker {
+    /// Settles `message`, retrying until done or shutdown.
+    pub async fn settle(&self, message: &OwnedMessage) -> Settled {
+        let Some(event) = self.decode(message).await else {
+            return Settled::Abandoned;
+        };
+        let event = match event {
+            Ok(event) => event,
+            Err(reason) => {
+                let dead = Dead {
+                    class: "undecodable",
+                    reason: &reason,
+                    attempts: 1,
+                };
+                return self.dead_letter(message, &dead).await;
+            }
+        };
+        let erp = self.erp.name();
+        let mut backoff = self.backoff();
+        let mut request_failures = 0u32;
+        loop {
+            let pass = tokio::select! {
+                () = self.shutdown.cancelled() => return Settled::Abandoned,
+                pass = self.breaker.pass() => pass,
+            };
+            let permit = tokio::select! {
+                () = self.shutdown.cancelled() => return Settled::Abandoned,
+                permit = self.limiter.acquire() => permit,
+            };
+            let started = Instant::now();
+            let result = self.erp.upsert(&event).await;
+            let latency = started.elapsed();
+            drop(permit);
+            let (reason, retry_after, cause) = match result {
+                Ok(outcome) => {
+                    self.breaker.record(pass, Verdict::Answered);
+                    self.limiter.succeeded(latency);
+                    self.delivered(message, &event, outcome);
+                    return Settled::Done;
+                }
+                Err(ErpError::Rejected { reason }) => {
+                    self.breaker.record(pass, Verdict::Answered);
+                    self.metrics
+                        .failures
+                        .with_label_values(&[erp, "rejected"])
+                        .inc();
+                    let dead = Dead {
+                        class: "erp-rejected",
+                        reason: &reason,
+                        attempts: backoff.attempts() + 1,
+                    };
+                    return self.dead_letter(message, &dead).await;
+                }
+                Err(ErpError::Transient {
+                    reason,
+                    retry_after,
+                    cause,
+                }) => (reason, retry_after, cause),
+            };
+            self.metrics
+                .failures
+                .with_label_values(&[erp, cause.label()])
+                .inc();
+            match cause {
+                Cause::Unavailable => self.breaker.record(pass, Verdict::Unavailable),
+                Cause::Throttled => {
+                    self.breaker.record(pass, Verdict::Answered);
+                    self.limiter.throttled();
+                }
+                Cause::Request => {
+                    self.breaker.record(pass, Verdict::Answered);
+                    // Only a failure while the ERP is otherwise healthy counts against the record.
+                    if !self.breaker.is_open() {
+                        request_failures += 1;
+                    }
+                    if request_failures >= self.config.park_after_attempts {
+                        let reason = format!(
+                            "parked after {request_failures} failed attempts while the ERP was otherwise healthy; last: {reason}"
+                        );
+                        let dead = Dead {
+                            class: "parked",
+                            reason: &reason,
+                            attempts: backoff.attempts() + 1,
+                        };
+                        return self.dead_letter(message, &dead).await;
+                    }
+                }
+            }
+            self.metrics.retries.with_label_values(&[erp]).inc();
+            let delay = backoff.next_delay_at_least(retry_after);
+            tracing::warn!(
+                erp,
+                partition = message.partition(),
+                offset = message.offset(),
+                attempt = backoff.attempts(),
+                cause = cause.label(),
+                delay_ms = delay.as_millis() as u64,
+                error = %reason,
+                "transient ERP failure; retrying"
+            );
+            if !self.sleep(delay).await {
+                return Settled::Abandoned;
+            }
+        }
+    }
+
+    fn backoff(&self) -> Backoff {
+        Backoff::new(
+            Duration::from_millis(self.config.retry_initial_ms),
+            Duration::from_millis(self.config.retry_max_ms),
+        )
+    }
+
+    /// Sleeps `delay` unless shut down first (`false`).
+    async fn sleep(&self, delay: Duration) -> bool {
+        tokio::select! {
+            () = self.shutdown.cancelled() => false,
+            () = tokio::time::sleep(delay) => true,
+        }
+    }
+
+    /// The record's event; `Err` with a reason when it can never be decoded, `None` at
+    /// shutdown. A registry that cannot answer is waited for.
+    async fn decode(&self, message: &OwnedMessage) -> Option<Result<OrderEvent, String>> {
+        let payload = message.payload().unwrap_or_default();
+        let mut backoff = self.backoff();
+        loop {
+            match self.codec.decode(payload).await {
+                Ok(event) => return Some(Ok(event)),
+                Err(err) if err.is_retryable() => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %err, delay_ms = delay.as_millis() as u64, "schema registry unavailable; retrying");
+                    if !self.sleep(delay).await {
+                        return None;
+                    }
+                }
+                Err(err) => return Some(Err(format!("undecodable canonical record: {err}"))),
+            }
+        }
+    }
+
+    fn delivered(&self, message: &OwnedMessage, event: &OrderEvent, outcome: Upserted) {
+        let erp = self.erp.name();
+        self.metrics
+            .upserts
+            .with_label_values(&[erp, outcome.label()])
+            .inc();
+        if matches!(outcome, Upserted::Created | Upserted::Updated) {
+            // Only a write is the ERP's acknowledgement of this event; a redelivery found
+            // present hours later must not stretch the latency percentiles.
+            self.observe_latency(event);
+        }
+        tracing::debug!(
+            erp,
+            order_key = %event.order_key,
+            event_id = %event.lineage.event_id,
+            partition = message.partition(),
+            offset = message.offset(),
+            outcome = outcome.label(),
+            "order delivered"
+        );
+    }
+
+    fn observe_latency(&self, event: &OrderEvent) {
+        let now = Utc::now();
+        let erp = self.erp.name();
+        let seconds = |from: chrono::DateTime<Utc>| {
+            (now - from)
+                .to_std()
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0)
+        };
+        self.metrics
+            .receipt_to_erp
+            .with_label_values(&[erp])
+            .observe(seconds(event.lineage.received_at));
+        if let Some(created) = event.source_created_at {
+            self.metrics
+                .order_to_erp
+                .with_label_values(&[erp])
+                .observe(seconds(created));
+        }
+    }
+
+    /// Produces the record to the DLQ and waits for the acknowledgement, retrying until it is
+    /// durable: committing the offset of a record that is neither in the ERP nor in the DLQ
+    /// would lose it.
+    async fn dead_letter(&self, message: &OwnedMessage, dead: &Dead<'_>) -> Settled {
+        let erp = self.erp.name();
+        tracing::error!(
+            erp,
+            partition = message.partition(),
+            offset = message.offset(),
+            class = dead.class,
+            reason = dead.reason,
+            "dead-lettering order"
+        );
+        let headers = dlq_headers(
+            message,
+            &DeadLetter {
+                stage: "sink",
+                class: dead.class,
+                reason: dead.reason,
+                attempts: dead.attempts,
+            },
+        );
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        loop {
+            let mut record = FutureRecord::to(&self.topics.dlq)
+                .payload(message.payload().unwrap_or_default())
+                .headers(headers.clone());
+            if let Some(key) = message.key() {
+                record = record.key(key);
+            }
+            match self
+                .dlq
+                .send(record, Timeout::After(Duration::from_secs(30)))
+                .await
+            {
+                Ok(_) => {
+                    self.metrics
+                        .dead_letters
+                        .with_label_values(&[erp, dead.class])
+                        .inc();
+                    return Settled::Done;
+                }
+                Err((err, _)) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %err, delay_ms = delay.as_millis() as u64, "dead letter not acknowledged; retrying");
+                    if !self.sleep(delay).await {
+                        return Settled::Abandoned;
+                    }
+                }
+            }
+        }
+    }
+}
