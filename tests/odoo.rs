@@ -1,6 +1,7 @@
 //! The Odoo adapter against the JSON-RPC simulator: one order per reference (Odoo itself
-//! accepts duplicates), "200 with an error" read as the failure it is, a revoked key, the
-//! cancellation wizard avoided, maintenance, and a create that lands but answers 504.
+//! accepts duplicates), updates with the version guard, "200 with an error" read as the
+//! failure it is, a revoked key, throttling, the cancellation wizard avoided, credit notes,
+//! maintenance, and a create that lands but answers 504.
 #![allow(clippy::unwrap_used)] // in a test, a panic is the failure report
 
 mod support;
@@ -8,6 +9,7 @@ mod support;
 use orderbridge_schemas::EventType;
 use orderbridge_sink::erp::external_reference;
 use orderbridge_sink::erp::odoo::Odoo;
+use orderbridge_sink::erp::Cause;
 use orderbridge_sink::{ErpClient, ErpError, Upserted};
 use support::odoo_sim::OdooSim;
 use support::{later_event, shopify_event};
@@ -24,12 +26,6 @@ async fn creates_an_order_once_with_products_found_by_sku() {
     let event = shopify_event("orders-create-basic");
     assert_eq!(odoo.upsert(&event).await.unwrap(), Upserted::Created);
     assert_eq!(odoo.upsert(&event).await.unwrap(), Upserted::AlreadyPresent);
-    assert_eq!(
-        odoo.upsert(&later_event(EventType::Updated, 1_000))
-            .await
-            .unwrap(),
-        Upserted::AlreadyPresent
-    );
     let orders = sim.orders();
     assert_eq!(orders.len(), 1);
     assert_eq!(
@@ -39,7 +35,56 @@ async fn creates_an_order_once_with_products_found_by_sku() {
     assert_eq!(orders[0].partner_id, 42);
     assert_eq!(orders[0].lines[0][2]["product_id"], 100);
     assert_eq!(orders[0].lines[0][2]["product_uom_qty"], 2);
+    assert_eq!(orders[0].version, Some(event.version.to_string()));
     assert_eq!(sim.counts().0, 1, "one authentication for every call");
+}
+
+#[tokio::test]
+async fn updates_replace_the_lines_and_older_events_are_stale() {
+    let (sim, odoo) = setup().await;
+    let event = shopify_event("orders-create-basic");
+    odoo.upsert(&event).await.unwrap();
+    let mut update = later_event(EventType::Updated, 2_000);
+    update.line_items[0].quantity = 3;
+    assert_eq!(odoo.upsert(&update).await.unwrap(), Upserted::Updated);
+    let order = &sim.orders()[0];
+    assert_eq!(order.lines.len(), 1, "the old line was dropped, not kept");
+    assert_eq!(order.lines[0][2]["product_uom_qty"], 3);
+    assert_eq!(order.version, Some(update.version.to_string()));
+    assert_eq!(
+        odoo.upsert(&later_event(EventType::Updated, 1_000))
+            .await
+            .unwrap(),
+        Upserted::Stale,
+        "an update older than what Odoo holds"
+    );
+    let mut status = later_event(EventType::Fulfilled, 3_000);
+    status.partial = true;
+    assert_eq!(odoo.upsert(&status).await.unwrap(), Upserted::Updated);
+    let order = &sim.orders()[0];
+    assert_eq!(order.lines[0][2]["product_uom_qty"], 3, "lines untouched");
+    assert_eq!(order.version, Some(status.version.to_string()));
+    assert_eq!(sim.orders().len(), 1);
+}
+
+#[tokio::test]
+async fn throttling_is_transient_with_the_proxys_retry_after() {
+    let (sim, odoo) = setup().await;
+    sim.throttle(3);
+    let err = odoo
+        .upsert(&shopify_event("orders-create-basic"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ErpError::Transient { retry_after: Some(d), cause: Cause::Throttled, .. } if d.as_secs() == 3),
+        "{err:?}"
+    );
+    assert_eq!(
+        odoo.upsert(&shopify_event("orders-create-basic"))
+            .await
+            .unwrap(),
+        Upserted::Created
+    );
 }
 
 #[tokio::test]
@@ -95,7 +140,7 @@ async fn a_revoked_key_is_transient_and_authentication_happens_again() {
         odoo.upsert(&later_event(EventType::Updated, 1_000))
             .await
             .unwrap(),
-        Upserted::AlreadyPresent
+        Upserted::Updated
     );
     assert_eq!(sim.counts().0, 3, "authenticated again after the refusal");
 }
@@ -142,23 +187,31 @@ async fn maintenance_and_a_lost_answer_never_double_an_order() {
 }
 
 #[tokio::test]
-async fn refunds_are_dead_lettered_with_the_reason_until_they_are_built() {
+async fn refunds_become_one_credit_note_each() {
     let (sim, odoo) = setup().await;
+    let refund = shopify_event("refunds-create");
     assert_eq!(
-        odoo.upsert(&shopify_event("refunds-create")).await.unwrap(),
+        odoo.upsert(&refund).await.unwrap(),
         Upserted::Skipped,
         "nothing to refund in an Odoo that never had the order"
     );
     odoo.upsert(&shopify_event("orders-create-basic"))
         .await
         .unwrap();
-    let err = odoo
-        .upsert(&shopify_event("refunds-create"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, ErpError::Rejected { reason } if reason.contains("refunds are not sent to Odoo")),
-        "{err:?}"
+    assert_eq!(odoo.upsert(&refund).await.unwrap(), Upserted::Updated);
+    assert_eq!(
+        odoo.upsert(&refund).await.unwrap(),
+        Upserted::AlreadyPresent,
+        "a redelivered refund finds its credit note"
     );
+    let notes = sim.credit_notes();
+    assert_eq!(notes.len(), 1);
+    let reference = external_reference(&refund.order_key);
+    assert!(
+        notes[0].reference.starts_with(&format!("{reference}-R-")),
+        "{}",
+        notes[0].reference
+    );
+    assert_eq!(notes[0].lines[0][2]["product_id"], 100);
     assert_eq!(sim.orders().len(), 1);
 }

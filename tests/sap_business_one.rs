@@ -11,6 +11,7 @@ use std::time::Duration;
 use orderbridge_schemas::{EventType, OrderEvent};
 use orderbridge_sink::erp::external_reference;
 use orderbridge_sink::erp::sap_business_one::SapBusinessOne;
+use orderbridge_sink::erp::Cause;
 use orderbridge_sink::{ErpClient, ErpError, Upserted};
 use support::sap_sim::{Fault, SapSim};
 use support::{later_event, shopify_event};
@@ -46,13 +47,44 @@ async fn creates_an_order_with_its_lines_once() {
     assert_eq!(orders[0].lines[0]["ItemCode"], "IPOD2008GREEN");
     assert_eq!(orders[0].lines[0]["Quantity"], 2);
     assert_eq!(orders[0].lines[0]["UnitPrice"], serde_json::json!(199));
-    // An update of an order SAP holds is not applied yet, and does not create another.
+    assert_eq!(orders[0].version(), Some(event.version));
+}
+
+#[tokio::test]
+async fn updates_replace_the_lines_and_older_events_are_stale() {
+    let (sim, sap) = setup().await;
+    sap.upsert(&shopify_event("orders-create-basic"))
+        .await
+        .unwrap();
+    let mut update = later_event(EventType::Updated, 2_000);
+    update.line_items[0].quantity = 5;
+    assert_eq!(sap.upsert(&update).await.unwrap(), Upserted::Updated);
+    let order = &sim.orders()[0];
+    assert_eq!(
+        order.lines.len(),
+        1,
+        "the lines were replaced, not appended to"
+    );
+    assert_eq!(order.lines[0]["Quantity"], 5);
+    assert_eq!(order.version(), Some(update.version));
+    assert_eq!(order.card_code, "C20000", "the business partner stays");
     assert_eq!(
         sap.upsert(&later_event(EventType::Updated, 1_000))
             .await
             .unwrap(),
-        Upserted::AlreadyPresent
+        Upserted::Stale
     );
+    assert_eq!(sap.upsert(&update).await.unwrap(), Upserted::AlreadyPresent);
+    let mut status = later_event(EventType::Fulfilled, 3_000);
+    status.partial = true;
+    assert_eq!(sap.upsert(&status).await.unwrap(), Upserted::Updated);
+    let order = &sim.orders()[0];
+    assert_eq!(
+        order.lines[0]["Quantity"], 5,
+        "a status event keeps the lines"
+    );
+    assert_eq!(order.version(), Some(status.version));
+    assert_eq!(order.patches, 2);
     assert_eq!(sim.orders().len(), 1);
 }
 
@@ -173,13 +205,13 @@ async fn throttling_and_maintenance_are_transient() {
     sim.inject(Fault::Throttle(9));
     let err = sap.upsert(&event).await.unwrap_err();
     assert!(
-        matches!(err, ErpError::Transient { retry_after: Some(d), .. } if d == Duration::from_secs(9)),
+        matches!(err, ErpError::Transient { retry_after: Some(d), cause: Cause::Throttled, .. } if d == Duration::from_secs(9)),
         "{err:?}"
     );
     sim.set_maintenance(true);
     let err = sap.upsert(&event).await.unwrap_err();
     assert!(
-        matches!(&err, ErpError::Transient { reason, .. } if reason.contains("503")),
+        matches!(&err, ErpError::Transient { reason, cause: Cause::Unavailable, .. } if reason.contains("503")),
         "{err:?}"
     );
     sim.set_maintenance(false);

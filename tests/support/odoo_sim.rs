@@ -10,8 +10,13 @@
 //!   product). Like Odoo, it does **not** reject a duplicate `client_order_ref`.
 //! - `action_cancel` on a confirmed order without `disable_cancel_warning` returns the
 //!   cancellation wizard instead of cancelling, as Odoo does.
+//! - `sale.order.write([id], values)` with line commands `[5, 0, 0]` (drop all lines) and
+//!   `[0, 0, {…}]`; the custom field `x_orderbridge_version` (a Char) on `sale.order`, read as
+//!   `false` while unset. A field the model lacks is Odoo's `ValueError` ("Invalid field").
+//! - Credit notes: `account.move` `search_read` by `ref` and `move_type`, and `create` with
+//!   `move_type = out_refund` and `invoice_line_ids`.
 //! - Faults on demand: the key revoked, a maintenance window (502 from the proxy), a create
-//!   that lands and then answers 504.
+//!   that lands and then answers 504, 429 from the proxy with `Retry-After`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -39,6 +44,17 @@ pub struct SaleOrder {
     pub partner_id: i64,
     pub state: String,
     pub lines: Vec<Value>,
+    /// `x_orderbridge_version`.
+    pub version: Option<String>,
+    pub writes: u32,
+}
+
+/// A customer credit note (`account.move`, `out_refund`).
+#[derive(Debug, Clone)]
+pub struct CreditNote {
+    pub id: i64,
+    pub reference: String,
+    pub lines: Vec<Value>,
 }
 
 #[derive(Default)]
@@ -46,6 +62,9 @@ struct Sim {
     /// SKU → product id.
     products: HashMap<String, i64>,
     orders: Vec<SaleOrder>,
+    credit_notes: Vec<CreditNote>,
+    /// The next call gets 429 with this `Retry-After`.
+    throttle: Option<u64>,
     key_revoked: bool,
     maintenance: bool,
     create_lands_then_504: bool,
@@ -89,6 +108,8 @@ impl OdooSim {
             login: LOGIN.into(),
             api_key: Secret::new(API_KEY),
             default_partner_id: PARTNER,
+            version_field: "x_orderbridge_version".into(),
+            refund_product_id: None,
             request_timeout_ms: 5_000,
         }
     }
@@ -99,6 +120,22 @@ impl OdooSim {
 
     pub fn set_maintenance(&self, on: bool) {
         self.state.lock().unwrap().maintenance = on;
+    }
+
+    /// The next call gets 429 from the proxy with `Retry-After: seconds`.
+    pub fn throttle(&self, seconds: u64) {
+        self.state.lock().unwrap().throttle = Some(seconds);
+    }
+
+    pub fn credit_notes(&self) -> Vec<CreditNote> {
+        self.state.lock().unwrap().credit_notes.clone()
+    }
+
+    pub fn orders_with_reference(&self, reference: &str) -> usize {
+        self.orders()
+            .iter()
+            .filter(|o| o.client_order_ref == reference)
+            .count()
     }
 
     pub fn create_lands_then_504(&self) {
@@ -153,6 +190,14 @@ async fn jsonrpc(State(state): Shared, Json(request): Json<Value>) -> Response {
         )
             .into_response();
     }
+    if let Some(seconds) = state.throttle.take() {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(axum::http::header::RETRY_AFTER, seconds.to_string())],
+            "<html><body>429 Too Many Requests</body></html>",
+        )
+            .into_response();
+    }
     let id = request["id"].clone();
     let params = &request["params"];
     let args = params["args"].as_array().cloned().unwrap_or_default();
@@ -187,10 +232,52 @@ async fn jsonrpc(State(state): Shared, Json(request): Json<Value>) -> Response {
     }
 }
 
-/// The one domain the client sends: `[[field, "=", value]]`.
+/// The value of the domain term `[field, "=", value]` of the client's domain.
 fn equals(positional: &Value, field: &str) -> Option<String> {
-    let term = positional.pointer("/0/0")?;
-    (term[0] == field && term[1] == "=").then(|| term[2].as_str().unwrap_or_default().to_owned())
+    positional
+        .pointer("/0")?
+        .as_array()?
+        .iter()
+        .find(|term| term[0] == field && term[1] == "=")
+        .map(|term| term[2].as_str().unwrap_or_default().to_owned())
+}
+
+/// Fields of `sale.order` a client may write.
+const ORDER_FIELDS: &[&str] = &[
+    "partner_id",
+    "client_order_ref",
+    "order_line",
+    "x_orderbridge_version",
+];
+
+/// Odoo's answer to a field the model does not have.
+fn unknown_field(id: &Value, values: &Value) -> Option<Response> {
+    let field = values
+        .as_object()?
+        .keys()
+        .find(|k| !ORDER_FIELDS.contains(&k.as_str()))?;
+    Some(odoo_error(
+        id,
+        "builtins.ValueError",
+        &format!("Invalid field '{field}' on model 'sale.order'"),
+    ))
+}
+
+/// The product ids of line commands `[0, 0, {product_id}]` all exist.
+fn products_exist(state: &Sim, lines: &[Value], field: &str) -> bool {
+    lines.iter().filter(|line| line[0] == 0).all(|line| {
+        let product = line[2][field].as_i64().unwrap_or_default();
+        state.products.values().any(|p| *p == product)
+    })
+}
+
+fn order_json(order: &SaleOrder) -> Value {
+    json!({
+        "id": order.id,
+        "name": format!("S{:05}", order.id),
+        "state": order.state,
+        "x_orderbridge_version": order.version.clone().map_or(json!(false), Value::String),
+    })
 }
 
 fn execute(
@@ -222,7 +309,7 @@ fn execute(
                 .orders
                 .iter()
                 .filter(|o| o.client_order_ref == reference)
-                .map(|o| json!({ "id": o.id, "name": format!("S{:05}", o.id), "state": o.state }))
+                .map(order_json)
                 .collect();
             reply(id, json!(found))
         }
@@ -237,16 +324,16 @@ fn execute(
                     "The operation cannot be completed: Missing required value for the field 'Customer' (partner_id).",
                 );
             }
+            if let Some(refusal) = unknown_field(id, values) {
+                return refusal;
+            }
             let lines = values["order_line"].as_array().cloned().unwrap_or_default();
-            for line in &lines {
-                let product = line[2]["product_id"].as_i64().unwrap_or_default();
-                if !state.products.values().any(|p| *p == product) {
-                    return odoo_error(
-                        id,
-                        "odoo.exceptions.MissingError",
-                        "Record does not exist or has been deleted.",
-                    );
-                }
+            if !products_exist(state, &lines, "product_id") {
+                return odoo_error(
+                    id,
+                    "odoo.exceptions.MissingError",
+                    "Record does not exist or has been deleted.",
+                );
             }
             let order = SaleOrder {
                 id: state.orders.len() as i64 + 1,
@@ -257,6 +344,8 @@ fn execute(
                 partner_id: partner,
                 state: "draft".into(),
                 lines,
+                version: values["x_orderbridge_version"].as_str().map(str::to_owned),
+                writes: 0,
             };
             let new_id = order.id;
             state.orders.push(order);
@@ -282,6 +371,83 @@ fn execute(
                 order.state = "cancel".into();
             }
             reply(id, json!(true))
+        }
+        ("sale.order", "write") => {
+            let ids: Vec<i64> = positional[0]
+                .as_array()
+                .map(|ids| ids.iter().filter_map(Value::as_i64).collect())
+                .unwrap_or_default();
+            let values = &positional[1];
+            if let Some(refusal) = unknown_field(id, values) {
+                return refusal;
+            }
+            let commands = values["order_line"].as_array().cloned();
+            if let Some(commands) = &commands {
+                if !products_exist(state, commands, "product_id") {
+                    return odoo_error(
+                        id,
+                        "odoo.exceptions.MissingError",
+                        "Record does not exist or has been deleted.",
+                    );
+                }
+            }
+            for order in state.orders.iter_mut().filter(|o| ids.contains(&o.id)) {
+                if let Some(version) = values["x_orderbridge_version"].as_str() {
+                    order.version = Some(version.to_owned());
+                }
+                for command in commands.iter().flatten() {
+                    match command[0].as_i64() {
+                        Some(5) => order.lines.clear(),
+                        Some(0) => order.lines.push(command.clone()),
+                        _ => {}
+                    }
+                }
+                order.writes += 1;
+            }
+            reply(id, json!(true))
+        }
+        ("account.move", "search_read") => {
+            let (Some(reference), Some(kind)) =
+                (equals(positional, "ref"), equals(positional, "move_type"))
+            else {
+                return odoo_error(id, "odoo.exceptions.ValidationError", "Invalid domain");
+            };
+            let found: Vec<Value> = state
+                .credit_notes
+                .iter()
+                .filter(|c| c.reference == reference && kind == "out_refund")
+                .map(|c| json!({ "id": c.id }))
+                .collect();
+            reply(id, json!(found))
+        }
+        ("account.move", "create") => {
+            let values = &positional[0];
+            if values["move_type"] != "out_refund" || values["partner_id"] != PARTNER {
+                return odoo_error(
+                    id,
+                    "odoo.exceptions.ValidationError",
+                    "The operation cannot be completed: Missing required value for the field 'Customer' (partner_id).",
+                );
+            }
+            let lines = values["invoice_line_ids"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if lines.is_empty() || !products_exist(state, &lines, "product_id") {
+                return odoo_error(
+                    id,
+                    "odoo.exceptions.UserError",
+                    "You need to add a line before posting.",
+                );
+            }
+            let note = CreditNote {
+                id: 9_000 + state.credit_notes.len() as i64,
+                reference: values["ref"].as_str().unwrap_or_default().to_owned(),
+                lines,
+            };
+            let new_id = note.id;
+            state.credit_notes.push(note);
+            reply(id, json!(new_id))
         }
         _ => odoo_error(id, "odoo.exceptions.UserError", "method not simulated"),
     }

@@ -13,6 +13,12 @@
 //!   `DocDueDate`, or a `NumAtCard` over 100 characters. Like SAP, it does **not** reject a
 //!   duplicate `NumAtCard`: only the client's lookup prevents doubles.
 //! - `POST /b1s/v2/Orders({DocEntry})/Cancel`: 204; 400 when the order is already cancelled.
+//! - `PATCH /b1s/v2/Orders({DocEntry})`: 204. Header fields and user-defined fields (`U_…`,
+//!   only those defined: `U_OBVersion`) are set; `DocumentLines` are merged by `LineNum` and
+//!   appended otherwise, unless `B1S-ReplaceCollectionsOnPatch: true` asks to replace them,
+//!   as the Service Layer does. A cancelled document cannot be changed (400).
+//! - Every call is logged with when it started and ended, and a latency can be set, so that
+//!   tests see what ran in parallel and in which order.
 //! - Faults on demand: 429 with `Retry-After` (a proxy in front of the Service Layer), a
 //!   maintenance window (the load balancer's 503 page), a create that lands and then answers
 //!   502.
@@ -22,8 +28,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -36,6 +43,8 @@ pub const USER: &str = "manager";
 pub const PASSWORD: &str = "B1pass!word";
 pub const CARD_CODE: &str = "C20000";
 const ROUTE: &str = ".node1";
+/// The user-defined fields this company database has on its documents.
+const UDFS: &[&str] = &["U_OBVersion"];
 
 /// A fault applied to the next matching request.
 #[derive(Debug, Clone)]
@@ -55,6 +64,26 @@ pub struct Document {
     pub currency: String,
     pub cancelled: bool,
     pub lines: Vec<Value>,
+    /// User-defined fields.
+    pub udfs: HashMap<String, Value>,
+    /// How many times it was changed after its creation.
+    pub patches: u32,
+}
+
+impl Document {
+    /// The canonical version the sink stamped on it.
+    pub fn version(&self) -> Option<i64> {
+        self.udfs.get("U_OBVersion")?.as_str()?.parse().ok()
+    }
+}
+
+/// One call as the simulator saw it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: Method,
+    pub path: String,
+    pub started: Instant,
+    pub ended: Instant,
 }
 
 #[derive(Default)]
@@ -67,6 +96,8 @@ struct Sim {
     items: HashSet<String>,
     faults: VecDeque<Fault>,
     maintenance: bool,
+    latency: Duration,
+    calls: Vec<Call>,
     logins: u32,
     lookups: u32,
     creates: u32,
@@ -92,8 +123,12 @@ impl SapSim {
         let app = Router::new()
             .route("/b1s/v2/Login", post(login))
             .route("/b1s/v2/Logout", post(logout))
-            .route("/b1s/v2/{entity}", get(lookup).post(create))
+            .route("/b1s/v2/{entity}", get(lookup).post(create).patch(update))
             .route("/b1s/v2/{document}/Cancel", post(cancel))
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&state),
+                log_and_delay,
+            ))
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -111,6 +146,7 @@ impl SapSim {
             default_card_code: CARD_CODE.into(),
             due_days: 7,
             refund_item_code: None,
+            version_field: "U_OBVersion".into(),
             request_timeout_ms,
         }
     }
@@ -135,6 +171,16 @@ impl SapSim {
         self.state.lock().unwrap().orders.clone()
     }
 
+    /// Every call answers after `latency` (a loaded Service Layer).
+    pub fn set_latency(&self, latency: Duration) {
+        self.state.lock().unwrap().latency = latency;
+    }
+
+    /// Every call so far, in the order they ended.
+    pub fn calls(&self) -> Vec<Call> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
     pub fn credit_notes(&self) -> Vec<Document> {
         self.state.lock().unwrap().credit_notes.clone()
     }
@@ -154,6 +200,24 @@ impl SapSim {
 }
 
 type Shared = State<Arc<Mutex<Sim>>>;
+
+async fn log_and_delay(State(state): Shared, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let latency = state.lock().unwrap().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let response = next.run(request).await;
+    state.lock().unwrap().calls.push(Call {
+        method,
+        path,
+        started,
+        ended: Instant::now(),
+    });
+    response
+}
 
 /// SAP's error body (v2: the message is a string).
 fn sap_error(status: StatusCode, code: i64, message: &str) -> Response {
@@ -269,7 +333,7 @@ fn gate(state: &mut Sim, headers: &HeaderMap) -> Result<(), Response> {
 }
 
 fn document_json(document: &Document) -> Value {
-    json!({
+    let mut json = json!({
         "DocEntry": document.doc_entry,
         "DocNum": 1000 + document.doc_entry,
         "NumAtCard": document.num_at_card,
@@ -278,7 +342,61 @@ fn document_json(document: &Document) -> Value {
         "DocumentStatus": if document.cancelled { "bost_Close" } else { "bost_Open" },
         "Cancelled": if document.cancelled { "tYES" } else { "tNO" },
         "DocumentLines": document.lines,
-    })
+    });
+    for (name, value) in &document.udfs {
+        json[name] = value.clone();
+    }
+    json
+}
+
+/// The user-defined fields of a body; an undefined one is SAP's 400.
+#[allow(clippy::result_large_err)] // the refusal is the HTTP response itself
+fn udfs(body: &Value) -> Result<HashMap<String, Value>, Response> {
+    let mut found = HashMap::new();
+    for (name, value) in body.as_object().into_iter().flatten() {
+        if !name.starts_with("U_") {
+            continue;
+        }
+        if !UDFS.contains(&name.as_str()) {
+            return Err(sap_error(
+                StatusCode::BAD_REQUEST,
+                -1000,
+                &format!("Property '{name}' of 'Document' is invalid"),
+            ));
+        }
+        found.insert(name.clone(), value.clone());
+    }
+    Ok(found)
+}
+
+/// Numbers document lines from 0, as SAP's `LineNum`.
+fn numbered(lines: Vec<Value>) -> Vec<Value> {
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(n, mut line)| {
+            line["LineNum"] = json!(n);
+            line
+        })
+        .collect()
+}
+
+fn known_items(state: &Sim, lines: &[Value]) -> Result<(), String> {
+    for line in lines {
+        let item = line["ItemCode"].as_str().unwrap_or_default();
+        if !state.items.contains(item) {
+            return Err(format!("Item code '{item}' is invalid"));
+        }
+    }
+    Ok(())
+}
+
+/// The `DocEntry` in `Orders(<n>)`.
+fn order_entry(segment: &str) -> Option<u32> {
+    segment
+        .strip_prefix("Orders(")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .and_then(|n| n.parse::<u32>().ok())
 }
 
 async fn lookup(
@@ -371,23 +489,22 @@ async fn create(
             "To generate this document, first define the numbering series in the Administration module",
         );
     }
-    for line in &lines {
-        let item = line["ItemCode"].as_str().unwrap_or_default();
-        if !state.items.contains(item) {
-            return sap_error(
-                StatusCode::BAD_REQUEST,
-                -10,
-                &format!("Item code '{item}' is invalid"),
-            );
-        }
+    if let Err(message) = known_items(&state, &lines) {
+        return sap_error(StatusCode::BAD_REQUEST, -10, &message);
     }
+    let udfs = match udfs(&body) {
+        Ok(udfs) => udfs,
+        Err(response) => return response,
+    };
     let document = Document {
         doc_entry: state.next_entry,
         num_at_card,
         card_code: card.to_owned(),
         currency: body["DocCurrency"].as_str().unwrap_or_default().to_owned(),
         cancelled: false,
-        lines,
+        lines: numbered(lines),
+        udfs,
+        patches: 0,
     };
     state.next_entry += 1;
     // Stored before any fault: the client cannot tell a create that failed from one that
@@ -412,11 +529,7 @@ async fn cancel(
     if let Err(response) = gate(&mut state, &headers) {
         return response;
     }
-    let Some(entry) = document
-        .strip_prefix("Orders(")
-        .and_then(|rest| rest.strip_suffix(')'))
-        .and_then(|n| n.parse::<u32>().ok())
-    else {
+    let Some(entry) = order_entry(&document) else {
         return sap_error(
             StatusCode::NOT_FOUND,
             -1,
@@ -438,5 +551,72 @@ async fn cancel(
         );
     }
     order.cancelled = true;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn update(
+    State(state): Shared,
+    Path(document): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut state = state.lock().unwrap();
+    if let Err(response) = gate(&mut state, &headers) {
+        return response;
+    }
+    let Some(entry) = order_entry(&document) else {
+        return sap_error(
+            StatusCode::NOT_FOUND,
+            -1,
+            "Resource not found for the segment",
+        );
+    };
+    let udfs = match udfs(&body) {
+        Ok(udfs) => udfs,
+        Err(response) => return response,
+    };
+    let lines = body["DocumentLines"].as_array().cloned();
+    if let Some(lines) = &lines {
+        if let Err(message) = known_items(&state, lines) {
+            return sap_error(StatusCode::BAD_REQUEST, -10, &message);
+        }
+    }
+    let replace = headers
+        .get("B1S-ReplaceCollectionsOnPatch")
+        .and_then(|v| v.to_str().ok())
+        == Some("true");
+    let Some(order) = state.orders.iter_mut().find(|o| o.doc_entry == entry) else {
+        return sap_error(
+            StatusCode::NOT_FOUND,
+            -2028,
+            "No matching records found (ODBC -2028)",
+        );
+    };
+    if order.cancelled {
+        return sap_error(
+            StatusCode::BAD_REQUEST,
+            -5006,
+            "Cannot update a document that is closed or cancelled",
+        );
+    }
+    if let Some(currency) = body["DocCurrency"].as_str() {
+        order.currency = currency.to_owned();
+    }
+    order.udfs.extend(udfs);
+    if let Some(lines) = lines {
+        if replace {
+            order.lines = numbered(lines);
+        } else {
+            // Without the header, lines are merged by LineNum and the rest appended.
+            for line in lines {
+                match line["LineNum"].as_u64() {
+                    Some(n) if (n as usize) < order.lines.len() => order.lines[n as usize] = line,
+                    _ => order.lines.push(line),
+                }
+            }
+            order.lines = numbered(std::mem::take(&mut order.lines));
+        }
+    }
+    order.patches += 1;
     StatusCode::NO_CONTENT.into_response()
 }

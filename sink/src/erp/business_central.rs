@@ -26,7 +26,7 @@ use tokio::sync::Mutex;
 use super::status::{classify, credentials_refused, json_body, transport};
 use super::{
     action, external_reference, json_number, line_sku, odata_eq, Action, ErpClient, ErpError,
-    ErpSetupError, Upserted,
+    ErpSetupError, Held, Upserted,
 };
 
 /// Business Central settings.
@@ -263,7 +263,7 @@ impl ErpClient for BusinessCentral {
 
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
         let reference = external_reference(&event.order_key);
-        let held = self.find_order(&reference).await?.is_some();
+        let held = self.find_order(&reference).await?.map(|_| Held::default());
         match action(event, held) {
             Action::Create => {
                 let body = self.order_body(event, &reference)?;
@@ -273,7 +273,9 @@ impl ErpClient for BusinessCentral {
             }
             // Cancelling and refunding BC orders are the sink issue's next steps; until then
             // the order stays as BC holds it.
-            Action::Cancel | Action::Refund => Ok(Upserted::AlreadyPresent),
+            Action::Update | Action::UpdateStatus | Action::Cancel | Action::Refund => {
+                Ok(Upserted::AlreadyPresent)
+            }
             Action::Nothing(outcome) => Ok(outcome),
         }
     }

@@ -22,12 +22,27 @@ use serde::Deserialize;
 
 pub use reference::external_reference;
 
-/// What an ERP adapter does with an event, given whether the ERP already holds its order:
-/// the same rules for every ERP that is looked up by reference before it is written.
+/// What an ERP holds of an order, as far as the decision table cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Held {
+    /// The canonical version the sink last wrote to it; `None` when the ERP record carries
+    /// none (written by hand, or before the version field was set up).
+    pub version: Option<i64>,
+    /// Whether the ERP record is cancelled.
+    pub cancelled: bool,
+}
+
+/// What an ERP adapter does with an event, given what the ERP holds of its order: the same
+/// rules for every ERP that is looked up by reference before it is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Action {
     /// Create the order (it is not there, and the event carries a whole order).
     Create,
+    /// Bring the order the ERP holds to this event's whole state (lines included) and version.
+    Update,
+    /// Record this status-only event's version (and status, where the ERP has a place for
+    /// it) on the order the ERP holds; lines and prices stay.
+    UpdateStatus,
     /// Cancel the order the ERP holds.
     Cancel,
     /// Book the event's refund against the order the ERP holds.
@@ -36,29 +51,64 @@ pub(crate) enum Action {
     Nothing(Upserted),
 }
 
-/// The [`Action`] for `event` when the ERP does (`held`) or does not hold its order.
-pub(crate) fn action(event: &OrderEvent, held: bool) -> Action {
-    use orderbridge_schemas::EventType;
-    match (event.event_type, held) {
-        // Nothing to cancel or refund in an ERP that never had the order.
-        (EventType::Cancelled | EventType::Refunded, false) => Action::Nothing(Upserted::Skipped),
-        (EventType::Cancelled, true) => Action::Cancel,
-        (EventType::Refunded, true) => Action::Refund,
-        // Present already: a redelivery, or an earlier create that timed out but landed.
-        // Applying later changes to an order the ERP holds is still to come.
-        (
-            EventType::Created | EventType::Updated | EventType::Fulfilled | EventType::Unknown,
-            true,
-        ) => Action::Nothing(Upserted::AlreadyPresent),
-        // A status-only event cannot create an order: it has no lines or prices.
-        (
-            EventType::Created | EventType::Updated | EventType::Fulfilled | EventType::Unknown,
-            false,
-        ) if event.partial => Action::Nothing(Upserted::Skipped),
-        (
-            EventType::Created | EventType::Updated | EventType::Fulfilled | EventType::Unknown,
-            false,
-        ) => Action::Create,
+/// The [`Action`] for `event` when the ERP holds its order as `held`, or not at all.
+///
+/// The version guard lives here: an event older than the version the ERP holds is `Stale`,
+/// the same version is a redelivery (`AlreadyPresent`). Refunds are exempt: each is a
+/// document of its own, found by its own reference, whatever the order's version.
+pub(crate) fn action(event: &OrderEvent, held: Option<Held>) -> Action {
+    use orderbridge_schemas::{EventType, OrderStatus};
+    let Some(held) = held else {
+        return match event.event_type {
+            // Nothing to cancel or refund in an ERP that never had the order.
+            EventType::Cancelled | EventType::Refunded => Action::Nothing(Upserted::Skipped),
+            // A status-only event cannot create an order: it has no lines or prices.
+            EventType::Created | EventType::Updated | EventType::Fulfilled | EventType::Unknown
+                if event.partial =>
+            {
+                Action::Nothing(Upserted::Skipped)
+            }
+            EventType::Created | EventType::Updated | EventType::Fulfilled | EventType::Unknown => {
+                Action::Create
+            }
+        };
+    };
+    if event.event_type == EventType::Refunded {
+        return Action::Refund;
+    }
+    match held.version {
+        Some(version) if event.version < version => return Action::Nothing(Upserted::Stale),
+        Some(version) if event.version == version => {
+            return Action::Nothing(Upserted::AlreadyPresent)
+        }
+        Some(_) | None => {}
+    }
+    let cancels =
+        event.event_type == EventType::Cancelled || event.status == OrderStatus::Cancelled;
+    match (cancels, held.cancelled) {
+        (true, true) => Action::Nothing(Upserted::AlreadyPresent),
+        (true, false) => Action::Cancel,
+        // A cancelled ERP document takes no further changes.
+        (false, true) => Action::Nothing(Upserted::Skipped),
+        (false, false) if event.partial => Action::UpdateStatus,
+        (false, false) => Action::Update,
+    }
+}
+
+/// A refund's own reference: the order's reference and the refund's id, or a hash of the id
+/// when it would not fit in `max` characters or is not plain. Stable, so a redelivered refund
+/// finds the document its first delivery made.
+pub(crate) fn refund_reference(order_reference: &str, refund_id: &str, max: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let plain = refund_id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let candidate = format!("{order_reference}-R-{refund_id}");
+    if plain && !refund_id.is_empty() && candidate.len() <= max {
+        candidate
+    } else {
+        let hash = hex::encode_upper(&Sha256::digest(refund_id.as_bytes())[..8]);
+        format!("{order_reference}-R-H{hash}")
     }
 }
 
@@ -304,23 +354,71 @@ mod tests {
     fn one_decision_table_for_every_looked_up_erp() {
         use orderbridge_schemas::EventType::*;
         let nothing = Action::Nothing;
+        let base = event(Created, false).version;
+        let at = |version: i64| {
+            Some(Held {
+                version: Some(version),
+                cancelled: false,
+            })
+        };
+        let cancelled = Some(Held {
+            version: Some(base - 1),
+            cancelled: true,
+        });
+        let unversioned = Some(Held::default());
         for (event_type, partial, held, expected) in [
-            (Created, false, false, Action::Create),
-            (Updated, false, false, Action::Create),
-            (Created, false, true, nothing(Upserted::AlreadyPresent)),
-            (Updated, true, false, nothing(Upserted::Skipped)),
-            (Updated, true, true, nothing(Upserted::AlreadyPresent)),
-            (Cancelled, false, false, nothing(Upserted::Skipped)),
-            (Cancelled, false, true, Action::Cancel),
-            (Refunded, true, false, nothing(Upserted::Skipped)),
-            (Refunded, true, true, Action::Refund),
+            // Not held.
+            (Created, false, None, Action::Create),
+            (Updated, false, None, Action::Create),
+            (Updated, true, None, nothing(Upserted::Skipped)),
+            (Cancelled, false, None, nothing(Upserted::Skipped)),
+            (Refunded, true, None, nothing(Upserted::Skipped)),
+            // Held: the version guard.
+            (Created, false, at(base), nothing(Upserted::AlreadyPresent)),
+            (Updated, false, at(base + 1), nothing(Upserted::Stale)),
+            (Cancelled, false, at(base + 1), nothing(Upserted::Stale)),
+            (Updated, false, at(base - 1), Action::Update),
+            (Updated, false, unversioned, Action::Update),
+            (Updated, true, at(base - 1), Action::UpdateStatus),
+            (Fulfilled, true, at(base - 1), Action::UpdateStatus),
+            (Cancelled, false, at(base - 1), Action::Cancel),
+            // Refunds are their own documents, never stale.
+            (Refunded, true, at(base + 1), Action::Refund),
+            // A cancelled document takes nothing but its own redelivery.
+            (
+                Cancelled,
+                false,
+                cancelled,
+                nothing(Upserted::AlreadyPresent),
+            ),
+            (Updated, false, cancelled, nothing(Upserted::Skipped)),
         ] {
             assert_eq!(
                 action(&event(event_type, partial), held),
                 expected,
-                "{event_type:?} partial={partial} held={held}"
+                "{event_type:?} partial={partial} held={held:?}"
             );
         }
+        // An update whose status is cancelled cancels.
+        let mut update = event(Updated, false);
+        update.status = orderbridge_schemas::OrderStatus::Cancelled;
+        assert_eq!(action(&update, at(base - 1)), Action::Cancel);
+    }
+
+    #[test]
+    fn refund_references_fit_and_stay_distinct() {
+        let order = "SHOP-3F9A1C-450789469";
+        assert_eq!(
+            refund_reference(order, "509562969", 100),
+            "SHOP-3F9A1C-450789469-R-509562969"
+        );
+        let long = "r".repeat(120);
+        let hashed = refund_reference(order, &long, 100);
+        assert!(hashed.len() <= 100, "{hashed}");
+        assert_ne!(
+            refund_reference(order, "a/b", 100),
+            refund_reference(order, "a.b", 100)
+        );
     }
 
     #[test]

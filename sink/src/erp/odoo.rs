@@ -17,10 +17,15 @@
 //!   cached.
 //! - Cancel: `action_cancel` with `disable_cancel_warning` in the context (otherwise Odoo
 //!   returns a wizard for confirmed orders instead of cancelling).
-//! - Refunds of an order Odoo holds (credit notes through the invoice reversal wizard) are
-//!   not researched enough to send; they are dead-lettered with that reason, replayable once
-//!   they are. Updates of an
-//!   order Odoo holds are not applied yet (`AlreadyPresent`).
+//! - Version guard: the canonical version the sink last wrote is kept on the order in a
+//!   custom field (`version_field`, default `x_orderbridge_version`, a Char: versions do not
+//!   fit Odoo's 32-bit Integer). An older event is `Stale`.
+//! - Update: one `write` with the version and the lines as ORM commands, `[5, 0, 0]` (drop
+//!   the lines) followed by `[0, 0, {…}]` per line: one call, one SQL transaction. A
+//!   status-only event writes the version alone.
+//! - Refund: a customer credit note, `account.move` with `move_type = out_refund`, its `ref`
+//!   the order's reference plus the refund's, looked up by `ref` first. Item lines become
+//!   invoice lines; money without items goes on `refund_product_id` when one is configured.
 //!
 //! Contract: `shared/reference/erp-targets.md` §4.
 
@@ -37,7 +42,7 @@ use tokio::sync::Mutex;
 use super::status::{classify, json_body, transport};
 use super::{
     action, discount_percent, external_reference, json_number, line_sku, Action, ErpClient,
-    ErpError, ErpSetupError, Upserted,
+    ErpError, ErpSetupError, Held, Upserted,
 };
 
 /// Odoo settings.
@@ -54,6 +59,14 @@ pub struct OdooConfig {
     pub api_key: Secret,
     /// `res.partner` id every order is booked to until customer mapping exists.
     pub default_partner_id: i64,
+    /// The custom Char field on `sale.order` holding the canonical version the sink last
+    /// wrote; the version guard reads it. Empty: no guard.
+    #[serde(default = "default_version_field")]
+    pub version_field: String,
+    /// `product.product` id for a refund of money with no item lines; without one such a
+    /// refund is dead-lettered with the reason.
+    #[serde(default)]
+    pub refund_product_id: Option<i64>,
     /// Per-request timeout in milliseconds.
     #[serde(default = "default_timeout_ms")]
     pub request_timeout_ms: u64,
@@ -62,6 +75,13 @@ pub struct OdooConfig {
 fn default_timeout_ms() -> u64 {
     30_000
 }
+
+fn default_version_field() -> String {
+    "x_orderbridge_version".into()
+}
+
+/// `account.move.ref` is a Char without a size; keep credit references as short as SAP's.
+const CREDIT_REF_MAX: usize = 100;
 
 /// The Odoo adapter.
 pub struct Odoo {
@@ -149,12 +169,15 @@ impl Odoo {
             self.rpc("common", "authenticate", args)
                 .await
                 .map_err(|fault| match fault {
-                    OdooFault::AccessDenied(reason) => ErpError::transient(reason),
+                    OdooFault::AccessDenied(reason) => ErpError::unavailable(reason, None),
                     OdooFault::Other(err) => err,
                 })?;
         // A refused login is `false`, not an error: never one order's fault.
         let known = result.as_i64().ok_or_else(|| {
-            ErpError::transient("Odoo refused the login (check odoo.login and the API key)")
+            ErpError::unavailable(
+                "Odoo refused the login (check odoo.login and the API key)",
+                None,
+            )
         })?;
         *uid = Some(known);
         Ok(known)
@@ -183,7 +206,7 @@ impl Odoo {
             Err(OdooFault::AccessDenied(reason)) => {
                 // A rotated key: the next attempt authenticates again.
                 *self.uid.lock().await = None;
-                Err(ErpError::transient(reason))
+                Err(ErpError::unavailable(reason, None))
             }
             Err(OdooFault::Other(err)) => Err(err),
         }
@@ -195,10 +218,120 @@ impl Odoo {
                 "sale.order",
                 "search_read",
                 json!([[["client_order_ref", "=", reference]]]),
-                json!({ "fields": ["id", "name", "state"], "limit": 1 }),
+                json!({ "fields": self.order_fields(), "limit": 1 }),
             )
             .await?;
         Ok(found.as_array().and_then(|rows| rows.first().cloned()))
+    }
+
+    fn order_fields(&self) -> Vec<&str> {
+        let mut fields = vec!["id", "name", "state"];
+        if !self.config.version_field.is_empty() {
+            fields.push(&self.config.version_field);
+        }
+        fields
+    }
+
+    /// What the order found by [`Self::find_order`] holds.
+    fn held(&self, order: &Value) -> Held {
+        Held {
+            // An unset Char field reads as `false`.
+            version: order
+                .get(&self.config.version_field)
+                .and_then(Value::as_str)
+                .and_then(|v| v.trim().parse().ok()),
+            cancelled: order.get("state").and_then(Value::as_str) == Some("cancel"),
+        }
+    }
+
+    /// Puts the event's version into `values`.
+    fn stamp(&self, values: &mut Value, event: &OrderEvent) {
+        if !self.config.version_field.is_empty() {
+            values[&self.config.version_field] = Value::String(event.version.to_string());
+        }
+    }
+
+    /// The order's lines as ORM create commands.
+    async fn order_lines(&self, event: &OrderEvent) -> Result<Vec<Value>, ErpError> {
+        let mut lines = Vec::with_capacity(event.line_items.len());
+        for line in &event.line_items {
+            let sku = line_sku(line, "Odoo")?;
+            let mut values = json!({
+                "product_id": self.product(sku).await?,
+                "product_uom_qty": line.quantity,
+                "price_unit": json_number(line.unit_price),
+            });
+            if let Some(percent) = discount_percent(line) {
+                values["discount"] = json_number(percent);
+            }
+            lines.push(json!([0, 0, values]));
+        }
+        if lines.is_empty() {
+            return Err(ErpError::rejected("the order has no lines for Odoo"));
+        }
+        Ok(lines)
+    }
+
+    async fn write(&self, order: &Value, values: Value) -> Result<(), ErpError> {
+        self.execute(
+            "sale.order",
+            "write",
+            json!([[order_id(order)?], values]),
+            json!({}),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Books `refund` as a customer credit note, unless one with its reference exists.
+    async fn refund(&self, event: &OrderEvent, reference: &str) -> Result<Upserted, ErpError> {
+        let Some(refund) = &event.refund else {
+            return Ok(Upserted::Skipped);
+        };
+        let credit = super::refund_reference(reference, &refund.refund_id, CREDIT_REF_MAX);
+        let found = self
+            .execute(
+                "account.move",
+                "search_read",
+                json!([[["ref", "=", credit], ["move_type", "=", "out_refund"]]]),
+                json!({ "fields": ["id"], "limit": 1 }),
+            )
+            .await?;
+        if found.as_array().is_some_and(|rows| !rows.is_empty()) {
+            return Ok(Upserted::AlreadyPresent);
+        }
+        let mut lines = Vec::new();
+        for line in &refund.lines {
+            let Some(sku) = &line.sku else { continue };
+            let quantity = line.quantity.max(1);
+            lines.push(json!([0, 0, {
+                "product_id": self.product(sku).await?,
+                "quantity": quantity,
+                "price_unit": json_number(line.amount / rust_decimal::Decimal::from(quantity)),
+            }]));
+        }
+        if lines.is_empty() {
+            let product = self.config.refund_product_id.ok_or_else(|| {
+                ErpError::rejected(
+                    "the refund has no item lines and sink.erp.refund_product_id is not set",
+                )
+            })?;
+            lines.push(json!([0, 0, {
+                "product_id": product,
+                "quantity": 1,
+                "price_unit": json_number(refund.amount),
+            }]));
+        }
+        let values = json!({
+            "move_type": "out_refund",
+            "partner_id": self.config.default_partner_id,
+            "ref": credit,
+            "invoice_origin": reference,
+            "invoice_line_ids": lines,
+        });
+        self.execute("account.move", "create", json!([values]), json!({}))
+            .await?;
+        Ok(Upserted::Updated)
     }
 
     async fn product(&self, sku: &str) -> Result<i64, ErpError> {
@@ -224,31 +357,24 @@ impl Odoo {
     }
 
     async fn create_order(&self, event: &OrderEvent, reference: &str) -> Result<(), ErpError> {
-        let mut lines = Vec::with_capacity(event.line_items.len());
-        for line in &event.line_items {
-            let sku = line_sku(line, "Odoo")?;
-            let mut values = json!({
-                "product_id": self.product(sku).await?,
-                "product_uom_qty": line.quantity,
-                "price_unit": json_number(line.unit_price),
-            });
-            if let Some(percent) = discount_percent(line) {
-                values["discount"] = json_number(percent);
-            }
-            lines.push(json!([0, 0, values]));
-        }
-        if lines.is_empty() {
-            return Err(ErpError::rejected("the order has no lines for Odoo"));
-        }
-        let values = json!({
+        let mut values = json!({
             "partner_id": self.config.default_partner_id,
             "client_order_ref": reference,
-            "order_line": lines,
+            "order_line": self.order_lines(event).await?,
         });
+        self.stamp(&mut values, event);
         self.execute("sale.order", "create", json!([values]), json!({}))
             .await?;
         Ok(())
     }
+}
+
+/// The `id` of a record Odoo returned.
+fn order_id(order: &Value) -> Result<i64, ErpError> {
+    order
+        .get("id")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ErpError::transient("Odoo record without id"))
 }
 
 /// An Odoo error envelope, classified: `AccessDenied` apart, serialization conflicts
@@ -301,24 +427,35 @@ impl ErpClient for Odoo {
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
         let reference = external_reference(&event.order_key);
         let order = self.find_order(&reference).await?;
-        match (action(event, order.is_some()), order) {
+        let held = order.as_ref().map(|order| self.held(order));
+        match (action(event, held), order) {
             (Action::Create, _) => {
                 self.create_order(event, &reference).await?;
                 Ok(Upserted::Created)
             }
-            (Action::Cancel, Some(order)) => {
-                if order.get("state").and_then(Value::as_str) == Some("cancel") {
-                    return Ok(Upserted::AlreadyPresent);
+            (Action::Update, Some(order)) => {
+                let mut lines = vec![json!([5, 0, 0])];
+                lines.extend(self.order_lines(event).await?);
+                let mut values = json!({ "order_line": lines });
+                self.stamp(&mut values, event);
+                self.write(&order, values).await?;
+                Ok(Upserted::Updated)
+            }
+            (Action::UpdateStatus, Some(order)) => {
+                let mut values = json!({});
+                self.stamp(&mut values, event);
+                if values.as_object().is_some_and(serde_json::Map::is_empty) {
+                    return Ok(Upserted::Skipped); // no version field: nothing to record
                 }
-                let id = order
-                    .get("id")
-                    .and_then(Value::as_i64)
-                    .ok_or_else(|| ErpError::transient("Odoo order without id"))?;
+                self.write(&order, values).await?;
+                Ok(Upserted::Updated)
+            }
+            (Action::Cancel, Some(order)) => {
                 let result = self
                     .execute(
                         "sale.order",
                         "action_cancel",
-                        json!([[id]]),
+                        json!([[order_id(&order)?]]),
                         json!({ "context": { "disable_cancel_warning": true } }),
                     )
                     .await?;
@@ -330,12 +467,11 @@ impl ErpClient for Odoo {
                 }
                 Ok(Upserted::Updated)
             }
-            (Action::Refund, Some(_)) => Err(ErpError::rejected(
-                "refunds are not sent to Odoo yet (credit notes go through the invoice \
-                 reversal wizard, not yet built); replay this record once they are",
-            )),
-            // The table only cancels and refunds orders the ERP holds.
-            (Action::Cancel | Action::Refund, None) => Ok(Upserted::Skipped),
+            (Action::Refund, Some(_)) => self.refund(event, &reference).await,
+            // The table only changes orders the ERP holds.
+            (Action::Update | Action::UpdateStatus | Action::Cancel | Action::Refund, None) => {
+                Ok(Upserted::Skipped)
+            }
             (Action::Nothing(outcome), _) => Ok(outcome),
         }
     }

@@ -14,8 +14,13 @@
 //! - Refund: an A/R credit note (`POST CreditNotes`) whose `NumAtCard` is the order's
 //!   reference plus the refund's, looked up the same way first. Refund lines become item lines;
 //!   a refund of money only goes on `refund_item_code` when one is configured.
-//! - Updates of an order SAP already holds, and status-only events, are not applied yet
-//!   (`AlreadyPresent` / `Skipped`): the sink issue's next step.
+//! - Version guard: the canonical version the sink last wrote is kept on the order in a
+//!   user-defined field (`version_field`, default `U_OBVersion`, alphanumeric 20: versions do
+//!   not fit SAP's numeric UDFs). An older event is `Stale`.
+//! - Update: `PATCH Orders({DocEntry})` with the header, all `DocumentLines` and the version,
+//!   sent with `B1S-ReplaceCollectionsOnPatch: true` so that SAP replaces the lines instead of
+//!   appending to them. One request: the lines and the version change together or not at all.
+//!   A status-only event patches the version alone (SAP keeps shipping in its own documents).
 //!
 //! Contract: `shared/reference/erp-targets.md` §2.
 
@@ -29,13 +34,12 @@ use reqwest::{Method, StatusCode};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use super::status::{classify, credentials_refused, json_body, transport};
 use super::{
     action, discount_percent, external_reference, json_number, line_sku, odata_eq, Action,
-    ErpClient, ErpError, ErpSetupError, Upserted,
+    ErpClient, ErpError, ErpSetupError, Held, Upserted,
 };
 
 /// `NumAtCard` is `nvarchar(100)`.
@@ -62,9 +66,18 @@ pub struct SapBusinessOneConfig {
     /// without one such a refund is dead-lettered with the reason.
     #[serde(default)]
     pub refund_item_code: Option<String>,
+    /// The user-defined field (alphanumeric, 20) on `ORDR` that holds the canonical version
+    /// the sink last wrote; the version guard reads it. Empty: no guard (every newer-looking
+    /// event is applied).
+    #[serde(default = "default_version_field")]
+    pub version_field: String,
     /// Per-request timeout in milliseconds.
     #[serde(default = "default_timeout_ms")]
     pub request_timeout_ms: u64,
+}
+
+fn default_version_field() -> String {
+    "U_OBVersion".into()
 }
 
 fn default_due_days() -> u32 {
@@ -197,6 +210,10 @@ impl SapBusinessOne {
                 .http
                 .request(method.clone(), url)
                 .header(reqwest::header::COOKIE, cookie);
+            if method == Method::PATCH {
+                // Replace the document's lines with the ones sent, instead of appending.
+                request = request.header("B1S-ReplaceCollectionsOnPatch", "true");
+            }
             if let Some(body) = body {
                 request = request.json(body);
             }
@@ -229,15 +246,13 @@ impl SapBusinessOne {
     /// `reference`.
     async fn find(&self, entity: &str, reference: &str) -> Result<Option<Value>, ErpError> {
         let filter = odata_eq("NumAtCard", reference);
+        let mut select = "DocEntry,DocNum,NumAtCard,DocumentStatus,Cancelled".to_owned();
+        if entity == "Orders" && !self.config.version_field.is_empty() {
+            select = format!("{select},{}", self.config.version_field);
+        }
         let url = reqwest::Url::parse_with_params(
             &self.url(entity),
-            &[
-                ("$filter", filter.as_str()),
-                (
-                    "$select",
-                    "DocEntry,DocNum,NumAtCard,DocumentStatus,Cancelled",
-                ),
-            ],
+            &[("$filter", filter.as_str()), ("$select", select.as_str())],
         )
         .map_err(|err| ErpError::transient(format!("bad Service Layer URL: {err}")))?;
         let body = self.call(Method::GET, url.as_str(), None).await?;
@@ -262,6 +277,30 @@ impl SapBusinessOne {
             "DocCurrency": event.currency,
             "DocumentLines": lines,
         })
+    }
+
+    /// What the order found by [`Self::find`] holds.
+    fn held(&self, order: &Value) -> Held {
+        Held {
+            version: order
+                .get(&self.config.version_field)
+                .and_then(Value::as_str)
+                .and_then(|v| v.trim().parse().ok()),
+            cancelled: order.get("Cancelled").and_then(Value::as_str) == Some("tYES"),
+        }
+    }
+
+    /// Puts the event's version on an order or update body.
+    fn stamp(&self, body: &mut Value, event: &OrderEvent) {
+        if !self.config.version_field.is_empty() {
+            body[&self.config.version_field] = Value::String(event.version.to_string());
+        }
+    }
+
+    async fn patch(&self, order: &Value, body: &Value) -> Result<(), ErpError> {
+        let url = self.url(&format!("Orders({})", doc_entry(order)?));
+        self.call(Method::PATCH, &url, Some(body)).await?;
+        Ok(())
     }
 
     fn order_body(&self, event: &OrderEvent, reference: &str) -> Result<Value, ErpError> {
@@ -325,21 +364,6 @@ impl SapBusinessOne {
     }
 }
 
-/// The credit note's `NumAtCard`: the order's reference and the refund's id, or a hash of
-/// the id when it would not fit or is not plain.
-fn refund_reference(order_reference: &str, refund_id: &str) -> String {
-    let plain = refund_id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    let candidate = format!("{order_reference}-R-{refund_id}");
-    if plain && !refund_id.is_empty() && candidate.len() <= NUM_AT_CARD_MAX {
-        candidate
-    } else {
-        let hash = hex::encode_upper(&Sha256::digest(refund_id.as_bytes())[..8]);
-        format!("{order_reference}-R-H{hash}")
-    }
-}
-
 #[async_trait]
 impl ErpClient for SapBusinessOne {
     fn name(&self) -> &'static str {
@@ -349,21 +373,37 @@ impl ErpClient for SapBusinessOne {
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
         let reference = external_reference(&event.order_key);
         let order = self.find("Orders", &reference).await?;
-        match (action(event, order.is_some()), order) {
+        let held = order.as_ref().map(|order| self.held(order));
+        match (action(event, held), order) {
             (Action::Create, _) => {
-                let body = self.order_body(event, &reference)?;
+                let mut body = self.order_body(event, &reference)?;
+                self.stamp(&mut body, event);
                 self.create("Orders", &body).await?;
                 Ok(Upserted::Created)
             }
-            (Action::Cancel, Some(order)) => {
-                if order.get("Cancelled").and_then(Value::as_str) == Some("tYES") {
-                    return Ok(Upserted::AlreadyPresent);
+            (Action::Update, Some(order)) => {
+                let mut body = self.order_body(event, &reference)?;
+                // The business partner and the dates the order was booked with stay.
+                if let Some(header) = body.as_object_mut() {
+                    header.remove("CardCode");
+                    header.remove("DocDate");
+                    header.remove("DocDueDate");
                 }
-                let entry = order
-                    .get("DocEntry")
-                    .and_then(Value::as_u64)
-                    .ok_or_else(|| ErpError::transient("SAP order without DocEntry"))?;
-                let cancel = self.url(&format!("Orders({entry})/Cancel"));
+                self.stamp(&mut body, event);
+                self.patch(&order, &body).await?;
+                Ok(Upserted::Updated)
+            }
+            (Action::UpdateStatus, Some(order)) => {
+                let mut body = json!({});
+                self.stamp(&mut body, event);
+                if body.as_object().is_some_and(serde_json::Map::is_empty) {
+                    return Ok(Upserted::Skipped); // no version field: nothing to record
+                }
+                self.patch(&order, &body).await?;
+                Ok(Upserted::Updated)
+            }
+            (Action::Cancel, Some(order)) => {
+                let cancel = self.url(&format!("Orders({})/Cancel", doc_entry(&order)?));
                 self.call(Method::POST, &cancel, None).await?;
                 Ok(Upserted::Updated)
             }
@@ -371,7 +411,8 @@ impl ErpClient for SapBusinessOne {
                 let Some(refund) = &event.refund else {
                     return Ok(Upserted::Skipped);
                 };
-                let credit = refund_reference(&reference, &refund.refund_id);
+                let credit =
+                    super::refund_reference(&reference, &refund.refund_id, NUM_AT_CARD_MAX);
                 if self.find("CreditNotes", &credit).await?.is_some() {
                     return Ok(Upserted::AlreadyPresent);
                 }
@@ -379,30 +420,19 @@ impl ErpClient for SapBusinessOne {
                 self.create("CreditNotes", &body).await?;
                 Ok(Upserted::Updated)
             }
-            // The table only cancels and refunds orders the ERP holds.
-            (Action::Cancel | Action::Refund, None) => Ok(Upserted::Skipped),
+            // The table only changes orders the ERP holds.
+            (Action::Update | Action::UpdateStatus | Action::Cancel | Action::Refund, None) => {
+                Ok(Upserted::Skipped)
+            }
             (Action::Nothing(outcome), _) => Ok(outcome),
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refund_references_fit_num_at_card_and_stay_distinct() {
-        let order = "SHOP-3F9A1C-450789469";
-        assert_eq!(
-            refund_reference(order, "509562969"),
-            "SHOP-3F9A1C-450789469-R-509562969"
-        );
-        let long = "r".repeat(120);
-        let hashed = refund_reference(order, &long);
-        assert!(hashed.len() <= NUM_AT_CARD_MAX, "{hashed}");
-        assert_ne!(
-            refund_reference(order, "a/b"),
-            refund_reference(order, "a.b")
-        );
-    }
+/// The `DocEntry` of a document the Service Layer returned.
+fn doc_entry(document: &Value) -> Result<u64, ErpError> {
+    document
+        .get("DocEntry")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| ErpError::transient("SAP document without DocEntry"))
 }
