@@ -12,12 +12,13 @@ use orderbridge_ingest::config::{Accounts, HmacConfig, NamedSecret};
 use orderbridge_ingest::IngestConfig;
 use orderbridge_processor::{Guarantee, Pipeline, ProcessorConfig, ProcessorMetrics};
 use orderbridge_runtime::{ensure_topics, Health, KafkaSettings, Secret, TopicLayout};
-use orderbridge_schemas::{EmbeddedRegistry, OrderEventCodec, Topics};
+use orderbridge_schemas::{EmbeddedRegistry, OrderEvent, OrderEventCodec, Topics};
 use orderbridge_sink::{Delivery, ErpClient, SinkConfig, SinkMetrics};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
+use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -161,13 +162,18 @@ impl Env {
         registry: &prometheus::Registry,
         shutdown: &CancellationToken,
     ) -> JoinHandle<()> {
-        let config = SinkConfig {
-            group_id: group.to_owned(),
-            retry_initial_ms: 50,
-            retry_max_ms: 1_000,
-            fetch_wait_max_ms: 50,
-            ..SinkConfig::default()
-        };
+        self.spawn_sink_with(&sink_config(group), erp, registry, Health::new(), shutdown)
+    }
+
+    /// Starts a sink with `config` writing to `erp`, reporting into `registry` and `health`.
+    pub fn spawn_sink_with(
+        &self,
+        config: &SinkConfig,
+        erp: Arc<dyn ErpClient>,
+        registry: &prometheus::Registry,
+        health: Arc<Health>,
+        shutdown: &CancellationToken,
+    ) -> JoinHandle<()> {
         let metrics = SinkMetrics::register(registry).unwrap();
         // A killed sink is noticed when its session times out, as after a real crash; keep
         // that short here (the mock broker's minimum) so crash tests do not wait 45 s.
@@ -178,15 +184,87 @@ impl Env {
         let delivery = Delivery::new(
             &kafka,
             &self.topics,
-            &config,
+            config,
             Arc::clone(&self.codec),
             erp,
             metrics,
-            Health::new(),
+            health,
         )
         .unwrap();
         let stop = shutdown.clone();
         tokio::spawn(async move { delivery.run(stop).await.unwrap() })
+    }
+
+    /// Writes `events` to the canonical topic, keyed by order key, in this order, as the
+    /// processor would; returns when the broker acknowledged all of them.
+    pub async fn publish_canonical(&self, events: &[OrderEvent]) {
+        let producer: FutureProducer = self
+            .kafka
+            .producer_config()
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .create()
+            .unwrap();
+        let mut pending = Vec::with_capacity(events.len());
+        for event in events {
+            let payload = self.codec.encode(event).await.unwrap();
+            let producer = producer.clone();
+            let topic = self.topics.canonical.clone();
+            let key = event.order_key.clone();
+            pending.push(async move {
+                producer
+                    .send(
+                        FutureRecord::to(&topic).key(&key).payload(&payload),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .map_err(|(err, _)| err)
+            });
+        }
+        // Sent in order (librdkafka keeps a partition's records in the order of `send`).
+        for result in futures::future::join_all(pending).await {
+            result.unwrap();
+        }
+    }
+
+    /// Records of the canonical topic that consumer group `group` has not committed yet.
+    pub fn uncommitted(&self, group: &str) -> i64 {
+        let consumer: BaseConsumer = self
+            .kafka
+            .client_config()
+            .set("group.id", group)
+            .create()
+            .unwrap();
+        let mut partitions = TopicPartitionList::new();
+        for partition in 0..PARTITIONS {
+            partitions.add_partition(&self.topics.canonical, partition);
+        }
+        let committed = consumer
+            .committed_offsets(partitions, Duration::from_secs(10))
+            .unwrap();
+        committed
+            .elements()
+            .iter()
+            .map(|element| {
+                let (_, high) = consumer
+                    .fetch_watermarks(
+                        &self.topics.canonical,
+                        element.partition(),
+                        Duration::from_secs(10),
+                    )
+                    .unwrap();
+                // Nothing committed yet: all of the partition is outstanding.
+                let at = match element.offset() {
+                    Offset::Offset(at) => at,
+                    Offset::Beginning
+                    | Offset::End
+                    | Offset::Stored
+                    | Offset::Invalid
+                    | Offset::OffsetTail(_) => 0,
+                };
+                high - at
+            })
+            .sum()
     }
 
     /// Reads `topic` from the start with a fresh group until `count` records arrived.
@@ -213,6 +291,19 @@ impl Env {
             }
         }
         records
+    }
+}
+
+/// The sink configuration tests run with: quick retries and probes, a short fetch wait.
+pub fn sink_config(group: &str) -> SinkConfig {
+    SinkConfig {
+        group_id: group.to_owned(),
+        retry_initial_ms: 50,
+        retry_max_ms: 1_000,
+        fetch_wait_max_ms: 50,
+        breaker_probe_ms: 500,
+        shutdown_grace_ms: 2_000,
+        ..SinkConfig::default()
     }
 }
 

@@ -68,13 +68,19 @@ pub struct Document {
     pub udfs: HashMap<String, Value>,
     /// How many times it was changed after its creation.
     pub patches: u32,
+    /// Every version stamped on it, in the order the writes arrived.
+    pub history: Vec<i64>,
 }
 
 impl Document {
     /// The canonical version the sink stamped on it.
     pub fn version(&self) -> Option<i64> {
-        self.udfs.get("U_OBVersion")?.as_str()?.parse().ok()
+        stamped(&self.udfs)
     }
+}
+
+fn stamped(udfs: &HashMap<String, Value>) -> Option<i64> {
+    udfs.get("U_OBVersion")?.as_str()?.parse().ok()
 }
 
 /// One call as the simulator saw it.
@@ -496,7 +502,9 @@ async fn create(
         Ok(udfs) => udfs,
         Err(response) => return response,
     };
+    let history = stamped(&udfs).into_iter().collect();
     let document = Document {
+        history,
         doc_entry: state.next_entry,
         num_at_card,
         card_code: card.to_owned(),
@@ -602,6 +610,7 @@ async fn update(
     if let Some(currency) = body["DocCurrency"].as_str() {
         order.currency = currency.to_owned();
     }
+    order.history.extend(stamped(&udfs));
     order.udfs.extend(udfs);
     if let Some(lines) = lines {
         if replace {

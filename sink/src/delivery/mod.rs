@@ -26,7 +26,7 @@ mod ledger;
 mod limiter;
 mod settle;
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,13 +36,13 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureProducer;
-use rdkafka::Message;
+use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use self::breaker::Breaker;
 use self::ledger::{Accepted, Ledger, Ticket};
-use self::limiter::Limiter;
+use self::limiter::{Limiter, Permit};
 use self::settle::{Settled, Worker};
 use crate::config::SinkConfig;
 use crate::erp::ErpClient;
@@ -163,6 +163,7 @@ impl Delivery {
             tasks: JoinSet::new(),
             generation: self.consumer.context().generation(),
             paused: false,
+            ready: VecDeque::new(),
         };
         let mut breaker = worker.breaker.subscribe();
         let mut gauges = tokio::time::interval(Duration::from_secs(1));
@@ -179,6 +180,9 @@ impl Delivery {
                         }
                     }
                 },
+                permit = worker.limiter.acquire(), if !engine.ready.is_empty() => {
+                    engine.dispatch(permit);
+                }
                 Some(joined) = engine.tasks.join_next(), if !engine.tasks.is_empty() => {
                     engine.finished(joined);
                 }
@@ -214,19 +218,27 @@ struct Engine<'a> {
     tasks: JoinSet<Task>,
     generation: u64,
     paused: bool,
+    /// Records that may start (nothing of their order is running), oldest first; each starts
+    /// when the limiter has a place. Starting in offset order keeps the commit position close
+    /// behind the work.
+    ready: VecDeque<Ticket>,
 }
 
 impl Engine<'_> {
     fn accept(&mut self, message: OwnedMessage) {
         if let Accepted::Start(ticket) = self.ledger.accept(message) {
-            self.start(ticket);
+            self.ready.push_back(ticket);
         }
     }
 
-    fn start(&mut self, ticket: Ticket) {
+    /// Starts the oldest ready record under `permit`.
+    fn dispatch(&mut self, permit: Permit) {
+        let Some(ticket) = self.ready.pop_front() else {
+            return;
+        };
         let worker = Arc::clone(&self.delivery.worker);
         self.tasks.spawn(async move {
-            let settled = worker.settle(&ticket.message).await;
+            let settled = worker.settle(&ticket.message, permit).await;
             (ticket, settled)
         });
     }
@@ -246,19 +258,30 @@ impl Engine<'_> {
         }
         let finished = self.ledger.finish(&ticket);
         if let Some(position) = finished.commit {
-            let message = &ticket.message;
-            if let Err(err) =
-                self.delivery
-                    .consumer
-                    .store_offset(message.topic(), message.partition(), position)
-            {
-                // The partition was revoked meanwhile; its new owner redelivers from the
-                // committed offset and the idempotent upsert absorbs it.
-                tracing::warn!(partition = message.partition(), position, error = %err, "offset not stored");
-            }
+            self.store(&ticket.message, position);
         }
         if let Some(next) = finished.next {
-            self.start(next);
+            // Older than anything else waiting: it goes first.
+            self.ready.push_front(next);
+        }
+    }
+
+    /// Stores `position` (the next offset to read) as the commit position of `message`'s
+    /// partition; auto-commit sends it. (`rd_kafka_offsets_store` takes the next offset;
+    /// the older `rd_kafka_offset_store` would add one itself.)
+    fn store(&self, message: &OwnedMessage, position: i64) {
+        let mut offsets = TopicPartitionList::new();
+        let stored = offsets
+            .add_partition_offset(
+                message.topic(),
+                message.partition(),
+                Offset::Offset(position),
+            )
+            .and_then(|()| self.delivery.consumer.store_offsets(&offsets));
+        if let Err(err) = stored {
+            // The partition was revoked meanwhile; its new owner redelivers from the
+            // committed offset and the idempotent upsert absorbs it.
+            tracing::warn!(partition = message.partition(), position, error = %err, "offset not stored");
         }
     }
 
@@ -285,6 +308,8 @@ impl Engine<'_> {
             .map(|e| e.partition())
             .collect();
         self.ledger.retain(&partitions);
+        self.ready
+            .retain(|ticket| partitions.contains(&ticket.message.partition()));
         // Partitions newly assigned start unpaused; pause them too if we are paused.
         if self.paused {
             if let Err(err) = consumer.pause(&assigned) {
@@ -351,12 +376,7 @@ impl Engine<'_> {
                     // Only what already finished counts now; nothing new starts.
                     if let Ok((ticket, Settled::Done)) = joined {
                         if let Some(position) = self.ledger.finish(&ticket).commit {
-                            let message = &ticket.message;
-                            let _ = self.delivery.consumer.store_offset(
-                                message.topic(),
-                                message.partition(),
-                                position,
-                            );
+                            self.store(&ticket.message, position);
                         }
                     }
                 }

@@ -1,6 +1,6 @@
 //! One record, from canonical bytes to settled: upserted, or dead-lettered and acknowledged.
 //!
-//! - Every attempt passes the breaker and takes a place under the concurrency limit.
+//! - Every attempt takes a place under the concurrency limit, then passes the breaker.
 //! - A rejection is dead-lettered with the ERP's message.
 //! - Throttling waits at least the ERP's `Retry-After` and shrinks the limit.
 //! - ERP-wide trouble waits (the breaker decides when to try again) and never counts against
@@ -26,7 +26,7 @@ use rdkafka::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::breaker::{Breaker, Verdict};
-use super::limiter::Limiter;
+use super::limiter::{Limiter, Permit};
 use crate::config::SinkConfig;
 use crate::erp::{Cause, ErpClient, ErpError, Upserted};
 use crate::metrics::SinkMetrics;
@@ -61,8 +61,11 @@ struct Dead<'a> {
 }
 
 impl Worker {
-    /// Settles `message`, retrying until done or shutdown.
-    pub async fn settle(&self, message: &OwnedMessage) -> Settled {
+    /// Settles `message`, retrying until done or shutdown. The first attempt runs under
+    /// `permit`, which the engine took for it (so records start in offset order); retries
+    /// queue for a place again.
+    pub async fn settle(&self, message: &OwnedMessage, permit: Permit) -> Settled {
+        let mut first = Some(permit);
         let Some(event) = self.decode(message).await else {
             return Settled::Abandoned;
         };
@@ -81,13 +84,19 @@ impl Worker {
         let mut backoff = self.backoff();
         let mut request_failures = 0u32;
         loop {
+            // The place under the limit first, then the breaker: the probe of an open breaker
+            // is always a call that already holds a place, so it cannot wait on the callers
+            // that wait for it.
+            let permit = match first.take() {
+                Some(permit) => permit,
+                None => tokio::select! {
+                    () = self.shutdown.cancelled() => return Settled::Abandoned,
+                    permit = self.limiter.acquire() => permit,
+                },
+            };
             let pass = tokio::select! {
                 () = self.shutdown.cancelled() => return Settled::Abandoned,
                 pass = self.breaker.pass() => pass,
-            };
-            let permit = tokio::select! {
-                () = self.shutdown.cancelled() => return Settled::Abandoned,
-                permit = self.limiter.acquire() => permit,
             };
             let started = Instant::now();
             let result = self.erp.upsert(&event).await;
