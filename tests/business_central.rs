@@ -6,11 +6,12 @@ mod support;
 
 use std::time::Duration;
 
+use orderbridge_schemas::EventType;
 use orderbridge_sink::erp::business_central::BusinessCentral;
 use orderbridge_sink::erp::external_reference;
 use orderbridge_sink::{ErpClient, ErpError, Upserted};
 use support::bc_sim::{BcSim, Fault};
-use support::shopify_event;
+use support::{later_event, shopify_event};
 
 const ITEMS: &[&str] = &["IPOD2008GREEN", "MUG-BLUE", "TEAPOT", "ESP-BEANS-1KG"];
 
@@ -37,10 +38,126 @@ async fn creates_an_order_with_its_lines_once() {
     assert!(reference.len() <= 35 && reference == reference.to_uppercase());
     assert_eq!(orders[0].customer_number, "10000");
     assert_eq!(orders[0].currency_code, "USD");
-    assert_eq!(orders[0].lines.len(), 1);
-    assert_eq!(orders[0].lines[0]["lineObjectNumber"], "IPOD2008GREEN");
-    assert_eq!(orders[0].lines[0]["quantity"], 2);
-    assert_eq!(orders[0].lines[0]["unitPrice"], serde_json::json!(199));
+    let items = orders[0].item_lines();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["lineObjectNumber"], "IPOD2008GREEN");
+    assert_eq!(items[0]["quantity"], 2);
+    assert_eq!(items[0]["unitPrice"], serde_json::json!(199));
+    assert_eq!(
+        orders[0].comments(),
+        vec![format!("OrderBridge version {}", event.version)],
+        "the version travels with the lines"
+    );
+}
+
+#[tokio::test]
+async fn updates_replace_the_lines_in_one_batch_and_older_events_are_stale() {
+    let (sim, bc) = setup(5_000).await;
+    bc.upsert(&shopify_event("orders-create-basic"))
+        .await
+        .unwrap();
+    let mut update = later_event(EventType::Updated, 2_000);
+    update.line_items[0].quantity = 6;
+    assert_eq!(bc.upsert(&update).await.unwrap(), Upserted::Updated);
+    assert_eq!(sim.batches(), 1, "lines and version in one transaction");
+    let order = &sim.orders()[0];
+    let items = order.item_lines();
+    assert_eq!(items.len(), 1, "old lines deleted, not kept");
+    assert_eq!(items[0]["quantity"], 6);
+    assert_eq!(
+        order.comments(),
+        vec![format!("OrderBridge version {}", update.version)]
+    );
+    assert_eq!(
+        bc.upsert(&later_event(EventType::Updated, 1_000))
+            .await
+            .unwrap(),
+        Upserted::Stale
+    );
+    assert_eq!(bc.upsert(&update).await.unwrap(), Upserted::AlreadyPresent);
+    let mut status = later_event(EventType::Fulfilled, 3_000);
+    status.partial = true;
+    status.line_items.clear();
+    assert_eq!(bc.upsert(&status).await.unwrap(), Upserted::Updated);
+    let order = &sim.orders()[0];
+    assert_eq!(
+        order.item_lines()[0]["quantity"],
+        6,
+        "a status event keeps the lines"
+    );
+    assert_eq!(
+        order.comments(),
+        vec![format!("OrderBridge version {}", status.version)]
+    );
+    assert_eq!(sim.orders().len(), 1);
+}
+
+#[tokio::test]
+async fn an_update_bc_refuses_changes_nothing() {
+    let (sim, bc) = setup(5_000).await;
+    bc.upsert(&shopify_event("orders-create-basic"))
+        .await
+        .unwrap();
+    let mut update = later_event(EventType::Updated, 2_000);
+    update.line_items[0].sku = Some("NO-SUCH-ITEM".into());
+    let err = bc.upsert(&update).await.unwrap_err();
+    assert!(
+        matches!(&err, ErpError::Rejected { reason } if reason.contains("NO-SUCH-ITEM")),
+        "{err:?}"
+    );
+    let order = &sim.orders()[0];
+    assert_eq!(
+        order.item_lines()[0]["lineObjectNumber"],
+        "IPOD2008GREEN",
+        "the batch was rolled back: the old line is still there"
+    );
+}
+
+#[tokio::test]
+async fn cancelling_deletes_the_order_once() {
+    let (sim, bc) = setup(5_000).await;
+    bc.upsert(&shopify_event("orders-create-basic"))
+        .await
+        .unwrap();
+    let cancelled = later_event(EventType::Cancelled, 1_000);
+    assert_eq!(bc.upsert(&cancelled).await.unwrap(), Upserted::Updated);
+    assert!(sim.orders().is_empty());
+    assert_eq!(
+        bc.upsert(&cancelled).await.unwrap(),
+        Upserted::Skipped,
+        "nothing left to cancel"
+    );
+}
+
+#[tokio::test]
+async fn refunds_become_one_credit_memo_each_also_after_the_order_was_invoiced() {
+    let (sim, bc) = setup(5_000).await;
+    let event = shopify_event("orders-create-basic");
+    bc.upsert(&event).await.unwrap();
+    let reference = external_reference(&event.order_key);
+    sim.ship_and_invoice(&reference);
+    assert!(sim.orders().is_empty());
+    assert_eq!(
+        bc.upsert(&event).await.unwrap(),
+        Upserted::AlreadyPresent,
+        "the posted invoice counts as the order"
+    );
+    assert_eq!(
+        bc.upsert(&later_event(EventType::Updated, 1_000))
+            .await
+            .unwrap(),
+        Upserted::Skipped,
+        "a posted order takes no changes"
+    );
+    let refund = shopify_event("refunds-create");
+    assert_eq!(bc.upsert(&refund).await.unwrap(), Upserted::Updated);
+    assert_eq!(bc.upsert(&refund).await.unwrap(), Upserted::AlreadyPresent);
+    let memos = sim.credit_memos();
+    assert_eq!(memos.len(), 1);
+    assert!(memos[0].external_document_number.len() <= 35);
+    assert_ne!(memos[0].external_document_number, reference);
+    assert_eq!(memos[0].lines[0]["lineObjectNumber"], "IPOD2008GREEN");
+    assert!(sim.orders().is_empty(), "no order was created again");
 }
 
 #[tokio::test]

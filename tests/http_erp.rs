@@ -96,3 +96,27 @@ async fn throttling_maintenance_and_credentials_are_transient_bad_bodies_rejecte
         "a refusal dead-letters the event with the receiver's message"
     );
 }
+
+#[tokio::test]
+async fn cancellations_and_refunds_are_put_as_versions_of_the_order() {
+    let sim = HttpSim::start().await;
+    let erp = HttpErp::new(sim.config()).unwrap();
+    let event = shopify_event("orders-create-basic");
+    let reference = external_reference(&event.order_key);
+    erp.upsert(&event).await.unwrap();
+    let cancelled = later_event(EventType::Cancelled, 1_000);
+    assert_eq!(erp.upsert(&cancelled).await.unwrap(), Upserted::Updated);
+    assert_eq!(sim.order(&reference), Some((cancelled.version, 2)));
+    let refund = shopify_event("refunds-create");
+    assert_eq!(erp.upsert(&refund).await.unwrap(), Upserted::Updated);
+    assert_eq!(
+        erp.upsert(&refund).await.unwrap(),
+        Upserted::Updated,
+        "the receiver answers a repeated key as before"
+    );
+    assert_eq!(
+        sim.order(&reference),
+        Some((refund.version, 3)),
+        "written once"
+    );
+}

@@ -1,11 +1,13 @@
 //! Sink: canonical orders in, ERP records out — each order once, whatever is redelivered.
 //!
 //! Layout:
-//! - `erp/` — the [`ErpClient`](erp::ErpClient) trait, one adapter per ERP
-//!   (`erp/sql.rs`, `erp/business_central.rs`), the status table every HTTP adapter goes
-//!   through (`erp/status.rs`) and the external reference (`erp/reference.rs`).
-//! - `delivery.rs` — the Kafka loop: upsert, then store the offset; retry what is transient,
-//!   dead-letter what is permanent.
+//! - `erp/` — the [`ErpClient`](erp::ErpClient) trait and the decision table with the version
+//!   guard (`erp/mod.rs`), one adapter per ERP (`sql`, `business_central`,
+//!   `sap_business_one`, `netsuite`, `odoo`, `http`), the status table every HTTP adapter
+//!   goes through (`erp/status.rs`) and the external reference (`erp/reference.rs`).
+//! - `delivery/` — the engine: records of one order in order, different orders in parallel
+//!   under an adaptive limit, offsets stored behind the oldest unfinished record, a breaker
+//!   for maintenance windows, dead letters and parking.
 //! - `config.rs` — [`SinkConfig`].
 //! - `metrics.rs` — every metric name of this crate.
 

@@ -3,11 +3,20 @@
 //!
 //! - `POST /{tenant}/oauth2/v2.0/token`: client credentials (form), checks the client id and
 //!   secret and the `.default` scope; tokens expire (and can be expired on demand).
-//! - `GET  /v2.0/{tenant}/{env}/api/v2.0/companies({id})/salesOrders?$filter=externalDocumentNumber eq '…'`
-//! - `POST /v2.0/{tenant}/{env}/api/v2.0/companies({id})/salesOrders` with nested
-//!   `salesOrderLines` (deep insert): 201 with the order; 400 with BC's error body for an
-//!   unknown customer or item or an `externalDocumentNumber` over 35 characters. Like BC, it
-//!   does **not** reject a duplicate external document number.
+//! - `GET …/companies({id})/salesOrders|salesInvoices|salesCreditMemos?$filter=externalDocumentNumber eq '…'`
+//! - `POST …/salesOrders` with nested `salesOrderLines` and `POST …/salesCreditMemos` with
+//!   nested `salesCreditMemoLines` (deep insert): 201; 400 with BC's error body for an unknown
+//!   customer, item or G/L account, or an `externalDocumentNumber` over 35 characters. Like
+//!   BC, it does **not** reject a duplicate external document number.
+//! - `GET|POST …/salesOrders({id})/salesOrderLines`, `PATCH …/salesOrderLines({id})`,
+//!   `DELETE …/salesOrders({id})` and `DELETE …/salesOrderLines({id})`. PATCH and DELETE
+//!   require `If-Match` (BC's 400 otherwise); a missing entity is 404
+//!   `Internal_RecordNotFound`. Lines are `Item`, `Account` or `Comment` (description at most
+//!   100 characters).
+//! - `POST /v2.0/{tenant}/{env}/api/v2.0/$batch` (JSON batch): with `Isolation: snapshot` the
+//!   requests run in one transaction, rolled back when one fails, as BC does.
+//! - Shipping and invoicing an order on demand: it leaves `salesOrders` and becomes a posted
+//!   `salesInvoices` entry with the same external document number.
 //! - 401 `Authentication_InvalidCredentials` for a missing, unknown or expired token.
 //! - Faults on demand: 429 with `Retry-After`, a maintenance window (503), a create that lands
 //!   and then answers 503, a create that lands and then answers too late.
@@ -17,8 +26,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -32,6 +42,8 @@ pub const COMPANY: &str = "f03f6225-081c-ec11-bb77-000d3abcd123";
 pub const CLIENT_ID: &str = "orderbridge-app";
 pub const CLIENT_SECRET: &str = "s3cr3t~value";
 pub const CUSTOMER: &str = "10000";
+/// The G/L account the simulator knows (sales returns and allowances).
+pub const REFUND_ACCOUNT: &str = "40400";
 
 /// A fault applied to the next matching request.
 #[derive(Debug, Clone)]
@@ -44,6 +56,7 @@ pub enum Fault {
     CreateLandsThenStall(Duration),
 }
 
+/// A sales document: an order, a posted invoice or a credit memo.
 #[derive(Debug, Clone)]
 pub struct SalesOrder {
     pub id: String,
@@ -54,17 +67,45 @@ pub struct SalesOrder {
     pub lines: Vec<Value>,
 }
 
+impl SalesOrder {
+    /// The lines that are not comments.
+    pub fn item_lines(&self) -> Vec<&Value> {
+        self.lines
+            .iter()
+            .filter(|l| l["lineType"] != "Comment")
+            .collect()
+    }
+
+    /// The comment lines' descriptions.
+    pub fn comments(&self) -> Vec<String> {
+        self.lines
+            .iter()
+            .filter(|l| l["lineType"] == "Comment")
+            .filter_map(|l| l["description"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+#[derive(Default, Clone)]
+struct Books {
+    orders: Vec<SalesOrder>,
+    invoices: Vec<SalesOrder>,
+    credit_memos: Vec<SalesOrder>,
+    next_id: u64,
+}
+
 #[derive(Default)]
 struct State_ {
     tokens: HashMap<String, Instant>,
     token_lifetime: Duration,
-    orders: Vec<SalesOrder>,
+    books: Books,
     items: HashSet<String>,
     faults: VecDeque<Fault>,
     maintenance: bool,
     token_requests: u32,
     lookups: u32,
     creates: u32,
+    batches: u32,
 }
 
 /// A running simulator.
@@ -73,6 +114,8 @@ pub struct BcSim {
     pub addr: SocketAddr,
     state: Arc<Mutex<State_>>,
 }
+
+const API: &str = "/v2.0/{tenant}/{env}/api/v2.0";
 
 impl BcSim {
     /// Starts a simulator on 127.0.0.1 that knows customer 10000 and the given item numbers.
@@ -84,9 +127,14 @@ impl BcSim {
         }));
         let app = Router::new()
             .route("/{tenant}/oauth2/v2.0/token", post(token))
+            .route(&format!("{API}/$batch"), post(batch))
             .route(
-                "/v2.0/{tenant}/{env}/api/v2.0/{company}/salesOrders",
-                get(lookup).post(create),
+                &format!("{API}/{{company}}/{{a}}"),
+                get(api).post(api).patch(api).delete(api),
+            )
+            .route(
+                &format!("{API}/{{company}}/{{a}}/{{b}}"),
+                get(api).post(api).patch(api).delete(api),
             )
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -107,6 +155,7 @@ impl BcSim {
             api_url: format!("http://{}/v2.0", self.addr),
             token_url: format!("http://{}/{{tenant}}/oauth2/v2.0/token", self.addr),
             scope: "https://api.businesscentral.dynamics.com/.default".into(),
+            refund_account_number: None,
             request_timeout_ms,
         }
     }
@@ -127,7 +176,15 @@ impl BcSim {
     }
 
     pub fn orders(&self) -> Vec<SalesOrder> {
-        self.state.lock().unwrap().orders.clone()
+        self.state.lock().unwrap().books.orders.clone()
+    }
+
+    pub fn invoices(&self) -> Vec<SalesOrder> {
+        self.state.lock().unwrap().books.invoices.clone()
+    }
+
+    pub fn credit_memos(&self) -> Vec<SalesOrder> {
+        self.state.lock().unwrap().books.credit_memos.clone()
     }
 
     pub fn orders_with_reference(&self, reference: &str) -> usize {
@@ -137,18 +194,42 @@ impl BcSim {
             .count()
     }
 
+    /// Ships and invoices the order with `reference` in BC: the order becomes a posted
+    /// invoice and is gone from `salesOrders`.
+    pub fn ship_and_invoice(&self, reference: &str) {
+        let mut state = self.state.lock().unwrap();
+        let books = &mut state.books;
+        if let Some(at) = books
+            .orders
+            .iter()
+            .position(|o| o.external_document_number == reference)
+        {
+            let mut invoice = books.orders.remove(at);
+            invoice.number = invoice.number.replace("S-ORD", "PS-INV");
+            books.invoices.push(invoice);
+        }
+    }
+
     /// (token requests, lookups, creates)
     pub fn counts(&self) -> (u32, u32, u32) {
         let state = self.state.lock().unwrap();
         (state.token_requests, state.lookups, state.creates)
     }
+
+    /// `$batch` requests received.
+    pub fn batches(&self) -> u32 {
+        self.state.lock().unwrap().batches
+    }
 }
 
 type Shared = State<Arc<Mutex<State_>>>;
 
+fn bc_error_body(code: &str, message: &str) -> Value {
+    json!({ "error": { "code": code, "message": format!("{message}  CorrelationId:  8c5f2a4e-0000-4000-8000-000000000000.") } })
+}
+
 fn bc_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = json!({ "error": { "code": code, "message": format!("{message}  CorrelationId:  8c5f2a4e-0000-4000-8000-000000000000.") } });
-    (status, Json(body)).into_response()
+    (status, Json(bc_error_body(code, message))).into_response()
 }
 
 async fn token(
@@ -179,11 +260,7 @@ async fn token(
 
 /// Auth, maintenance and throttling, in the order BC applies them to an API call.
 #[allow(clippy::result_large_err)] // the refusal is the HTTP response itself
-fn gate(
-    state: &mut State_,
-    headers: &HeaderMap,
-    path: &(String, String, String),
-) -> Result<(), Response> {
+fn gate(state: &mut State_, headers: &HeaderMap, tenant: &str, env: &str) -> Result<(), Response> {
     if state.maintenance {
         return Err(bc_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -218,123 +295,310 @@ fn gate(
             return Err(response);
         }
     }
-    let (tenant, env, company) = path;
-    if tenant != TENANT || env != ENVIRONMENT || *company != format!("companies({COMPANY})") {
+    if tenant != TENANT || env != ENVIRONMENT {
         return Err(bc_error(
             StatusCode::NOT_FOUND,
             "BadRequest_NotFound",
-            "The requested company was not found.",
+            "The requested environment was not found.",
         ));
     }
     Ok(())
 }
 
-async fn lookup(
-    State(state): Shared,
-    Path(path): Path<(String, String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let mut state = state.lock().unwrap();
-    if let Err(response) = gate(&mut state, &headers, &path) {
-        return response;
+/// One API operation's answer.
+type Answer = (StatusCode, Value);
+
+fn error(status: StatusCode, code: &str, message: &str) -> Answer {
+    (status, bc_error_body(code, message))
+}
+
+fn not_found(what: &str) -> Answer {
+    error(
+        StatusCode::NOT_FOUND,
+        "Internal_RecordNotFound",
+        &format!("The {what} does not exist."),
+    )
+}
+
+/// `name(<key>)` → `(name, key)`; a plain name → `(name, None)`.
+fn segment(text: &str) -> (&str, Option<&str>) {
+    match text.split_once('(') {
+        Some((name, rest)) => (name, rest.strip_suffix(')')),
+        None => (text, None),
     }
+}
+
+/// One API operation on the company's books: `path` is what follows `companies(<id>)/`.
+fn operate(
+    state: &mut State_,
+    method: &Method,
+    path: &[&str],
+    query: &HashMap<String, String>,
+    if_match: bool,
+    body: &Value,
+) -> Answer {
+    if (*method == Method::PATCH || *method == Method::DELETE) && !if_match {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest_MethodNotAllowed",
+            "Could not validate the client concurrency token required by the service. Please provide a valid token in the client request.",
+        );
+    }
+    match (method.clone(), path) {
+        (Method::GET, [collection]) => lookup(state, collection, query),
+        (Method::POST, ["salesOrders"]) => create(state, body, "salesOrderLines", false),
+        (Method::POST, ["salesCreditMemos"]) => create(state, body, "salesCreditMemoLines", true),
+        (Method::DELETE, [order]) => match segment(order) {
+            ("salesOrders", Some(id)) => {
+                let orders = &mut state.books.orders;
+                match orders.iter().position(|o| o.id == id) {
+                    Some(at) => {
+                        orders.remove(at);
+                        (StatusCode::NO_CONTENT, Value::Null)
+                    }
+                    None => not_found("Sales Header"),
+                }
+            }
+            _ => not_found("resource"),
+        },
+        (method, [order, lines]) => {
+            let ("salesOrders", Some(order_id)) = segment(order) else {
+                return not_found("resource");
+            };
+            let items = state.items.clone();
+            let Some(order) = state.books.orders.iter_mut().find(|o| o.id == order_id) else {
+                return not_found("Sales Header");
+            };
+            let next_id = &mut state.books.next_id;
+            match (method, segment(lines)) {
+                (Method::GET, ("salesOrderLines", None)) => {
+                    (StatusCode::OK, json!({ "value": order.lines }))
+                }
+                (Method::POST, ("salesOrderLines", None)) => match line(body, &items, next_id) {
+                    Ok(line) => {
+                        order.lines.push(line.clone());
+                        (StatusCode::CREATED, line)
+                    }
+                    Err(answer) => answer,
+                },
+                (Method::PATCH, ("salesOrderLines", Some(line_id))) => {
+                    let Some(line) = order.lines.iter_mut().find(|l| l["id"] == line_id) else {
+                        return not_found("Sales Line");
+                    };
+                    for (field, value) in body.as_object().into_iter().flatten() {
+                        line[field] = value.clone();
+                    }
+                    (StatusCode::OK, line.clone())
+                }
+                (Method::DELETE, ("salesOrderLines", Some(line_id))) => {
+                    match order.lines.iter().position(|l| l["id"] == line_id) {
+                        Some(at) => {
+                            order.lines.remove(at);
+                            (StatusCode::NO_CONTENT, Value::Null)
+                        }
+                        None => not_found("Sales Line"),
+                    }
+                }
+                _ => not_found("resource"),
+            }
+        }
+        _ => not_found("resource"),
+    }
+}
+
+fn lookup(state: &mut State_, collection: &str, query: &HashMap<String, String>) -> Answer {
     state.lookups += 1;
+    let documents = match collection {
+        "salesOrders" => &state.books.orders,
+        "salesInvoices" => &state.books.invoices,
+        "salesCreditMemos" => &state.books.credit_memos,
+        _ => return not_found("resource"),
+    };
     let filter = query.get("$filter").cloned().unwrap_or_default();
     let Some(wanted) = filter
         .strip_prefix("externalDocumentNumber eq '")
         .and_then(|rest| rest.strip_suffix('\''))
         .map(|v| v.replace("''", "'"))
     else {
-        return bc_error(
+        return error(
             StatusCode::BAD_REQUEST,
             "BadRequest_InvalidFilter",
             "The $filter expression is not supported.",
         );
     };
-    let found: Vec<Value> = state
-        .orders
+    let found: Vec<Value> = documents
         .iter()
         // Code fields compare upper-cased.
         .filter(|o| o.external_document_number == wanted.to_uppercase())
-        .map(order_json)
+        .map(document_json)
         .collect();
-    Json(json!({ "@odata.context": "salesOrders", "value": found })).into_response()
+    (StatusCode::OK, json!({ "value": found }))
 }
 
-fn order_json(order: &SalesOrder) -> Value {
+fn document_json(document: &SalesOrder) -> Value {
     json!({
-        "@odata.etag": format!("W/\"JzQ0O{}\"", order.number),
-        "id": order.id,
-        "number": order.number,
-        "externalDocumentNumber": order.external_document_number,
-        "customerNumber": order.customer_number,
-        "currencyCode": order.currency_code,
+        "@odata.etag": format!("W/\"JzQ0O{}\"", document.number),
+        "id": document.id,
+        "number": document.number,
+        "externalDocumentNumber": document.external_document_number,
+        "customerNumber": document.customer_number,
+        "currencyCode": document.currency_code,
         "status": "Draft",
     })
 }
 
-async fn create(
+/// A line as BC stores it, or BC's refusal.
+fn line(body: &Value, items: &HashSet<String>, next_id: &mut u64) -> Result<Value, Answer> {
+    let kind = body["lineType"].as_str().unwrap_or("Item");
+    let number = body["lineObjectNumber"].as_str().unwrap_or_default();
+    match kind {
+        "Item" if !items.contains(number) => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "Internal_RecordNotFound",
+                &format!(
+                    "The Item does not exist. Identification fields and values: No.='{number}'"
+                ),
+            ))
+        }
+        "Account" if number != REFUND_ACCOUNT => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "Internal_RecordNotFound",
+                &format!(
+                "The G/L Account does not exist. Identification fields and values: No.='{number}'"
+            ),
+            ))
+        }
+        "Item" | "Account" | "Comment" => {}
+        other => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest_InvalidToken",
+                &format!("Cannot convert the literal '{other}' to the expected type 'lineType'."),
+            ))
+        }
+    }
+    if body["description"]
+        .as_str()
+        .map_or(0, |d| d.chars().count())
+        > 100
+    {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "Application_StringExceededLength",
+            "The length of the string is more than 100 characters.",
+        ));
+    }
+    *next_id += 1;
+    let mut line = body.clone();
+    line["id"] = json!(format!("7c3a1e20-0000-4000-8000-{:012}", *next_id));
+    line["lineType"] = json!(kind);
+    Ok(line)
+}
+
+fn create(state: &mut State_, body: &Value, lines_field: &str, credit_memo: bool) -> Answer {
+    state.creates += 1;
+    let external = body["externalDocumentNumber"]
+        .as_str()
+        .unwrap_or_default()
+        .trim()
+        .to_uppercase();
+    if external.len() > 35 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Application_StringExceededLength",
+            "The length of the string is 36, but it must be less than or equal to 35 characters.",
+        );
+    }
+    let customer = body["customerNumber"].as_str().unwrap_or_default();
+    if customer.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Application_DialogException",
+            "A customerNumber or a customerID must be provided.",
+        );
+    }
+    if customer != CUSTOMER {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Internal_RecordNotFound",
+            &format!(
+                "The Customer does not exist. Identification fields and values: No.='{customer}'"
+            ),
+        );
+    }
+    let mut lines = Vec::new();
+    for body in body[lines_field].as_array().into_iter().flatten() {
+        match line(body, &state.items, &mut state.books.next_id) {
+            Ok(line) => lines.push(line),
+            Err(answer) => return answer,
+        }
+    }
+    let books = &mut state.books;
+    books.next_id += 1;
+    let document = SalesOrder {
+        id: format!("5d115c9c-44e3-ea11-bb43-{:012}", books.next_id),
+        number: if credit_memo {
+            format!("S-CR{}", 104_001 + books.credit_memos.len())
+        } else {
+            format!(
+                "S-ORD{}",
+                101_001 + books.orders.len() + books.invoices.len()
+            )
+        },
+        external_document_number: external,
+        customer_number: customer.to_owned(),
+        currency_code: body["currencyCode"].as_str().unwrap_or_default().to_owned(),
+        lines,
+    };
+    if credit_memo {
+        books.credit_memos.push(document.clone());
+    } else {
+        books.orders.push(document.clone());
+    }
+    (StatusCode::CREATED, document_json(&document))
+}
+
+async fn api(
     State(shared): Shared,
-    Path(path): Path<(String, String, String)>,
+    method: Method,
+    Path(params): Path<Vec<(String, String)>>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    Json(body): Json<Value>,
+    body: Bytes,
 ) -> Response {
-    let (order, stall) = {
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .unwrap_or_default()
+    };
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let (answer, stall) = {
         let mut state = shared.lock().unwrap();
-        if let Err(response) = gate(&mut state, &headers, &path) {
+        if let Err(response) = gate(&mut state, &headers, param("tenant"), param("env")) {
             return response;
         }
-        state.creates += 1;
-        let external = body["externalDocumentNumber"]
-            .as_str()
-            .unwrap_or_default()
-            .trim()
-            .to_uppercase();
-        if external.len() > 35 {
-            return bc_error(StatusCode::BAD_REQUEST, "Application_StringExceededLength", "The length of the string is 36, but it must be less than or equal to 35 characters.");
-        }
-        let customer = body["customerNumber"].as_str().unwrap_or_default();
-        if customer.is_empty() {
+        if param("company") != format!("companies({COMPANY})") {
             return bc_error(
-                StatusCode::BAD_REQUEST,
-                "Application_DialogException",
-                "A customerNumber or a customerID must be provided.",
+                StatusCode::NOT_FOUND,
+                "BadRequest_NotFound",
+                "The requested company was not found.",
             );
         }
-        if customer != CUSTOMER {
-            return bc_error(StatusCode::BAD_REQUEST, "Internal_RecordNotFound", &format!("The Customer does not exist. Identification fields and values: No.='{customer}'"));
-        }
-        let lines = body["salesOrderLines"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        for line in &lines {
-            let item = line["lineObjectNumber"].as_str().unwrap_or_default();
-            if !state.items.contains(item) {
-                return bc_error(
-                    StatusCode::BAD_REQUEST,
-                    "Internal_RecordNotFound",
-                    &format!(
-                        "The Item does not exist. Identification fields and values: No.='{item}'"
-                    ),
-                );
-            }
-        }
-        let number = format!("S-ORD{}", 101_001 + state.orders.len());
-        let order = SalesOrder {
-            id: format!("5d115c9c-44e3-ea11-bb43-{:012}", state.orders.len()),
-            number,
-            external_document_number: external,
-            customer_number: customer.to_owned(),
-            currency_code: body["currencyCode"].as_str().unwrap_or_default().to_owned(),
-            lines,
-        };
-        // The order is stored before any fault: the point of these faults is that the client
+        let path: Vec<&str> = [param("a"), param("b")]
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect();
+        let if_match = headers.contains_key(header::IF_MATCH);
+        let answer = operate(&mut state, &method, &path, &query, if_match, &body);
+        // A create is stored before any fault: the point of these faults is that the client
         // cannot tell a create that failed from one that landed.
-        state.orders.push(order.clone());
+        let created = method == Method::POST && path == ["salesOrders"];
         let stall = match state.faults.front() {
-            Some(Fault::CreateLandsThen503) => {
+            Some(Fault::CreateLandsThen503) if created && answer.0 == StatusCode::CREATED => {
                 state.faults.pop_front();
                 return bc_error(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -342,17 +606,90 @@ async fn create(
                     "The service is temporarily unavailable.",
                 );
             }
-            Some(Fault::CreateLandsThenStall(delay)) => {
+            Some(Fault::CreateLandsThenStall(delay)) if created => {
                 let delay = *delay;
                 state.faults.pop_front();
                 Some(delay)
             }
             _ => None,
         };
-        (order, stall)
+        (answer, stall)
     };
     if let Some(delay) = stall {
         tokio::time::sleep(delay).await; // the slow ERP: stalls past the client deadline
     }
-    (StatusCode::CREATED, Json(order_json(&order))).into_response()
+    match answer {
+        (status, Value::Null) => status.into_response(),
+        (status, body) => (status, Json(body)).into_response(),
+    }
+}
+
+/// `$batch` with JSON bodies: `{"requests": [{id, method, url, headers, body}]}`. With
+/// `Isolation: snapshot` one failure rolls back the whole batch.
+async fn batch(
+    State(shared): Shared,
+    Path((tenant, env)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut state = shared.lock().unwrap();
+    if let Err(response) = gate(&mut state, &headers, &tenant, &env) {
+        return response;
+    }
+    state.batches += 1;
+    let snapshot = headers
+        .get("Isolation")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("snapshot"));
+    let requests = body["requests"].as_array().cloned().unwrap_or_default();
+    if requests.len() > 100 {
+        return bc_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest_BatchTooLarge",
+            "The maximum number of operations in a batch is 100.",
+        );
+    }
+    let before = state.books.clone();
+    let mut responses = Vec::new();
+    let mut failed = false;
+    for request in &requests {
+        let method = request["method"]
+            .as_str()
+            .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+            .unwrap_or(Method::GET);
+        let url = request["url"].as_str().unwrap_or_default();
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut segments = path.split('/');
+        let company = segments.next().unwrap_or_default();
+        let rest: Vec<&str> = segments.collect();
+        let query: HashMap<String, String> = reqwest::Url::parse(&format!("http://batch/?{query}"))
+            .map(|u| u.query_pairs().into_owned().collect())
+            .unwrap_or_default();
+        let if_match = request["headers"].get("If-Match").is_some();
+        let (status, body) = if company != format!("companies({COMPANY})") {
+            error(
+                StatusCode::NOT_FOUND,
+                "BadRequest_NotFound",
+                "The requested company was not found.",
+            )
+        } else {
+            operate(
+                &mut state,
+                &method,
+                &rest,
+                &query,
+                if_match,
+                &request["body"],
+            )
+        };
+        failed |= !status.is_success();
+        responses.push(json!({ "id": request["id"], "status": status.as_u16(), "body": body }));
+        if failed && snapshot {
+            break;
+        }
+    }
+    if failed && snapshot {
+        state.books = before;
+    }
+    Json(json!({ "responses": responses })).into_response()
 }

@@ -5,6 +5,7 @@
 pub mod bc_sim;
 pub mod ebay_sim;
 pub mod http_sim;
+pub mod netsuite_sim;
 pub mod odoo_sim;
 pub mod pipeline;
 pub mod registry_sim;

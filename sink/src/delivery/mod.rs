@@ -203,9 +203,18 @@ impl Delivery {
             }
         };
         engine.drain().await;
+        drop(engine);
         self.health.set_ready(false);
-        if let Err(err) = self.consumer.commit_consumer_state(CommitMode::Sync) {
-            tracing::debug!(error = %err, "nothing to commit at shutdown");
+        // The last commit blocks until the broker answers (or librdkafka gives up): off the
+        // async workers, so a slow or gone broker cannot stall the rest of the process.
+        let consumer = self.consumer;
+        let committed =
+            tokio::task::spawn_blocking(move || consumer.commit_consumer_state(CommitMode::Sync))
+                .await;
+        match committed {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::debug!(error = %err, "nothing committed at shutdown"),
+            Err(err) => tracing::warn!(error = %err, "the last commit failed"),
         }
         result
     }

@@ -8,6 +8,21 @@
 //!   got a 5xx (and may have landed) is looked up again before it is retried.
 //! - Create: one `POST salesOrders` with its `salesOrderLines` nested (deep insert), so the
 //!   header and lines land together or not at all.
+//! - Version guard: the standard API has no field of our own on a sales order, so the
+//!   canonical version the sink last wrote is kept in a comment line (`lineType: Comment`,
+//!   description `OrderBridge version <n>`), written with the lines it belongs to. An older
+//!   event is `Stale`.
+//! - Update: one `$batch` with `Isolation: snapshot` that deletes the order's lines and posts
+//!   the event's lines and version line: all of it or none. A status-only event rewrites the
+//!   version line alone.
+//! - Posted: an order that was shipped and invoiced from BC is gone from `salesOrders`; the
+//!   lookup then finds its posted `salesInvoices` by the same external document number, and
+//!   such an order takes nothing but refunds.
+//! - Cancel: `DELETE salesOrders({id})` with `If-Match: *` (BC has no cancel action for
+//!   orders); a 404 means it is gone already.
+//! - Refund: a `salesCreditMemos` deep insert whose external document number is the refund's
+//!   own reference, looked up first. Item lines by SKU; money without items on
+//!   `refund_account_number` (a G/L account line) when one is configured.
 //! - The reference is [`external_reference`]: upper-case, at most 35 characters (`Code[35]`).
 //!
 //! Contract: `shared/reference/erp-targets.md` §1 and
@@ -25,8 +40,8 @@ use tokio::sync::Mutex;
 
 use super::status::{classify, credentials_refused, json_body, transport};
 use super::{
-    action, external_reference, json_number, line_sku, odata_eq, Action, ErpClient, ErpError,
-    ErpSetupError, Held, Upserted,
+    action, external_reference, json_number, line_sku, odata_eq, reference, Action, ErpClient,
+    ErpError, ErpSetupError, Held, Upserted,
 };
 
 /// Business Central settings.
@@ -54,6 +69,10 @@ pub struct BusinessCentralConfig {
     /// OAuth scope.
     #[serde(default = "default_scope")]
     pub scope: String,
+    /// G/L account number for a refund of money with no item lines; without one such a
+    /// refund is dead-lettered with the reason.
+    #[serde(default)]
+    pub refund_account_number: Option<String>,
     /// Per-request timeout in milliseconds.
     #[serde(default = "default_timeout_ms")]
     pub request_timeout_ms: u64,
@@ -179,9 +198,27 @@ impl BusinessCentral {
         url: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), ErpError> {
+        self.call_with(method, url, body, false).await
+    }
+
+    /// [`Self::call`]; `snapshot` runs a `$batch` in one transaction (`Isolation: snapshot`).
+    /// PATCH and DELETE carry `If-Match: *`, which BC requires.
+    async fn call_with(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        snapshot: bool,
+    ) -> Result<(StatusCode, Value), ErpError> {
         for attempt in 0..2 {
             let token = self.bearer().await?;
             let mut request = self.http.request(method.clone(), url).bearer_auth(token);
+            if method == Method::PATCH || method == Method::DELETE {
+                request = request.header(reqwest::header::IF_MATCH, "*");
+            }
+            if snapshot {
+                request = request.header("Isolation", "snapshot");
+            }
             if let Some(body) = body {
                 request = request.json(body);
             }
@@ -200,18 +237,21 @@ impl BusinessCentral {
             classify(status, &headers, &text)?;
             return Ok((status, json_body(&text)?));
         }
-        Err(ErpError::transient(
+        Err(ErpError::unavailable(
             "401 after a fresh token (check the app's permissions in BC)",
+            None,
         ))
     }
 
-    async fn find_order(&self, reference: &str) -> Result<Option<Value>, ErpError> {
+    /// The first `entity` (`salesOrders`, `salesInvoices`, `salesCreditMemos`) whose external
+    /// document number is `reference`.
+    async fn find(&self, entity: &str, reference: &str) -> Result<Option<Value>, ErpError> {
         let filter = odata_eq("externalDocumentNumber", reference);
         let url = reqwest::Url::parse_with_params(
-            &self.company_url("salesOrders"),
+            &self.company_url(entity),
             &[
                 ("$filter", filter.as_str()),
-                ("$select", "id,number,externalDocumentNumber,status"),
+                ("$select", "id,number,externalDocumentNumber"),
             ],
         )
         .map_err(|err| ErpError::transient(format!("bad BC URL (check api_url): {err}")))?;
@@ -222,8 +262,184 @@ impl BusinessCentral {
             .and_then(|found| found.first().cloned()))
     }
 
-    fn order_body(&self, event: &OrderEvent, reference: &str) -> Result<Value, ErpError> {
-        let lines = event
+    /// The lines of the sales order `id`.
+    async fn lines(&self, id: &str) -> Result<Vec<Value>, ErpError> {
+        let url = self.company_url(&format!("salesOrders({id})/salesOrderLines"));
+        let (_, body) = self.call(Method::GET, &url, None).await?;
+        Ok(body
+            .get("value")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// What BC holds of the order, and the order with its lines when it is still an order.
+    async fn held(&self, reference: &str) -> Result<Option<(Held, Option<Order>)>, ErpError> {
+        if let Some(order) = self.find("salesOrders", reference).await? {
+            let id = entity_id(&order)?;
+            let lines = self.lines(&id).await?;
+            let held = Held {
+                version: lines.iter().find_map(version_line),
+                ..Held::default()
+            };
+            return Ok(Some((held, Some(Order { id, lines }))));
+        }
+        if self.find("salesInvoices", reference).await?.is_some() {
+            let held = Held {
+                posted: true,
+                ..Held::default()
+            };
+            return Ok(Some((held, None)));
+        }
+        Ok(None)
+    }
+
+    /// Sends `requests` as one `$batch` that BC runs in one transaction, and fails with the
+    /// first inner request's failure.
+    async fn batch(&self, requests: Vec<Value>) -> Result<(), ErpError> {
+        let url = format!(
+            "{}/{}/{}/api/v2.0/$batch",
+            self.config.api_url.trim_end_matches('/'),
+            self.config.tenant_id,
+            self.config.environment
+        );
+        let body = json!({ "requests": requests });
+        let (_, reply) = self
+            .call_with(Method::POST, &url, Some(&body), true)
+            .await?;
+        for response in reply
+            .get("responses")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let status = response
+                .get("status")
+                .and_then(Value::as_u64)
+                .and_then(|s| u16::try_from(s).ok())
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let text = response
+                .get("body")
+                .map(Value::to_string)
+                .unwrap_or_default();
+            classify(status, &reqwest::header::HeaderMap::new(), &text)?;
+        }
+        Ok(())
+    }
+
+    /// A request of a `$batch`, its URL relative to the API root.
+    fn batch_request(&self, id: usize, method: &str, path: &str, body: Option<Value>) -> Value {
+        let mut request = json!({
+            "id": id.to_string(),
+            "method": method,
+            "url": format!("companies({})/{path}", self.config.company_id),
+            "headers": { "Content-Type": "application/json", "If-Match": "*" },
+        });
+        if let Some(body) = body {
+            request["body"] = body;
+        }
+        request
+    }
+
+    /// Replaces the order's lines with the event's (and its version line), atomically.
+    async fn update(&self, order: &Order, event: &OrderEvent) -> Result<(), ErpError> {
+        let mut requests = Vec::new();
+        for line in &order.lines {
+            let line_id = entity_id(line)?;
+            let path = format!("salesOrders({})/salesOrderLines({line_id})", order.id);
+            requests.push(self.batch_request(requests.len() + 1, "DELETE", &path, None));
+        }
+        let path = format!("salesOrders({})/salesOrderLines", order.id);
+        for line in self.lines_body(event)? {
+            requests.push(self.batch_request(requests.len() + 1, "POST", &path, Some(line)));
+        }
+        if requests.len() > BATCH_MAX {
+            return Err(ErpError::rejected(format!(
+                "the update needs {} requests, more than BC's $batch takes ({BATCH_MAX})",
+                requests.len()
+            )));
+        }
+        self.batch(requests).await
+    }
+
+    /// Rewrites (or adds) the order's version line.
+    async fn stamp(&self, order: &Order, event: &OrderEvent) -> Result<(), ErpError> {
+        let existing = order.lines.iter().find(|line| version_line(line).is_some());
+        let line = version_line_body(event.version);
+        match existing {
+            Some(existing) => {
+                let url = self.company_url(&format!(
+                    "salesOrders({})/salesOrderLines({})",
+                    order.id,
+                    entity_id(existing)?
+                ));
+                self.call(Method::PATCH, &url, Some(&line)).await?;
+            }
+            None => {
+                let url = self.company_url(&format!("salesOrders({})/salesOrderLines", order.id));
+                self.call(Method::POST, &url, Some(&line)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Books the event's refund as a sales credit memo, unless one with its reference exists.
+    async fn refund(&self, event: &OrderEvent, reference: &str) -> Result<Upserted, ErpError> {
+        let Some(refund) = &event.refund else {
+            return Ok(Upserted::Skipped);
+        };
+        let credit = super::refund_reference(reference, &refund.refund_id, reference::MAX_LEN);
+        if self.find("salesCreditMemos", &credit).await?.is_some() {
+            return Ok(Upserted::AlreadyPresent);
+        }
+        let mut lines = Vec::new();
+        for line in &refund.lines {
+            let Some(item) = &line.sku else { continue };
+            let quantity = line.quantity.max(1);
+            lines.push(json!({
+                "lineType": "Item",
+                "lineObjectNumber": item,
+                "quantity": quantity,
+                "unitPrice": json_number(line.amount / rust_decimal::Decimal::from(quantity)),
+            }));
+        }
+        if lines.is_empty() {
+            let account = self
+                .config
+                .refund_account_number
+                .as_deref()
+                .ok_or_else(|| {
+                    ErpError::rejected(
+                    "the refund has no item lines and sink.erp.refund_account_number is not set",
+                )
+                })?;
+            lines.push(json!({
+                "lineType": "Account",
+                "lineObjectNumber": account,
+                "description": format!("Refund {}", refund.refund_id).chars().take(100).collect::<String>(),
+                "quantity": 1,
+                "unitPrice": json_number(refund.amount),
+            }));
+        }
+        let body = json!({
+            "externalDocumentNumber": credit,
+            "customerNumber": self.config.default_customer_number,
+            "currencyCode": event.currency,
+            "salesCreditMemoLines": lines,
+        });
+        self.call(
+            Method::POST,
+            &self.company_url("salesCreditMemos"),
+            Some(&body),
+        )
+        .await?;
+        Ok(Upserted::Updated)
+    }
+
+    /// The event's lines, then its version line.
+    fn lines_body(&self, event: &OrderEvent) -> Result<Vec<Value>, ErpError> {
+        let mut lines = event
             .line_items
             .iter()
             .map(|line| {
@@ -238,17 +454,60 @@ impl BusinessCentral {
                 }))
             })
             .collect::<Result<Vec<_>, ErpError>>()?;
+        lines.push(version_line_body(event.version));
+        Ok(lines)
+    }
+
+    fn order_body(&self, event: &OrderEvent, reference: &str) -> Result<Value, ErpError> {
         let mut body = json!({
             "externalDocumentNumber": reference,
             "customerNumber": self.config.default_customer_number,
             "currencyCode": event.currency,
-            "salesOrderLines": lines,
+            "salesOrderLines": self.lines_body(event)?,
         });
         if let Some(created) = event.source_created_at {
             body["orderDate"] = json!(created.format("%Y-%m-%d").to_string());
         }
         Ok(body)
     }
+}
+
+/// Most requests BC takes in one `$batch`.
+const BATCH_MAX: usize = 100;
+
+/// How the version line's description begins.
+const VERSION_LINE: &str = "OrderBridge version ";
+
+/// A sales order BC holds: its id and lines.
+struct Order {
+    id: String,
+    lines: Vec<Value>,
+}
+
+/// The version a line records, when it is the version line.
+fn version_line(line: &Value) -> Option<i64> {
+    if line.get("lineType").and_then(Value::as_str) != Some("Comment") {
+        return None;
+    }
+    line.get("description")?
+        .as_str()?
+        .strip_prefix(VERSION_LINE)?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn version_line_body(version: i64) -> Value {
+    json!({ "lineType": "Comment", "description": format!("{VERSION_LINE}{version}") })
+}
+
+/// The `id` of an entity BC returned.
+fn entity_id(entity: &Value) -> Result<String, ErpError> {
+    entity
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| ErpError::transient("BC entity without id"))
 }
 
 #[async_trait]
@@ -263,20 +522,40 @@ impl ErpClient for BusinessCentral {
 
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
         let reference = external_reference(&event.order_key);
-        let held = self.find_order(&reference).await?.map(|_| Held::default());
-        match action(event, held) {
-            Action::Create => {
+        let (held, order) = match self.held(&reference).await? {
+            Some((held, order)) => (Some(held), order),
+            None => (None, None),
+        };
+        match (action(event, held), order) {
+            (Action::Create, _) => {
                 let body = self.order_body(event, &reference)?;
                 self.call(Method::POST, &self.company_url("salesOrders"), Some(&body))
                     .await?;
                 Ok(Upserted::Created)
             }
-            // Cancelling and refunding BC orders are the sink issue's next steps; until then
-            // the order stays as BC holds it.
-            Action::Update | Action::UpdateStatus | Action::Cancel | Action::Refund => {
-                Ok(Upserted::AlreadyPresent)
+            (Action::Update, Some(order)) => {
+                self.update(&order, event).await?;
+                Ok(Upserted::Updated)
             }
-            Action::Nothing(outcome) => Ok(outcome),
+            (Action::UpdateStatus, Some(order)) => {
+                self.stamp(&order, event).await?;
+                Ok(Upserted::Updated)
+            }
+            (Action::Cancel, Some(order)) => {
+                let url = self.company_url(&format!("salesOrders({})", order.id));
+                match self.call_with(Method::DELETE, &url, None, false).await {
+                    Ok(_) => Ok(Upserted::Updated),
+                    // Deleted between the lookup and now: cancelled all the same.
+                    Err(ErpError::Rejected { reason }) if reason.starts_with("404") => {
+                        Ok(Upserted::AlreadyPresent)
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+            (Action::Refund, _) => self.refund(event, &reference).await,
+            // Held, but not as an order (posted): the table sends nothing else there.
+            (Action::Update | Action::UpdateStatus | Action::Cancel, None) => Ok(Upserted::Skipped),
+            (Action::Nothing(outcome), _) => Ok(outcome),
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod business_central;
 pub mod http;
+pub mod netsuite;
 pub mod odoo;
 pub mod reference;
 pub mod sap_business_one;
@@ -30,6 +31,10 @@ pub(crate) struct Held {
     pub version: Option<i64>,
     /// Whether the ERP record is cancelled.
     pub cancelled: bool,
+    /// Whether the ERP already booked the order into a document that takes no more changes
+    /// (Business Central: the order was shipped and invoiced, only the posted invoice is
+    /// left). Only refunds still apply.
+    pub posted: bool,
 }
 
 /// What an ERP adapter does with an event, given what the ERP holds of its order: the same
@@ -62,6 +67,12 @@ pub(crate) fn action(event: &OrderEvent, held: Option<Held>) -> Action {
         return match event.event_type {
             // Nothing to cancel or refund in an ERP that never had the order.
             EventType::Cancelled | EventType::Refunded => Action::Nothing(Upserted::Skipped),
+            // Nor anything to create for an order that is already cancelled.
+            EventType::Created | EventType::Updated | EventType::Fulfilled | EventType::Unknown
+                if event.status == OrderStatus::Cancelled =>
+            {
+                Action::Nothing(Upserted::Skipped)
+            }
             // A status-only event cannot create an order: it has no lines or prices.
             EventType::Created | EventType::Updated | EventType::Fulfilled | EventType::Unknown
                 if event.partial =>
@@ -75,6 +86,13 @@ pub(crate) fn action(event: &OrderEvent, held: Option<Held>) -> Action {
     };
     if event.event_type == EventType::Refunded {
         return Action::Refund;
+    }
+    if held.posted {
+        return Action::Nothing(if event.event_type == EventType::Created {
+            Upserted::AlreadyPresent
+        } else {
+            Upserted::Skipped
+        });
     }
     match held.version {
         Some(version) if event.version < version => return Action::Nothing(Upserted::Stale),
@@ -108,7 +126,14 @@ pub(crate) fn refund_reference(order_reference: &str, refund_id: &str, max: usiz
         candidate
     } else {
         let hash = hex::encode_upper(&Sha256::digest(refund_id.as_bytes())[..8]);
-        format!("{order_reference}-R-H{hash}")
+        let hashed = format!("{order_reference}-R-H{hash}");
+        if hashed.len() <= max {
+            hashed
+        } else {
+            // Too long even so (Business Central's 35): a hash of both.
+            let both = Sha256::digest(format!("{order_reference}\n{refund_id}").as_bytes());
+            format!("R-H{}", hex::encode_upper(&both[..12]))
+        }
     }
 }
 
@@ -291,6 +316,8 @@ pub enum ErpConfig {
     BusinessCentral(business_central::BusinessCentralConfig),
     /// SAP Business One Service Layer.
     SapBusinessOne(sap_business_one::SapBusinessOneConfig),
+    /// NetSuite SuiteTalk REST.
+    Netsuite(netsuite::NetSuiteConfig),
     /// Odoo over JSON-RPC.
     Odoo(odoo::OdooConfig),
     /// A plain HTTP receiver: `PUT` per order with an `Idempotency-Key`.
@@ -316,6 +343,7 @@ pub async fn build(config: &ErpConfig) -> Result<Arc<dyn ErpClient>, ErpSetupErr
         ErpConfig::SapBusinessOne(sap) => {
             Arc::new(sap_business_one::SapBusinessOne::new(sap.clone())?)
         }
+        ErpConfig::Netsuite(netsuite) => Arc::new(netsuite::NetSuite::new(netsuite.clone())?),
         ErpConfig::Odoo(odoo) => Arc::new(odoo::Odoo::new(odoo.clone())?),
         ErpConfig::Http(http) => Arc::new(http::HttpErp::new(http.clone())?),
     })
@@ -358,20 +386,30 @@ mod tests {
         let at = |version: i64| {
             Some(Held {
                 version: Some(version),
-                cancelled: false,
+                ..Held::default()
             })
         };
         let cancelled = Some(Held {
             version: Some(base - 1),
             cancelled: true,
+            posted: false,
         });
         let unversioned = Some(Held::default());
+        let posted = Some(Held {
+            posted: true,
+            ..Held::default()
+        });
         for (event_type, partial, held, expected) in [
             // Not held.
             (Created, false, None, Action::Create),
             (Updated, false, None, Action::Create),
             (Updated, true, None, nothing(Upserted::Skipped)),
             (Cancelled, false, None, nothing(Upserted::Skipped)),
+            // Posted: only refunds still apply.
+            (Created, false, posted, nothing(Upserted::AlreadyPresent)),
+            (Updated, false, posted, nothing(Upserted::Skipped)),
+            (Cancelled, false, posted, nothing(Upserted::Skipped)),
+            (Refunded, true, posted, Action::Refund),
             (Refunded, true, None, nothing(Upserted::Skipped)),
             // Held: the version guard.
             (Created, false, at(base), nothing(Upserted::AlreadyPresent)),
@@ -403,6 +441,7 @@ mod tests {
         let mut update = event(Updated, false);
         update.status = orderbridge_schemas::OrderStatus::Cancelled;
         assert_eq!(action(&update, at(base - 1)), Action::Cancel);
+        assert_eq!(action(&update, None), nothing(Upserted::Skipped));
     }
 
     #[test]
@@ -418,6 +457,12 @@ mod tests {
         assert_ne!(
             refund_reference(order, "a/b", 100),
             refund_reference(order, "a.b", 100)
+        );
+        let tight = refund_reference("SHOP-3F9A1C-H0123456789ABCDEF", "509562969", 35);
+        assert!(tight.len() <= 35, "{tight}");
+        assert_ne!(
+            tight,
+            refund_reference("SHOP-3F9A1C-H0123456789ABCDEF", "509562970", 35)
         );
     }
 

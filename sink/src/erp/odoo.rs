@@ -241,6 +241,7 @@ impl Odoo {
                 .and_then(Value::as_str)
                 .and_then(|v| v.trim().parse().ok()),
             cancelled: order.get("state").and_then(Value::as_str) == Some("cancel"),
+            posted: false,
         }
     }
 

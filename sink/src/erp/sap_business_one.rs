@@ -287,6 +287,7 @@ impl SapBusinessOne {
                 .and_then(Value::as_str)
                 .and_then(|v| v.trim().parse().ok()),
             cancelled: order.get("Cancelled").and_then(Value::as_str) == Some("tYES"),
+            posted: false,
         }
     }
 
