@@ -48,6 +48,22 @@ enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Field-mapping helpers.
+    #[command(subcommand)]
+    Mapping(MappingCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum MappingCommand {
+    /// Print the request that creating a canonical event's order would send to the
+    /// configured ERP, with `[sink.mapping]` applied. Sends nothing.
+    Test {
+        /// The ERP `kind`; it must be the configuration's `[sink.erp]`.
+        #[arg(long)]
+        erp: String,
+        /// A canonical event as JSON (e.g. `tests/fixtures/shopify/orders-create-basic/expected.json`).
+        event: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Sink => {
             let codec = codec(&config.schema_registry, &config.topics.canonical)?;
-            let erp = orderbridge_sink::erp::build(&config.sink.erp).await?;
+            let erp = orderbridge_sink::erp::build(&config.sink.erp, mapping(&config)?).await?;
             let ops = TcpListener::bind(config.sink.listen).await?;
             orderbridge_sink::run(
                 &config.sink,
@@ -115,7 +131,24 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
         }
+        Command::Mapping(MappingCommand::Test { erp, event }) => {
+            let configured = config.sink.erp.kind();
+            anyhow::ensure!(
+                erp == configured,
+                "--erp {erp}: the configuration's [sink.erp] is {configured}; the request is built from it"
+            );
+            let text = std::fs::read_to_string(&event)
+                .with_context(|| format!("reading {}", event.display()))?;
+            let event: orderbridge_schemas::OrderEvent = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a canonical event", event.display()))?;
+            let client = orderbridge_sink::erp::build_remote(&config.sink.erp, mapping(&config)?)?;
+            let request = client
+                .preview(&event)
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+            println!("{request}");
+        }
         Command::Config(ConfigCommand::Check) => {
+            mapping(&config)?;
             let routes = config.ingest.sources.routes();
             println!(
                 "configuration is valid; ingest serves {} route(s):",
@@ -133,6 +166,13 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The sink's checked field mapping.
+fn mapping(config: &Config) -> anyhow::Result<Arc<orderbridge_sink::mapping::Mapping>> {
+    let mapping = orderbridge_sink::mapping::Mapping::new(config.sink.mapping.clone())
+        .map_err(|err| anyhow::anyhow!("sink.mapping: {err}"))?;
+    Ok(Arc::new(mapping))
 }
 
 /// The registry from configuration: Confluent when a URL is set, else embedded.

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use serde::Deserialize;
 
 use crate::erp::ErpConfig;
+use crate::mapping::MappingConfig;
 
 /// Sink settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -15,6 +16,8 @@ pub struct SinkConfig {
     pub group_id: String,
     /// The ERP to write to.
     pub erp: ErpConfig,
+    /// How canonical values become the ERP's (`[sink.mapping]`, see `mapping.rs`).
+    pub mapping: MappingConfig,
     /// First retry delay for a transient failure, in milliseconds.
     pub retry_initial_ms: u64,
     /// Longest retry delay (also the cap on an ERP's `Retry-After` and on the breaker's wait
@@ -52,6 +55,7 @@ impl Default for SinkConfig {
         Self {
             group_id: "orderbridge-sink".into(),
             erp: ErpConfig::default(),
+            mapping: MappingConfig::default(),
             retry_initial_ms: 200,
             retry_max_ms: 30_000,
             max_in_flight: None,

@@ -14,6 +14,7 @@
 pub mod config;
 pub mod delivery;
 pub mod erp;
+pub mod mapping;
 pub mod metrics;
 
 use std::sync::Arc;

@@ -28,6 +28,7 @@
 //! Contract: `shared/reference/erp-targets.md` §1 and
 //! <https://learn.microsoft.com/en-us/dynamics365/business-central/dev-itpro/api-reference/v2.0/>.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -40,9 +41,10 @@ use tokio::sync::Mutex;
 
 use super::status::{classify, credentials_refused, json_body, transport};
 use super::{
-    action, external_reference, json_number, line_sku, odata_eq, reference, Action, ErpClient,
-    ErpError, ErpSetupError, Held, Upserted,
+    action, external_reference, json_number, odata_eq, reference, Action, ErpClient, ErpError,
+    ErpSetupError, Held, Upserted,
 };
+use crate::mapping::Mapping;
 
 /// Business Central settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -103,6 +105,7 @@ struct Token {
 pub struct BusinessCentral {
     config: BusinessCentralConfig,
     http: reqwest::Client,
+    mapping: Arc<Mapping>,
     token: Mutex<Option<Token>>,
 }
 
@@ -121,8 +124,24 @@ impl BusinessCentral {
         Ok(Self {
             config,
             http,
+            mapping: Arc::new(Mapping::default()),
             token: Mutex::new(None),
         })
+    }
+
+    /// Applies `mapping` (items, customers, channels, the program) to what this adapter
+    /// sends.
+    #[must_use]
+    pub fn with_mapping(mut self, mapping: Arc<Mapping>) -> Self {
+        self.mapping = mapping;
+        self
+    }
+
+    /// The customer number of `event`: mapped, or the configured default.
+    fn customer<'a>(&'a self, event: &'a OrderEvent) -> &'a str {
+        self.mapping
+            .customer(event)
+            .unwrap_or(&self.config.default_customer_number)
     }
 
     fn company_url(&self, entity: &str) -> String {
@@ -395,7 +414,8 @@ impl BusinessCentral {
         }
         let mut lines = Vec::new();
         for line in &refund.lines {
-            let Some(item) = &line.sku else { continue };
+            let Some(sku) = &line.sku else { continue };
+            let item = self.mapping.sku(sku, "BC")?;
             let quantity = line.quantity.max(1);
             lines.push(json!({
                 "lineType": "Item",
@@ -424,7 +444,7 @@ impl BusinessCentral {
         }
         let body = json!({
             "externalDocumentNumber": credit,
-            "customerNumber": self.config.default_customer_number,
+            "customerNumber": self.customer(event),
             "currencyCode": event.currency,
             "salesCreditMemoLines": lines,
         });
@@ -443,7 +463,7 @@ impl BusinessCentral {
             .line_items
             .iter()
             .map(|line| {
-                let item = line_sku(line, "BC")?;
+                let item = self.mapping.item(line, "BC")?;
                 Ok(json!({
                     "lineType": "Item",
                     "lineObjectNumber": item,
@@ -461,14 +481,17 @@ impl BusinessCentral {
     fn order_body(&self, event: &OrderEvent, reference: &str) -> Result<Value, ErpError> {
         let mut body = json!({
             "externalDocumentNumber": reference,
-            "customerNumber": self.config.default_customer_number,
+            "customerNumber": self.customer(event),
             "currencyCode": event.currency,
             "salesOrderLines": self.lines_body(event)?,
         });
         if let Some(created) = event.source_created_at {
             body["orderDate"] = json!(created.format("%Y-%m-%d").to_string());
         }
-        Ok(body)
+        if let Some(dimension) = self.mapping.channel(event) {
+            body["shortcutDimension1Code"] = json!(dimension);
+        }
+        self.mapping.transform(event, body)
     }
 }
 
@@ -518,6 +541,15 @@ impl ErpClient for BusinessCentral {
 
     fn default_max_in_flight(&self) -> usize {
         5
+    }
+
+    fn preview(&self, event: &OrderEvent) -> Result<super::Preview, ErpError> {
+        let reference = external_reference(&event.order_key);
+        Ok(super::Preview {
+            method: "POST",
+            url: self.company_url("salesOrders"),
+            body: self.order_body(event, &reference)?,
+        })
     }
 
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {

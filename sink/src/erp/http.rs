@@ -13,6 +13,8 @@
 //!   and 401/403 are retried (honouring `Retry-After`), other 4xx dead-letter the event with
 //!   the receiver's message.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use orderbridge_runtime::Secret;
 use orderbridge_schemas::OrderEvent;
@@ -21,6 +23,7 @@ use serde::Deserialize;
 
 use super::status::{classify, transport};
 use super::{external_reference, ErpClient, ErpError, ErpSetupError, Upserted};
+use crate::mapping::Mapping;
 
 /// Header carrying the idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -48,6 +51,7 @@ fn default_timeout_ms() -> u64 {
 pub struct HttpErp {
     config: HttpConfig,
     http: reqwest::Client,
+    mapping: Arc<Mapping>,
 }
 
 impl HttpErp {
@@ -64,7 +68,26 @@ impl HttpErp {
         reqwest::Url::parse(&config.url.replace("{reference}", "X"))
             .map_err(|err| ErpSetupError::Config(format!("http: url: {err}")))?;
         let http = super::http_client(config.request_timeout_ms)?;
-        Ok(Self { config, http })
+        Ok(Self {
+            config,
+            http,
+            mapping: Arc::new(Mapping::default()),
+        })
+    }
+
+    /// Applies `mapping` (items, customers, channels, the program) to what this adapter
+    /// sends.
+    #[must_use]
+    pub fn with_mapping(mut self, mapping: Arc<Mapping>) -> Self {
+        self.mapping = mapping;
+        self
+    }
+
+    /// The body of `event`: the canonical event as JSON, through the mapping's program.
+    fn body(&self, event: &OrderEvent) -> Result<serde_json::Value, ErpError> {
+        let body = serde_json::to_value(event)
+            .map_err(|err| ErpError::rejected(format!("the order as JSON: {err}")))?;
+        self.mapping.transform(event, body)
     }
 }
 
@@ -87,13 +110,22 @@ impl ErpClient for HttpErp {
         32
     }
 
+    fn preview(&self, event: &OrderEvent) -> Result<super::Preview, ErpError> {
+        let reference = external_reference(&event.order_key);
+        Ok(super::Preview {
+            method: "PUT",
+            url: self.config.url.replace("{reference}", &reference),
+            body: self.body(event)?,
+        })
+    }
+
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
         let reference = external_reference(&event.order_key);
         let mut request = self
             .http
             .put(self.config.url.replace("{reference}", &reference))
             .header(IDEMPOTENCY_KEY, idempotency_key(event))
-            .json(event);
+            .json(&self.body(event)?);
         if let Some(token) = &self.config.bearer_token {
             request = request.bearer_auth(token.expose());
         }

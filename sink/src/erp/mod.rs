@@ -137,22 +137,6 @@ pub(crate) fn refund_reference(order_reference: &str, refund_id: &str, max: usiz
     }
 }
 
-/// The SKU of `line`, which every ERP here uses to find the item.
-///
-/// # Errors
-/// Rejected when the line has none: the order cannot be booked without mapping it.
-pub(crate) fn line_sku<'a>(
-    line: &'a orderbridge_schemas::LineItem,
-    erp: &str,
-) -> Result<&'a str, ErpError> {
-    line.sku.as_deref().ok_or_else(|| {
-        ErpError::rejected(format!(
-            "line {:?} has no SKU to find the {erp} item by",
-            line.title
-        ))
-    })
-}
-
 /// The line's discount as a percentage of its gross amount (to four places), for ERPs that
 /// take a percentage; `None` when there is no discount.
 pub(crate) fn discount_percent(
@@ -298,12 +282,43 @@ pub trait ErpClient: Send + Sync {
         8
     }
 
+    /// The request that creates `event`'s order, as it would be sent, without sending
+    /// anything (`orderbridge mapping test`).
+    ///
+    /// # Errors
+    /// Rejected when the event cannot be mapped, or the adapter has no single create request.
+    fn preview(&self, event: &OrderEvent) -> Result<Preview, ErpError> {
+        let _ = event;
+        Err(ErpError::rejected(format!(
+            "{} has no request to preview",
+            self.name()
+        )))
+    }
+
     /// Applies `event` so that, however often it is called with the same event, the ERP
     /// ends up holding the order once, at the newest version seen.
     ///
     /// # Errors
     /// [`ErpError`], classified.
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError>;
+}
+
+/// A request an adapter would send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preview {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Full URL.
+    pub url: String,
+    /// JSON body.
+    pub body: serde_json::Value,
+}
+
+impl std::fmt::Display for Preview {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let body = serde_json::to_string_pretty(&self.body).map_err(|_| std::fmt::Error)?;
+        write!(f, "{} {}\n{body}", self.method, self.url)
+    }
 }
 
 /// Which ERP the sink writes to.
@@ -330,22 +345,64 @@ impl Default for ErpConfig {
     }
 }
 
-/// Builds the configured ERP client.
+impl ErpConfig {
+    /// The `kind` as written in configuration.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ErpConfig::Sql(_) => "sql",
+            ErpConfig::BusinessCentral(_) => "business-central",
+            ErpConfig::SapBusinessOne(_) => "sap-business-one",
+            ErpConfig::Netsuite(_) => "netsuite",
+            ErpConfig::Odoo(_) => "odoo",
+            ErpConfig::Http(_) => "http",
+        }
+    }
+}
+
+/// Builds the configured ERP client, applying `mapping` to what it sends (the SQL staging
+/// tables hold the canonical order as it is and take no mapping).
 ///
 /// # Errors
-/// When the ERP cannot be set up (database unreachable, bad URL).
-pub async fn build(config: &ErpConfig) -> Result<Arc<dyn ErpClient>, ErpSetupError> {
+/// When the ERP cannot be set up (database unreachable, bad URL, unreadable key).
+pub async fn build(
+    config: &ErpConfig,
+    mapping: Arc<crate::mapping::Mapping>,
+) -> Result<Arc<dyn ErpClient>, ErpSetupError> {
     Ok(match config {
         ErpConfig::Sql(sql) => Arc::new(sql::SqlErp::connect(sql).await?),
+        remote @ (ErpConfig::BusinessCentral(_)
+        | ErpConfig::SapBusinessOne(_)
+        | ErpConfig::Netsuite(_)
+        | ErpConfig::Odoo(_)
+        | ErpConfig::Http(_)) => build_remote(remote, mapping)?,
+    })
+}
+
+/// Builds an ERP client that talks HTTP: no connection is made until the first call.
+///
+/// # Errors
+/// When the configuration is unusable; `sql` is not one of these.
+pub fn build_remote(
+    config: &ErpConfig,
+    mapping: Arc<crate::mapping::Mapping>,
+) -> Result<Arc<dyn ErpClient>, ErpSetupError> {
+    Ok(match config {
+        ErpConfig::Sql(_) => {
+            return Err(ErpSetupError::Config(
+                "sql staging tables take no mapping and send no requests".into(),
+            ))
+        }
         ErpConfig::BusinessCentral(bc) => {
-            Arc::new(business_central::BusinessCentral::new(bc.clone())?)
+            Arc::new(business_central::BusinessCentral::new(bc.clone())?.with_mapping(mapping))
         }
         ErpConfig::SapBusinessOne(sap) => {
-            Arc::new(sap_business_one::SapBusinessOne::new(sap.clone())?)
+            Arc::new(sap_business_one::SapBusinessOne::new(sap.clone())?.with_mapping(mapping))
         }
-        ErpConfig::Netsuite(netsuite) => Arc::new(netsuite::NetSuite::new(netsuite.clone())?),
-        ErpConfig::Odoo(odoo) => Arc::new(odoo::Odoo::new(odoo.clone())?),
-        ErpConfig::Http(http) => Arc::new(http::HttpErp::new(http.clone())?),
+        ErpConfig::Netsuite(netsuite) => {
+            Arc::new(netsuite::NetSuite::new(netsuite.clone())?.with_mapping(mapping))
+        }
+        ErpConfig::Odoo(odoo) => Arc::new(odoo::Odoo::new(odoo.clone())?.with_mapping(mapping)),
+        ErpConfig::Http(http) => Arc::new(http::HttpErp::new(http.clone())?.with_mapping(mapping)),
     })
 }
 

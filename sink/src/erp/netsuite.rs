@@ -27,6 +27,7 @@
 //! (items found by their external id, which is the SKU) follows "external ids are written
 //! `eid:<value>` anywhere an internal id is accepted" there; check it on the account.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -45,9 +46,10 @@ use tokio::sync::Mutex;
 
 use super::status::{classify, credentials_refused, json_body, retry_after, transport};
 use super::{
-    action, external_reference, json_number, line_sku, reference, Action, Cause, ErpClient,
-    ErpError, ErpSetupError, Held, Upserted,
+    action, external_reference, json_number, reference, Action, Cause, ErpClient, ErpError,
+    ErpSetupError, Held, Upserted,
 };
+use crate::mapping::Mapping;
 
 /// NetSuite settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -99,6 +101,7 @@ pub struct NetSuite {
     base: String,
     key: SigningKey,
     http: reqwest::Client,
+    mapping: Arc<Mapping>,
     token: Mutex<Option<Token>>,
 }
 
@@ -128,8 +131,24 @@ impl NetSuite {
             base,
             key,
             http,
+            mapping: Arc::new(Mapping::default()),
             token: Mutex::new(None),
         })
+    }
+
+    /// Applies `mapping` (items, customers, channels, the program) to what this adapter
+    /// sends.
+    #[must_use]
+    pub fn with_mapping(mut self, mapping: Arc<Mapping>) -> Self {
+        self.mapping = mapping;
+        self
+    }
+
+    /// The customer internal id of `event`: mapped, or the configured default.
+    fn customer<'a>(&'a self, event: &'a OrderEvent) -> &'a str {
+        self.mapping
+            .customer(event)
+            .unwrap_or(&self.config.default_customer_id)
     }
 
     fn token_url(&self) -> String {
@@ -256,7 +275,7 @@ impl NetSuite {
             .line_items
             .iter()
             .map(|line| {
-                let sku = line_sku(line, "NetSuite")?;
+                let sku = self.mapping.item(line, "NetSuite")?;
                 Ok(json!({
                     "item": { "id": format!("eid:{sku}") },
                     "description": line.title.chars().take(100).collect::<String>(),
@@ -270,7 +289,7 @@ impl NetSuite {
         }
         let mut body = json!({
             "externalId": reference,
-            "entity": { "id": self.config.default_customer_id },
+            "entity": { "id": self.customer(event) },
             "otherRefNum": reference,
             "currency": { "refName": event.currency },
             "item": { "items": items },
@@ -278,8 +297,11 @@ impl NetSuite {
         if let Some(created) = event.source_created_at {
             body["tranDate"] = json!(created.format("%Y-%m-%d").to_string());
         }
+        if let Some(location) = self.mapping.channel(event) {
+            body["location"] = json!({ "id": location });
+        }
         self.stamp(&mut body, event);
-        Ok(body)
+        self.mapping.transform(event, body)
     }
 
     fn stamp(&self, body: &mut Value, event: &OrderEvent) {
@@ -315,6 +337,7 @@ impl NetSuite {
         let mut items = Vec::new();
         for line in &refund.lines {
             let Some(sku) = &line.sku else { continue };
+            let sku = self.mapping.sku(sku, "NetSuite")?;
             let quantity = line.quantity.max(1);
             items.push(json!({
                 "item": { "id": format!("eid:{sku}") },
@@ -336,7 +359,7 @@ impl NetSuite {
         }
         let body = json!({
             "externalId": credit,
-            "entity": { "id": self.config.default_customer_id },
+            "entity": { "id": self.customer(event) },
             "otherRefNum": reference,
             "currency": { "refName": event.currency },
             "item": { "items": items },
@@ -395,6 +418,15 @@ impl ErpClient for NetSuite {
 
     fn default_max_in_flight(&self) -> usize {
         5
+    }
+
+    fn preview(&self, event: &OrderEvent) -> Result<super::Preview, ErpError> {
+        let reference = external_reference(&event.order_key);
+        Ok(super::Preview {
+            method: "PUT",
+            url: self.record_url(&format!("salesOrder/eid:{reference}")),
+            body: self.order_body(event, &reference)?,
+        })
     }
 
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {

@@ -31,6 +31,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use orderbridge_runtime::Secret;
@@ -41,9 +42,10 @@ use tokio::sync::Mutex;
 
 use super::status::{classify, json_body, transport};
 use super::{
-    action, discount_percent, external_reference, json_number, line_sku, Action, ErpClient,
-    ErpError, ErpSetupError, Held, Upserted,
+    action, discount_percent, external_reference, json_number, Action, ErpClient, ErpError,
+    ErpSetupError, Held, Upserted,
 };
+use crate::mapping::Mapping;
 
 /// Odoo settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +89,7 @@ const CREDIT_REF_MAX: usize = 100;
 pub struct Odoo {
     config: OdooConfig,
     http: reqwest::Client,
+    mapping: Arc<Mapping>,
     uid: Mutex<Option<i64>>,
     /// SKU → `product.product` id.
     products: Mutex<HashMap<String, i64>>,
@@ -116,7 +119,42 @@ impl Odoo {
             uid: Mutex::new(None),
             products: Mutex::new(HashMap::new()),
             request_id: AtomicU64::new(1),
+            mapping: Arc::new(Mapping::default()),
         })
+    }
+
+    /// Applies `mapping` (items, customers, channels, the program) to what this adapter
+    /// sends.
+    #[must_use]
+    pub fn with_mapping(mut self, mapping: Arc<Mapping>) -> Self {
+        self.mapping = mapping;
+        self
+    }
+
+    /// The `res.partner` id of `event`: mapped, or the configured default.
+    fn partner(&self, event: &OrderEvent) -> Result<i64, ErpError> {
+        match self.mapping.customer(event) {
+            None => Ok(self.config.default_partner_id),
+            Some(mapped) => mapped.trim().parse().map_err(|_| {
+                ErpError::rejected(format!(
+                    "customer {mapped:?} from sink.mapping is not an Odoo res.partner id"
+                ))
+            }),
+        }
+    }
+
+    /// The `stock.warehouse` id of `event`'s sales channel, when mapped.
+    fn warehouse(&self, event: &OrderEvent) -> Result<Option<i64>, ErpError> {
+        self.mapping
+            .channel(event)
+            .map(|code| {
+                code.trim().parse().map_err(|_| {
+                    ErpError::rejected(format!(
+                        "channel code {code:?} from sink.mapping is not an Odoo warehouse id"
+                    ))
+                })
+            })
+            .transpose()
     }
 
     /// One JSON-RPC call; its `result`, or the fault.
@@ -256,9 +294,9 @@ impl Odoo {
     async fn order_lines(&self, event: &OrderEvent) -> Result<Vec<Value>, ErpError> {
         let mut lines = Vec::with_capacity(event.line_items.len());
         for line in &event.line_items {
-            let sku = line_sku(line, "Odoo")?;
+            let code = self.mapping.item(line, "Odoo")?;
             let mut values = json!({
-                "product_id": self.product(sku).await?,
+                "product_id": self.product(&code).await?,
                 "product_uom_qty": line.quantity,
                 "price_unit": json_number(line.unit_price),
             });
@@ -304,6 +342,7 @@ impl Odoo {
         let mut lines = Vec::new();
         for line in &refund.lines {
             let Some(sku) = &line.sku else { continue };
+            let sku = &self.mapping.sku(sku, "Odoo")?;
             let quantity = line.quantity.max(1);
             lines.push(json!([0, 0, {
                 "product_id": self.product(sku).await?,
@@ -325,7 +364,7 @@ impl Odoo {
         }
         let values = json!({
             "move_type": "out_refund",
-            "partner_id": self.config.default_partner_id,
+            "partner_id": self.partner(event)?,
             "ref": credit,
             "invoice_origin": reference,
             "invoice_line_ids": lines,
@@ -359,11 +398,15 @@ impl Odoo {
 
     async fn create_order(&self, event: &OrderEvent, reference: &str) -> Result<(), ErpError> {
         let mut values = json!({
-            "partner_id": self.config.default_partner_id,
+            "partner_id": self.partner(event)?,
             "client_order_ref": reference,
             "order_line": self.order_lines(event).await?,
         });
+        if let Some(warehouse) = self.warehouse(event)? {
+            values["warehouse_id"] = json!(warehouse);
+        }
         self.stamp(&mut values, event);
+        let values = self.mapping.transform(event, values)?;
         self.execute("sale.order", "create", json!([values]), json!({}))
             .await?;
         Ok(())
@@ -425,6 +468,43 @@ impl ErpClient for Odoo {
         4
     }
 
+    fn preview(&self, event: &OrderEvent) -> Result<super::Preview, ErpError> {
+        // Products are found by their code at send time; the preview names the code.
+        let lines = event
+            .line_items
+            .iter()
+            .map(|line| {
+                let code = self.mapping.item(line, "Odoo")?;
+                Ok(json!([0, 0, {
+                    "product_id": format!("<product.product whose default_code is {code}>"),
+                    "product_uom_qty": line.quantity,
+                    "price_unit": json_number(line.unit_price),
+                }]))
+            })
+            .collect::<Result<Vec<_>, ErpError>>()?;
+        let mut values = json!({
+            "partner_id": self.partner(event)?,
+            "client_order_ref": external_reference(&event.order_key),
+            "order_line": lines,
+        });
+        if let Some(warehouse) = self.warehouse(event)? {
+            values["warehouse_id"] = json!(warehouse);
+        }
+        self.stamp(&mut values, event);
+        let values = self.mapping.transform(event, values)?;
+        Ok(super::Preview {
+            method: "POST",
+            url: format!("{}/jsonrpc", self.config.url.trim_end_matches('/')),
+            body: json!({
+                "jsonrpc": "2.0",
+                "method": "call",
+                "params": { "service": "object", "method": "execute_kw", "args": [
+                    self.config.database, "<uid>", "<api key>", "sale.order", "create", [values], {}
+                ]},
+            }),
+        })
+    }
+
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
         let reference = external_reference(&event.order_key);
         let order = self.find_order(&reference).await?;
@@ -439,6 +519,7 @@ impl ErpClient for Odoo {
                 lines.extend(self.order_lines(event).await?);
                 let mut values = json!({ "order_line": lines });
                 self.stamp(&mut values, event);
+                let values = self.mapping.transform(event, values)?;
                 self.write(&order, values).await?;
                 Ok(Upserted::Updated)
             }

@@ -24,6 +24,7 @@
 //!
 //! Contract: `shared/reference/erp-targets.md` §2.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -38,9 +39,10 @@ use tokio::sync::Mutex;
 
 use super::status::{classify, credentials_refused, json_body, transport};
 use super::{
-    action, discount_percent, external_reference, json_number, line_sku, odata_eq, Action,
-    ErpClient, ErpError, ErpSetupError, Held, Upserted,
+    action, discount_percent, external_reference, json_number, odata_eq, Action, ErpClient,
+    ErpError, ErpSetupError, Held, Upserted,
 };
+use crate::mapping::Mapping;
 
 /// `NumAtCard` is `nvarchar(100)`.
 const NUM_AT_CARD_MAX: usize = 100;
@@ -99,6 +101,7 @@ struct Session {
 pub struct SapBusinessOne {
     config: SapBusinessOneConfig,
     http: reqwest::Client,
+    mapping: Arc<Mapping>,
     session: Mutex<Option<Session>>,
 }
 
@@ -120,8 +123,17 @@ impl SapBusinessOne {
         Ok(Self {
             config,
             http,
+            mapping: Arc::new(Mapping::default()),
             session: Mutex::new(None),
         })
+    }
+
+    /// Applies `mapping` (items, customers, channels, the program) to what this adapter
+    /// sends.
+    #[must_use]
+    pub fn with_mapping(mut self, mapping: Arc<Mapping>) -> Self {
+        self.mapping = mapping;
+        self
     }
 
     fn url(&self, path: &str) -> String {
@@ -270,7 +282,7 @@ impl SapBusinessOne {
             .date_naive();
         let due = date + chrono::Days::new(u64::from(self.config.due_days));
         json!({
-            "CardCode": self.config.default_card_code,
+            "CardCode": self.mapping.customer(event).unwrap_or(&self.config.default_card_code),
             "DocDate": date.format("%Y-%m-%d").to_string(),
             "DocDueDate": due.format("%Y-%m-%d").to_string(),
             "NumAtCard": reference,
@@ -310,7 +322,7 @@ impl SapBusinessOne {
             .iter()
             .map(|line| {
                 let mut body = json!({
-                    "ItemCode": line_sku(line, "SAP")?,
+                    "ItemCode": self.mapping.item(line, "SAP")?,
                     "Quantity": line.quantity,
                     // UnitPrice is before the line discount, which goes as a percentage.
                     "UnitPrice": json_number(line.unit_price),
@@ -324,7 +336,13 @@ impl SapBusinessOne {
         if lines.is_empty() {
             return Err(ErpError::rejected("the order has no lines for SAP"));
         }
-        Ok(self.header(event, reference, lines))
+        let mut body = self.header(event, reference, lines);
+        if let Some(warehouse) = self.mapping.channel(event) {
+            for line in body["DocumentLines"].as_array_mut().into_iter().flatten() {
+                line["WarehouseCode"] = json!(warehouse);
+            }
+        }
+        self.mapping.transform(event, body)
     }
 
     fn credit_note_body(
@@ -335,7 +353,8 @@ impl SapBusinessOne {
     ) -> Result<Value, ErpError> {
         let mut lines = Vec::new();
         for line in &refund.lines {
-            let Some(item) = &line.sku else { continue };
+            let Some(sku) = &line.sku else { continue };
+            let item = self.mapping.sku(sku, "SAP")?;
             let quantity = line.quantity.max(1);
             lines.push(json!({
                 "ItemCode": item,
@@ -369,6 +388,17 @@ impl SapBusinessOne {
 impl ErpClient for SapBusinessOne {
     fn name(&self) -> &'static str {
         "sap-business-one"
+    }
+
+    fn preview(&self, event: &OrderEvent) -> Result<super::Preview, ErpError> {
+        let reference = external_reference(&event.order_key);
+        let mut body = self.order_body(event, &reference)?;
+        self.stamp(&mut body, event);
+        Ok(super::Preview {
+            method: "POST",
+            url: self.url("Orders"),
+            body,
+        })
     }
 
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
