@@ -24,11 +24,23 @@ use std::collections::BTreeMap;
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, RcIter};
 use jaq_json::Val;
-use orderbridge_schemas::{LineItem, OrderEvent};
+use orderbridge_schemas::{LineItem, OrderEvent, Refund};
+use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::erp::ErpError;
+
+/// One item line of a refund, as an ERP books it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundItem {
+    /// The ERP item number.
+    pub item: String,
+    /// Units returned (at least one).
+    pub quantity: i64,
+    /// Money returned per unit.
+    pub unit_price: Decimal,
+}
 
 /// What to do with a SKU that has no entry in `items`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -110,6 +122,27 @@ impl Mapping {
                 "SKU {sku:?} has no {erp} item in sink.mapping.items"
             ))),
         }
+    }
+
+    /// The item lines of `refund` with their ERP item numbers and unit prices; empty when
+    /// the refund returns money without items.
+    ///
+    /// # Errors
+    /// As [`Mapping::sku`].
+    pub fn refund_items(&self, refund: &Refund, erp: &str) -> Result<Vec<RefundItem>, ErpError> {
+        refund
+            .lines
+            .iter()
+            .filter_map(|line| line.sku.as_deref().map(|sku| (line, sku)))
+            .map(|(line, sku)| {
+                let quantity = line.quantity.max(1);
+                Ok(RefundItem {
+                    item: self.sku(sku, erp)?,
+                    quantity,
+                    unit_price: line.amount / Decimal::from(quantity),
+                })
+            })
+            .collect()
     }
 
     /// The ERP customer of `event`: its email's entry, else the configured default.

@@ -29,7 +29,6 @@
 //! <https://learn.microsoft.com/en-us/dynamics365/business-central/dev-itpro/api-reference/v2.0/>.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use orderbridge_runtime::Secret;
@@ -37,9 +36,9 @@ use orderbridge_schemas::OrderEvent;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::Mutex;
 
-use super::status::{classify, credentials_refused, json_body, transport};
+use super::status::{classify, json_body, transport};
+use super::token::TokenCache;
 use super::{
     action, external_reference, json_number, odata_eq, reference, Action, ErpClient, ErpError,
     ErpSetupError, Held, Upserted,
@@ -96,17 +95,12 @@ fn default_timeout_ms() -> u64 {
     30_000
 }
 
-struct Token {
-    value: String,
-    refresh_at: Instant,
-}
-
 /// The Business Central adapter.
 pub struct BusinessCentral {
     config: BusinessCentralConfig,
     http: reqwest::Client,
     mapping: Arc<Mapping>,
-    token: Mutex<Option<Token>>,
+    token: TokenCache,
 }
 
 impl BusinessCentral {
@@ -125,7 +119,7 @@ impl BusinessCentral {
             config,
             http,
             mapping: Arc::new(Mapping::default()),
-            token: Mutex::new(None),
+            token: TokenCache::default(),
         })
     }
 
@@ -155,58 +149,20 @@ impl BusinessCentral {
     }
 
     async fn bearer(&self) -> Result<String, ErpError> {
-        let mut token = self.token.lock().await;
-        if let Some(current) = token.as_ref() {
-            if Instant::now() < current.refresh_at {
-                return Ok(current.value.clone());
-            }
-        }
-        #[derive(Deserialize)]
-        struct TokenResponse {
-            access_token: String,
-            expires_in: Option<u64>,
-        }
         let url = self
             .config
             .token_url
             .replace("{tenant}", &self.config.tenant_id);
-        let response = self
-            .http
-            .post(url)
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", self.config.client_id.as_str()),
-                ("client_secret", self.config.client_secret.expose()),
-                ("scope", self.config.scope.as_str()),
-            ])
-            .send()
+        self.token
+            .bearer(|| {
+                self.http.post(url).form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", self.config.client_id.as_str()),
+                    ("client_secret", self.config.client_secret.expose()),
+                    ("scope", self.config.scope.as_str()),
+                ])
+            })
             .await
-            .map_err(|err| transport(&err))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.text().await.map_err(|err| transport(&err))?;
-        if !status.is_success() {
-            return Err(credentials_refused(
-                "token endpoint",
-                status,
-                &headers,
-                &body,
-            ));
-        }
-        let parsed: TokenResponse = serde_json::from_str(&body).map_err(|err| {
-            ErpError::transient(format!("token endpoint sent an unreadable token: {err}"))
-        })?;
-        let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(3600));
-        let value = parsed.access_token;
-        *token = Some(Token {
-            value: value.clone(),
-            refresh_at: Instant::now() + lifetime.saturating_sub(Duration::from_secs(60)),
-        });
-        Ok(value)
-    }
-
-    async fn forget_token(&self) {
-        *self.token.lock().await = None;
     }
 
     /// Sends one API request with a bearer token; on 401 fetches a new token and tries once
@@ -248,7 +204,7 @@ impl BusinessCentral {
                     erp = "business-central",
                     "token refused; fetching a new one"
                 );
-                self.forget_token().await;
+                self.token.forget().await;
                 continue;
             }
             let headers = response.headers().clone();
@@ -412,18 +368,19 @@ impl BusinessCentral {
         if self.find("salesCreditMemos", &credit).await?.is_some() {
             return Ok(Upserted::AlreadyPresent);
         }
-        let mut lines = Vec::new();
-        for line in &refund.lines {
-            let Some(sku) = &line.sku else { continue };
-            let item = self.mapping.sku(sku, "BC")?;
-            let quantity = line.quantity.max(1);
-            lines.push(json!({
-                "lineType": "Item",
-                "lineObjectNumber": item,
-                "quantity": quantity,
-                "unitPrice": json_number(line.amount / rust_decimal::Decimal::from(quantity)),
-            }));
-        }
+        let mut lines: Vec<Value> = self
+            .mapping
+            .refund_items(refund, "BC")?
+            .into_iter()
+            .map(|refunded| {
+                json!({
+                    "lineType": "Item",
+                    "lineObjectNumber": refunded.item,
+                    "quantity": refunded.quantity,
+                    "unitPrice": json_number(refunded.unit_price),
+                })
+            })
+            .collect();
         if lines.is_empty() {
             let account = self
                 .config

@@ -13,6 +13,7 @@ pub mod reference;
 pub mod sap_business_one;
 pub mod sql;
 pub mod status;
+mod token;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,6 +135,20 @@ pub(crate) fn refund_reference(order_reference: &str, refund_id: &str, max: usiz
             let both = Sha256::digest(format!("{order_reference}\n{refund_id}").as_bytes());
             format!("R-H{}", hex::encode_upper(&both[..12]))
         }
+    }
+}
+
+/// The version the sink stamped into `field` of an ERP record (a text field: versions do not
+/// fit the 32-bit numbers some ERPs offer); `None` when unset, empty or not a number.
+pub(crate) fn read_version(record: &serde_json::Value, field: &str) -> Option<i64> {
+    record.get(field)?.as_str()?.trim().parse().ok()
+}
+
+/// Writes `event`'s version into `field` of a request body; nothing when `field` is empty
+/// (no version guard configured).
+pub(crate) fn stamp_version(body: &mut serde_json::Value, field: &str, event: &OrderEvent) {
+    if !field.is_empty() {
+        body[field] = serde_json::Value::String(event.version.to_string());
     }
 }
 

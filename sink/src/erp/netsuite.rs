@@ -28,7 +28,6 @@
 //! `eid:<value>` anywhere an internal id is accepted" there; check it on the account.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -42,9 +41,9 @@ use p256::pkcs8::DecodePrivateKey;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::Mutex;
 
-use super::status::{classify, credentials_refused, json_body, retry_after, transport};
+use super::status::{classify, json_body, retry_after, transport};
+use super::token::TokenCache;
 use super::{
     action, external_reference, json_number, reference, Action, Cause, ErpClient, ErpError,
     ErpSetupError, Held, Upserted,
@@ -90,11 +89,6 @@ fn default_timeout_ms() -> u64 {
     30_000
 }
 
-struct Token {
-    value: String,
-    refresh_at: Instant,
-}
-
 /// The NetSuite adapter.
 pub struct NetSuite {
     config: NetSuiteConfig,
@@ -102,7 +96,7 @@ pub struct NetSuite {
     key: SigningKey,
     http: reqwest::Client,
     mapping: Arc<Mapping>,
-    token: Mutex<Option<Token>>,
+    token: TokenCache,
 }
 
 impl NetSuite {
@@ -132,7 +126,7 @@ impl NetSuite {
             key,
             http,
             mapping: Arc::new(Mapping::default()),
-            token: Mutex::new(None),
+            token: TokenCache::default(),
         })
     }
 
@@ -184,52 +178,19 @@ impl NetSuite {
     }
 
     async fn bearer(&self) -> Result<String, ErpError> {
-        let mut token = self.token.lock().await;
-        if let Some(current) = token.as_ref() {
-            if Instant::now() < current.refresh_at {
-                return Ok(current.value.clone());
-            }
-        }
-        #[derive(Deserialize)]
-        struct TokenResponse {
-            access_token: String,
-            expires_in: Option<u64>,
-        }
-        let assertion = self.assertion();
-        let response = self
-            .http
-            .post(self.token_url())
-            .form(&[
-                ("grant_type", "client_credentials"),
-                (
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                ),
-                ("client_assertion", assertion.as_str()),
-            ])
-            .send()
+        self.token
+            .bearer(|| {
+                let assertion = self.assertion();
+                self.http.post(self.token_url()).form(&[
+                    ("grant_type", "client_credentials"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", assertion.as_str()),
+                ])
+            })
             .await
-            .map_err(|err| transport(&err))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.text().await.map_err(|err| transport(&err))?;
-        if !status.is_success() {
-            return Err(credentials_refused(
-                "token endpoint",
-                status,
-                &headers,
-                &body,
-            ));
-        }
-        let parsed: TokenResponse = serde_json::from_str(&body).map_err(|err| {
-            ErpError::transient(format!("token endpoint sent an unreadable token: {err}"))
-        })?;
-        let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(3600));
-        *token = Some(Token {
-            value: parsed.access_token.clone(),
-            refresh_at: Instant::now() + lifetime.saturating_sub(Duration::from_secs(60)),
-        });
-        Ok(parsed.access_token)
     }
 
     /// One record API call with a bearer token; on 401 a new token and one more try. 404 is
@@ -251,7 +212,7 @@ impl NetSuite {
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED && attempt == 0 {
                 tracing::info!(erp = "netsuite", "token refused; fetching a new one");
-                *self.token.lock().await = None;
+                self.token.forget().await;
                 continue;
             }
             let headers = response.headers().clone();
@@ -305,9 +266,7 @@ impl NetSuite {
     }
 
     fn stamp(&self, body: &mut Value, event: &OrderEvent) {
-        if !self.config.version_field.is_empty() {
-            body[&self.config.version_field] = Value::String(event.version.to_string());
-        }
+        super::stamp_version(body, &self.config.version_field, event);
     }
 
     fn held(&self, order: &Value) -> Held {
@@ -317,10 +276,7 @@ impl NetSuite {
             .cloned()
             .unwrap_or_default();
         Held {
-            version: order
-                .get(&self.config.version_field)
-                .and_then(Value::as_str)
-                .and_then(|v| v.trim().parse().ok()),
+            version: super::read_version(order, &self.config.version_field),
             cancelled: !lines.is_empty()
                 && lines
                     .iter()
@@ -334,17 +290,18 @@ impl NetSuite {
             return Ok(Upserted::Skipped);
         };
         let credit = super::refund_reference(reference, &refund.refund_id, reference::MAX_LEN);
-        let mut items = Vec::new();
-        for line in &refund.lines {
-            let Some(sku) = &line.sku else { continue };
-            let sku = self.mapping.sku(sku, "NetSuite")?;
-            let quantity = line.quantity.max(1);
-            items.push(json!({
-                "item": { "id": format!("eid:{sku}") },
-                "quantity": quantity,
-                "rate": json_number(line.amount / rust_decimal::Decimal::from(quantity)),
-            }));
-        }
+        let mut items: Vec<Value> = self
+            .mapping
+            .refund_items(refund, "NetSuite")?
+            .into_iter()
+            .map(|refunded| {
+                json!({
+                    "item": { "id": format!("eid:{}", refunded.item) },
+                    "quantity": refunded.quantity,
+                    "rate": json_number(refunded.unit_price),
+                })
+            })
+            .collect();
         if items.is_empty() {
             let item = self.config.refund_item_id.as_deref().ok_or_else(|| {
                 ErpError::rejected(

@@ -274,10 +274,7 @@ impl Odoo {
     fn held(&self, order: &Value) -> Held {
         Held {
             // An unset Char field reads as `false`.
-            version: order
-                .get(&self.config.version_field)
-                .and_then(Value::as_str)
-                .and_then(|v| v.trim().parse().ok()),
+            version: super::read_version(order, &self.config.version_field),
             cancelled: order.get("state").and_then(Value::as_str) == Some("cancel"),
             posted: false,
         }
@@ -285,9 +282,7 @@ impl Odoo {
 
     /// Puts the event's version into `values`.
     fn stamp(&self, values: &mut Value, event: &OrderEvent) {
-        if !self.config.version_field.is_empty() {
-            values[&self.config.version_field] = Value::String(event.version.to_string());
-        }
+        super::stamp_version(values, &self.config.version_field, event);
     }
 
     /// The order's lines as ORM create commands.
@@ -340,14 +335,11 @@ impl Odoo {
             return Ok(Upserted::AlreadyPresent);
         }
         let mut lines = Vec::new();
-        for line in &refund.lines {
-            let Some(sku) = &line.sku else { continue };
-            let sku = &self.mapping.sku(sku, "Odoo")?;
-            let quantity = line.quantity.max(1);
+        for refunded in self.mapping.refund_items(refund, "Odoo")? {
             lines.push(json!([0, 0, {
-                "product_id": self.product(sku).await?,
-                "quantity": quantity,
-                "price_unit": json_number(line.amount / rust_decimal::Decimal::from(quantity)),
+                "product_id": self.product(&refunded.item).await?,
+                "quantity": refunded.quantity,
+                "price_unit": json_number(refunded.unit_price),
             }]));
         }
         if lines.is_empty() {

@@ -32,7 +32,6 @@ use chrono::Utc;
 use orderbridge_runtime::Secret;
 use orderbridge_schemas::{OrderEvent, Refund};
 use reqwest::{Method, StatusCode};
-use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
@@ -294,10 +293,7 @@ impl SapBusinessOne {
     /// What the order found by [`Self::find`] holds.
     fn held(&self, order: &Value) -> Held {
         Held {
-            version: order
-                .get(&self.config.version_field)
-                .and_then(Value::as_str)
-                .and_then(|v| v.trim().parse().ok()),
+            version: super::read_version(order, &self.config.version_field),
             cancelled: order.get("Cancelled").and_then(Value::as_str) == Some("tYES"),
             posted: false,
         }
@@ -305,9 +301,7 @@ impl SapBusinessOne {
 
     /// Puts the event's version on an order or update body.
     fn stamp(&self, body: &mut Value, event: &OrderEvent) {
-        if !self.config.version_field.is_empty() {
-            body[&self.config.version_field] = Value::String(event.version.to_string());
-        }
+        super::stamp_version(body, &self.config.version_field, event);
     }
 
     async fn patch(&self, order: &Value, body: &Value) -> Result<(), ErpError> {
@@ -351,17 +345,18 @@ impl SapBusinessOne {
         refund: &Refund,
         reference: &str,
     ) -> Result<Value, ErpError> {
-        let mut lines = Vec::new();
-        for line in &refund.lines {
-            let Some(sku) = &line.sku else { continue };
-            let item = self.mapping.sku(sku, "SAP")?;
-            let quantity = line.quantity.max(1);
-            lines.push(json!({
-                "ItemCode": item,
-                "Quantity": quantity,
-                "UnitPrice": json_number(line.amount / Decimal::from(quantity)),
-            }));
-        }
+        let mut lines: Vec<Value> = self
+            .mapping
+            .refund_items(refund, "SAP")?
+            .into_iter()
+            .map(|refunded| {
+                json!({
+                    "ItemCode": refunded.item,
+                    "Quantity": refunded.quantity,
+                    "UnitPrice": json_number(refunded.unit_price),
+                })
+            })
+            .collect();
         if lines.is_empty() {
             let item = self.config.refund_item_code.as_deref().ok_or_else(|| {
                 ErpError::rejected(
