@@ -332,3 +332,44 @@ async fn a_rejected_order_is_dead_lettered_with_saps_message_and_the_rest_go_on(
     shutdown.cancel();
     sink.await.unwrap();
 }
+
+/// An adapter with a bug: it panics on every order.
+struct Panicking;
+
+#[async_trait::async_trait]
+impl orderbridge_sink::ErpClient for Panicking {
+    fn name(&self) -> &'static str {
+        "panicking"
+    }
+
+    async fn upsert(
+        &self,
+        _event: &OrderEvent,
+    ) -> Result<orderbridge_sink::Upserted, orderbridge_sink::ErpError> {
+        panic!("adapter bug")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_panicking_adapter_stops_the_sink_with_the_record_uncommitted() {
+    let env = Env::mock();
+    env.publish_canonical(&[order(0)]).await;
+    let group = unique("sink");
+    let shutdown = CancellationToken::new();
+    let sink = env.spawn_sink(
+        &group,
+        Arc::new(Panicking),
+        &prometheus::Registry::new(),
+        &shutdown,
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(60), sink)
+        .await
+        .expect("the sink stops on its own");
+    let panic = ended.unwrap_err().into_panic();
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        message.contains("Task(") && message.contains("adapter bug"),
+        "{message}"
+    );
+    assert_eq!(env.uncommitted(&group), 1, "the record is delivered again");
+}

@@ -40,6 +40,9 @@ pub enum SinkError {
     /// Configuration is invalid.
     #[error("configuration: {0}")]
     Config(String),
+    /// A delivery task panicked (an adapter bug); its record stays uncommitted.
+    #[error("delivery task failed: {0}")]
+    Task(String),
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),

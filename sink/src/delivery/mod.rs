@@ -184,7 +184,9 @@ impl Delivery {
                     engine.dispatch(permit);
                 }
                 Some(joined) = engine.tasks.join_next(), if !engine.tasks.is_empty() => {
-                    engine.finished(joined);
+                    if let Err(err) = engine.finished(joined) {
+                        break Err(err);
+                    }
                 }
                 Ok(()) = breaker.changed() => {
                     let open = *breaker.borrow_and_update();
@@ -252,18 +254,19 @@ impl Engine<'_> {
         });
     }
 
-    fn finished(&mut self, joined: Result<Task, tokio::task::JoinError>) {
+    /// Takes a task's end. A task that panicked stops the sink: its record would otherwise
+    /// stay open for good, holding its partition's commit and its order's later records.
+    /// Stopped, the sink is restarted (by its supervisor) and the record delivered again.
+    fn finished(&mut self, joined: Result<Task, tokio::task::JoinError>) -> Result<(), SinkError> {
         let (ticket, settled) = match joined {
             Ok(task) => task,
             Err(err) => {
-                // A panicking adapter: its record stays open, so its partition is never
-                // committed past it, and it is delivered again after a restart.
-                tracing::error!(error = %err, "a delivery task failed; its record stays uncommitted");
-                return;
+                tracing::error!(error = %err, "a delivery task failed; stopping with its record uncommitted");
+                return Err(SinkError::Task(err.to_string()));
             }
         };
         if settled == Settled::Abandoned {
-            return;
+            return Ok(());
         }
         let finished = self.ledger.finish(&ticket);
         if let Some(position) = finished.commit {
@@ -273,6 +276,7 @@ impl Engine<'_> {
             // Older than anything else waiting: it goes first.
             self.ready.push_front(next);
         }
+        Ok(())
     }
 
     /// Stores `position` (the next offset to read) as the commit position of `message`'s
