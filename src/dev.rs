@@ -71,6 +71,7 @@ pub async fn run(
             let layout = TopicLayout {
                 partitions: DEV_PARTITIONS,
                 replication: 1,
+                ..TopicLayout::default()
             };
             ensure_topics(&kafka, &topics, layout)
                 .await

@@ -51,6 +51,17 @@ enum Command {
     /// Field-mapping helpers.
     #[command(subcommand)]
     Mapping(MappingCommand),
+    /// Topic helpers.
+    #[command(subcommand)]
+    Topics(TopicsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TopicsCommand {
+    /// Create the topics that are missing, with `[topic_layout]` (partitions, replication,
+    /// retention; the attribution topic compacted), and check that the co-partitioned ones
+    /// (raw, canonical, attribution) agree. Exits non-zero when they do not.
+    Ensure,
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +157,23 @@ async fn main() -> anyhow::Result<()> {
                 .preview(&event)
                 .map_err(|err| anyhow::anyhow!("{err}"))?;
             println!("{request}");
+        }
+        Command::Topics(TopicsCommand::Ensure) => {
+            let states = orderbridge_runtime::ensure_topics(
+                &config.kafka,
+                &config.topics,
+                config.topic_layout,
+            )
+            .await?;
+            for state in states {
+                println!(
+                    "{:<32} {:>4} partitions  {}",
+                    state.name,
+                    state.partitions,
+                    if state.created { "created" } else { "exists" }
+                );
+            }
+            println!("raw, canonical and attribution are co-partitioned");
         }
         Command::Config(ConfigCommand::Check) => {
             mapping(&config)?;

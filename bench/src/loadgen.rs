@@ -80,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
             let layout = TopicLayout {
                 partitions: 6,
                 replication: 1,
+                ..TopicLayout::default()
             };
             for name in topic {
                 // ensure_topics creates a whole set; give each raw topic its own set.

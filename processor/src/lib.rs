@@ -43,6 +43,9 @@ pub enum ProcessorError {
     /// The ops server failed.
     #[error("ops server: {0}")]
     Serve(#[from] std::io::Error),
+    /// The topics cannot be joined: missing, or not co-partitioned.
+    #[error("topics: {0}")]
+    Topics(#[from] orderbridge_runtime::TopicError),
     /// A blocking Kafka call panicked or was cancelled.
     #[error("blocking task: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -62,6 +65,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ProcessorError> {
     config.validate().map_err(ProcessorError::Config)?;
+    // Partition N of raw, canonical and attribution must meet in one member.
+    orderbridge_runtime::check_copartitioned(kafka, topics).await?;
     let metrics = ProcessorMetrics::register(&ops.registry)?;
     ops.serve(&shutdown);
     let pipeline = Pipeline::new(kafka, topics, config, codec, metrics, ops.health)?;

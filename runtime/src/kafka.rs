@@ -1,17 +1,13 @@
-//! Kafka settings shared by every client, and topic creation.
+//! Kafka settings shared by every client.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-
-use orderbridge_schemas::Topics;
 
 /// Where the brokers are and how to talk to them.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,64 +68,6 @@ impl KafkaSettings {
         }
         config
     }
-}
-
-/// How many partitions and replicas the pipeline's topics get when they are created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TopicLayout {
-    /// Partitions of raw, canonical and attribution (equal: they are co-partitioned) and DLQ.
-    pub partitions: i32,
-    /// Replication factor.
-    pub replication: i32,
-}
-
-impl Default for TopicLayout {
-    fn default() -> Self {
-        Self {
-            partitions: 6,
-            replication: 1,
-        }
-    }
-}
-
-/// Creates the pipeline's topics when missing; existing topics are left as they are.
-///
-/// # Errors
-/// When the admin request fails for a reason other than "already exists".
-pub async fn ensure_topics(
-    settings: &KafkaSettings,
-    topics: &Topics,
-    layout: TopicLayout,
-) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = settings.client_config().create()?;
-    let new_topics: Vec<NewTopic<'_>> = topics
-        .all()
-        .iter()
-        .map(|name| {
-            NewTopic::new(
-                name,
-                layout.partitions,
-                TopicReplication::Fixed(layout.replication),
-            )
-        })
-        .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for result in admin.create_topics(&new_topics, &options).await? {
-        match result {
-            Ok(name) => {
-                tracing::info!(topic = %name, partitions = layout.partitions, "created topic")
-            }
-            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                tracing::debug!(topic = %name, "topic exists")
-            }
-            Err((name, code)) => {
-                tracing::error!(topic = %name, error = %code, "could not create topic");
-                return Err(KafkaError::AdminOp(code));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// What to do after `recv()` returned an error. librdkafka reports broker trouble (all

@@ -15,13 +15,13 @@ pub mod backoff;
 pub mod dlq;
 pub mod kafka;
 pub mod ops;
+pub mod topics;
 
 pub use backoff::Backoff;
 pub use dlq::{dlq_headers, header_str, DeadLetter};
-pub use kafka::{
-    ensure_topics, pause_after_consumer_error, GroupContext, KafkaSettings, TopicLayout,
-};
+pub use kafka::{pause_after_consumer_error, GroupContext, KafkaSettings};
 pub use ops::{ops_router, spawn_ops_server, Health, Ops};
+pub use topics::{check_copartitioned, ensure_topics, TopicError, TopicLayout, TopicState};
 pub mod secret;
 
 pub use secret::Secret;

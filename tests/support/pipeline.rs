@@ -59,6 +59,7 @@ impl Env {
             TopicLayout {
                 partitions: PARTITIONS,
                 replication: 1,
+                ..TopicLayout::default()
             },
         )
         .await
