@@ -3,7 +3,8 @@
 # packages for the bundled librdkafka and TLS, rustfmt and clippy, the tansu broker), checks
 # formatting and lints, starts tansu on a free 127.0.0.1 port with in-memory storage, runs
 # the whole suite against it (KAFKA_BOOTSTRAP) and on librdkafka's mock cluster, and stops it.
-# Then it runs every ingest fuzz target briefly (FUZZ_SECONDS each, default 5; 0 skips).
+# It checks the alert rules with promtool (Debian's prometheus package) and runs their unit
+# tests. Then it runs every ingest fuzz target briefly (FUZZ_SECONDS each, default 5; 0 skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -28,6 +29,18 @@ if command -v rustup >/dev/null 2>&1; then
   rustup component add rustfmt clippy >/dev/null 2>&1 || true
 fi
 cargo fmt --version && cargo clippy --version
+
+step "promtool (Prometheus rule checker, from Debian's prometheus package)"
+if ! command -v promtool >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus
+fi
+promtool --version | head -1
+
+step "alert rules: promtool check and unit tests"
+promtool check rules helm/orderbridge/files/prometheus-rules.yaml
+promtool test rules tests/alerts/prometheus-rules.test.yaml
 
 step "tansu (Kafka-compatible broker)"
 if ! command -v tansu >/dev/null 2>&1; then

@@ -1,6 +1,6 @@
 //! Every metric the processor exports.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 /// The processor's metrics.
 #[derive(Debug, Clone)]
@@ -18,6 +18,9 @@ pub struct ProcessorMetrics {
     pub batches: IntCounterVec,
     /// `orderbridge_processor_batch_seconds{guarantee}`: from first record to commit.
     pub batch_seconds: HistogramVec,
+    /// `orderbridge_processor_consumer_lag{topic}`: raw and attribution records this member
+    /// has not read yet, from librdkafka's statistics every 5 s.
+    pub consumer_lag: IntGaugeVec,
 }
 
 impl ProcessorMetrics {
@@ -55,9 +58,17 @@ impl ProcessorMetrics {
                 ]),
                 &["guarantee"],
             )?,
+            consumer_lag: IntGaugeVec::new(
+                Opts::new(
+                    "orderbridge_processor_consumer_lag",
+                    "Records this member has not read yet, by topic.",
+                ),
+                &["topic"],
+            )?,
         };
         registry.register(Box::new(metrics.records.clone()))?;
         registry.register(Box::new(metrics.attribution.clone()))?;
+        registry.register(Box::new(metrics.consumer_lag.clone()))?;
         registry.register(Box::new(metrics.batches.clone()))?;
         registry.register(Box::new(metrics.batch_seconds.clone()))?;
         Ok(metrics)

@@ -99,6 +99,7 @@ pub struct GroupContext {
     role: &'static str,
     health: std::sync::Arc<crate::Health>,
     generation: std::sync::atomic::AtomicU64,
+    lag: Option<prometheus::IntGaugeVec>,
 }
 
 impl GroupContext {
@@ -108,7 +109,17 @@ impl GroupContext {
             role,
             health,
             generation: std::sync::atomic::AtomicU64::new(0),
+            lag: None,
         }
+    }
+
+    /// Reports this member's consumer lag per topic into `gauge` (labels: `topic`): the
+    /// records between each assigned partition's position and its end, summed, from
+    /// librdkafka's statistics (the consumer must set `statistics.interval.ms`).
+    #[must_use]
+    pub fn with_lag(mut self, gauge: prometheus::IntGaugeVec) -> Self {
+        self.lag = Some(gauge);
+        self
     }
 
     /// A number that changes whenever partitions are assigned or revoked: state kept per
@@ -118,7 +129,21 @@ impl GroupContext {
     }
 }
 
-impl rdkafka::ClientContext for GroupContext {}
+impl rdkafka::ClientContext for GroupContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let Some(gauge) = &self.lag else { return };
+        for (name, topic) in &statistics.topics {
+            // Partitions this member does not own report -1; the internal one is -1 too.
+            let lag: i64 = topic
+                .partitions
+                .values()
+                .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
+                .map(|p| p.consumer_lag)
+                .sum();
+            gauge.with_label_values(&[name.as_str()]).set(lag);
+        }
+    }
+}
 
 impl rdkafka::consumer::ConsumerContext for GroupContext {
     fn post_rebalance(

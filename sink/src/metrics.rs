@@ -35,6 +35,9 @@ pub struct SinkMetrics {
     /// `orderbridge_sink_breaker_open{erp}`: 1 while the ERP is unavailable and partitions
     /// are paused.
     pub breaker_open: IntGaugeVec,
+    /// `orderbridge_sink_consumer_lag{topic}`: canonical records this member has not read
+    /// yet, from librdkafka's statistics every 5 s.
+    pub consumer_lag: IntGaugeVec,
 }
 
 impl SinkMetrics {
@@ -100,6 +103,13 @@ impl SinkMetrics {
                 "orderbridge_sink_breaker_open",
                 "1 while the ERP is unavailable: partitions paused, probing.",
             )?,
+            consumer_lag: IntGaugeVec::new(
+                Opts::new(
+                    "orderbridge_sink_consumer_lag",
+                    "Canonical records this member has not read yet, by topic.",
+                ),
+                &["topic"],
+            )?,
         };
         registry.register(Box::new(metrics.upserts.clone()))?;
         registry.register(Box::new(metrics.failures.clone()))?;
@@ -111,6 +121,7 @@ impl SinkMetrics {
         registry.register(Box::new(metrics.in_flight.clone()))?;
         registry.register(Box::new(metrics.open_records.clone()))?;
         registry.register(Box::new(metrics.breaker_open.clone()))?;
+        registry.register(Box::new(metrics.consumer_lag.clone()))?;
         Ok(metrics)
     }
 }

@@ -17,6 +17,7 @@ pub fn build_consumer(
     kafka: &KafkaSettings,
     config: &ProcessorConfig,
     health: Arc<Health>,
+    lag: prometheus::IntGaugeVec,
 ) -> KafkaResult<StreamConsumer<GroupContext>> {
     let mut client = kafka.client_config();
     client
@@ -39,7 +40,10 @@ pub fn build_consumer(
             .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false"),
     };
-    client.create_with_context(GroupContext::new("processor", health))
+    client
+        // Consumer lag for the metrics, from librdkafka's statistics.
+        .set("statistics.interval.ms", "5000")
+        .create_with_context(GroupContext::new("processor", health).with_lag(lag))
 }
 
 /// Builds the canonical/DLQ producer. The one place these settings live.

@@ -83,7 +83,12 @@ impl Pipeline {
         metrics: ProcessorMetrics,
         health: Arc<Health>,
     ) -> Result<Self, ProcessorError> {
-        let consumer = build_consumer(kafka, config, Arc::clone(&health))?;
+        let consumer = build_consumer(
+            kafka,
+            config,
+            Arc::clone(&health),
+            metrics.consumer_lag.clone(),
+        )?;
         let window = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
         let state = PartitionStates::new(
             kafka,

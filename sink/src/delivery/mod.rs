@@ -57,6 +57,7 @@ pub fn build_consumer(
     kafka: &KafkaSettings,
     config: &SinkConfig,
     health: Arc<Health>,
+    lag: prometheus::IntGaugeVec,
 ) -> KafkaResult<StreamConsumer<GroupContext>> {
     kafka
         .client_config()
@@ -71,7 +72,9 @@ pub fn build_consumer(
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set("partition.assignment.strategy", "cooperative-sticky")
-        .create_with_context(GroupContext::new("sink", health))
+        // Consumer lag for the metrics, from librdkafka's statistics.
+        .set("statistics.interval.ms", "5000")
+        .create_with_context(GroupContext::new("sink", health).with_lag(lag))
 }
 
 /// Builds the dead-letter producer. The one place these settings live.
@@ -113,7 +116,12 @@ impl Delivery {
         metrics: SinkMetrics,
         health: Arc<Health>,
     ) -> Result<Self, SinkError> {
-        let consumer = build_consumer(kafka, config, Arc::clone(&health))?;
+        let consumer = build_consumer(
+            kafka,
+            config,
+            Arc::clone(&health),
+            metrics.consumer_lag.clone(),
+        )?;
         consumer.subscribe(&[&topics.canonical])?;
         let max_in_flight = config
             .max_in_flight
@@ -376,6 +384,10 @@ impl Engine<'_> {
             .set(limit);
         metrics.in_flight.with_label_values(&[erp]).set(in_flight);
         metrics.open_records.with_label_values(&[erp]).set(open);
+        metrics
+            .breaker_open
+            .with_label_values(&[erp])
+            .set(i64::from(worker.breaker.is_open()));
     }
 
     /// At shutdown: records waiting for the breaker or a retry are abandoned at once; calls
