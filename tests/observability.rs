@@ -1,5 +1,4 @@
-//! The alert rules (and, as they arrive, the dashboards) name only metrics the services
-//! export: the pipeline runs on the mock cluster through a good order, a forged signature, an
+//! The alert rules and the Grafana dashboard name only metrics the services export: the pipeline runs on the mock cluster through a good order, a forged signature, an
 //! unparseable body, a throttled call and an order the ERP refuses; then ingest's `/metrics` is scraped, the
 //! processor's and sink's registries are read, and every `orderbridge_…` name in
 //! `helm/orderbridge/files/` must be among them.
@@ -128,7 +127,11 @@ async fn every_metric_the_alerts_name_is_exported() {
     let mut checked = 0;
     for entry in std::fs::read_dir(&files).unwrap() {
         let path = entry.unwrap().path();
-        let named = named_in(&std::fs::read_to_string(&path).unwrap());
+        let text = std::fs::read_to_string(&path).unwrap();
+        if path.extension().is_some_and(|e| e == "json") {
+            dashboard_queries_name_metrics(&path, &text);
+        }
+        let named = named_in(&text);
         let missing: Vec<_> = named.difference(&exported).collect();
         assert!(
             missing.is_empty(),
@@ -146,6 +149,27 @@ async fn every_metric_the_alerts_name_is_exported() {
     shutdown.cancel();
     processor.await.unwrap();
     sink.await.unwrap();
+}
+
+/// A Grafana dashboard parses, and every panel queries at least one of our metrics.
+fn dashboard_queries_name_metrics(path: &std::path::Path, text: &str) {
+    let dashboard: serde_json::Value = serde_json::from_str(text)
+        .unwrap_or_else(|err| panic!("{} is not JSON: {err}", path.display()));
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(!panels.is_empty(), "{} has no panels", path.display());
+    for panel in panels {
+        let exprs: Vec<&str> = panel["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["expr"].as_str())
+            .collect();
+        assert!(
+            !exprs.is_empty() && exprs.iter().all(|e| !named_in(e).is_empty()),
+            "panel {:?} queries none of our metrics: {exprs:?}",
+            panel["title"]
+        );
+    }
 }
 
 #[test]
