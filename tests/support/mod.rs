@@ -145,3 +145,12 @@ pub async fn staging_db() -> (
     let db = sqlx::SqlitePool::connect(&url).await.unwrap();
     (std::sync::Arc::new(erp), db, dir)
 }
+
+/// A simulated ERP taking `latency` to answer a call (nothing when zero). This is the
+/// simulator's behaviour under test, a loaded ERP, not a test waiting for something: tests
+/// wait with [`wait_for`].
+pub async fn answer_after(latency: Duration) {
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+}

@@ -334,9 +334,7 @@ async fn record(
         }
         state.latency
     };
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
+    super::answer_after(latency).await;
     let mut state = sim.lock();
     let Some(external_id) = id.strip_prefix("eid:").map(str::to_owned) else {
         return ns_error(

@@ -212,9 +212,7 @@ async fn log_and_delay(State(state): Shared, request: Request, next: Next) -> Re
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let latency = state.lock().unwrap().latency;
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
+    super::answer_after(latency).await;
     let response = next.run(request).await;
     state.lock().unwrap().calls.push(Call {
         method,
@@ -397,6 +395,34 @@ fn known_items(state: &Sim, lines: &[Value]) -> Result<(), String> {
     Ok(())
 }
 
+/// The open order `Orders(<n>)` names: 404 when there is none, 400 with `refusal` when it
+/// is cancelled (SAP changes nothing on a closed document).
+#[allow(clippy::result_large_err)] // the refusal is the HTTP response itself
+fn open_order<'a>(
+    state: &'a mut Sim,
+    document: &str,
+    refusal: &str,
+) -> Result<&'a mut Document, Response> {
+    let Some(entry) = order_entry(document) else {
+        return Err(sap_error(
+            StatusCode::NOT_FOUND,
+            -1,
+            "Resource not found for the segment",
+        ));
+    };
+    let Some(order) = state.orders.iter_mut().find(|o| o.doc_entry == entry) else {
+        return Err(sap_error(
+            StatusCode::NOT_FOUND,
+            -2028,
+            "No matching records found (ODBC -2028)",
+        ));
+    };
+    if order.cancelled {
+        return Err(sap_error(StatusCode::BAD_REQUEST, -5006, refusal));
+    }
+    Ok(order)
+}
+
 /// The `DocEntry` in `Orders(<n>)`.
 fn order_entry(segment: &str) -> Option<u32> {
     segment
@@ -537,27 +563,14 @@ async fn cancel(
     if let Err(response) = gate(&mut state, &headers) {
         return response;
     }
-    let Some(entry) = order_entry(&document) else {
-        return sap_error(
-            StatusCode::NOT_FOUND,
-            -1,
-            "Resource not found for the segment",
-        );
+    let order = match open_order(
+        &mut state,
+        &document,
+        "Document is already closed or cancelled",
+    ) {
+        Ok(order) => order,
+        Err(response) => return response,
     };
-    let Some(order) = state.orders.iter_mut().find(|o| o.doc_entry == entry) else {
-        return sap_error(
-            StatusCode::NOT_FOUND,
-            -2028,
-            "No matching records found (ODBC -2028)",
-        );
-    };
-    if order.cancelled {
-        return sap_error(
-            StatusCode::BAD_REQUEST,
-            -5006,
-            "Document is already closed or cancelled",
-        );
-    }
     order.cancelled = true;
     StatusCode::NO_CONTENT.into_response()
 }
@@ -572,13 +585,6 @@ async fn update(
     if let Err(response) = gate(&mut state, &headers) {
         return response;
     }
-    let Some(entry) = order_entry(&document) else {
-        return sap_error(
-            StatusCode::NOT_FOUND,
-            -1,
-            "Resource not found for the segment",
-        );
-    };
     let udfs = match udfs(&body) {
         Ok(udfs) => udfs,
         Err(response) => return response,
@@ -593,20 +599,14 @@ async fn update(
         .get("B1S-ReplaceCollectionsOnPatch")
         .and_then(|v| v.to_str().ok())
         == Some("true");
-    let Some(order) = state.orders.iter_mut().find(|o| o.doc_entry == entry) else {
-        return sap_error(
-            StatusCode::NOT_FOUND,
-            -2028,
-            "No matching records found (ODBC -2028)",
-        );
+    let order = match open_order(
+        &mut state,
+        &document,
+        "Cannot update a document that is closed or cancelled",
+    ) {
+        Ok(order) => order,
+        Err(response) => return response,
     };
-    if order.cancelled {
-        return sap_error(
-            StatusCode::BAD_REQUEST,
-            -5006,
-            "Cannot update a document that is closed or cancelled",
-        );
-    }
     if let Some(currency) = body["DocCurrency"].as_str() {
         order.currency = currency.to_owned();
     }
