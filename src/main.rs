@@ -4,6 +4,7 @@
 
 mod config;
 mod dev;
+mod probe;
 mod registry_api;
 
 use std::path::PathBuf;
@@ -54,6 +55,15 @@ enum Command {
     /// Topic helpers.
     #[command(subcommand)]
     Topics(TopicsCommand),
+    /// GET a health endpoint (e.g. `http://127.0.0.1:9091/readyz`); exit 0 on a 2xx answer.
+    /// A container health check for images without curl.
+    Probe {
+        /// A plain `http://` URL.
+        url: String,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 3000)]
+        timeout_ms: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,6 +104,11 @@ async fn main() -> anyhow::Result<()> {
 
     if let Command::Dev(args) = &cli.command {
         return dev::run(args, cli.config.as_deref(), shutdown).await;
+    }
+    if let Command::Probe { url, timeout_ms } = &cli.command {
+        let status = probe::probe(url, std::time::Duration::from_millis(*timeout_ms)).await?;
+        println!("{url}: {status}");
+        return Ok(());
     }
     if let Command::Config(ConfigCommand::Example) = &cli.command {
         print!("{}", config::EXAMPLE);
@@ -189,7 +204,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Dev(_) | Command::Config(ConfigCommand::Example) => {
+        Command::Dev(_) | Command::Probe { .. } | Command::Config(ConfigCommand::Example) => {
             unreachable!("handled above")
         }
     }
