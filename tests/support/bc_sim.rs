@@ -120,6 +120,12 @@ const API: &str = "/v2.0/{tenant}/{env}/api/v2.0";
 impl BcSim {
     /// Starts a simulator on 127.0.0.1 that knows customer 10000 and the given item numbers.
     pub async fn start(items: &[&str]) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener, items)
+    }
+
+    /// Serves the simulator on `listener` (the standalone `erp-simulator` binds its own).
+    pub fn serve(listener: tokio::net::TcpListener, items: &[&str]) -> Self {
         let state = Arc::new(Mutex::new(State_ {
             token_lifetime: Duration::from_secs(3599),
             items: items.iter().map(|s| (*s).to_owned()).collect(),
@@ -137,7 +143,6 @@ impl BcSim {
                 get(api).post(api).patch(api).delete(api),
             )
             .with_state(Arc::clone(&state));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { addr, state }
