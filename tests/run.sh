@@ -4,7 +4,8 @@
 # formatting and lints, starts tansu on a free 127.0.0.1 port with in-memory storage, runs
 # the whole suite against it (KAFKA_BOOTSTRAP) and on librdkafka's mock cluster, and stops it.
 # It checks the alert rules with promtool (Debian's prometheus package) and runs their unit
-# tests. Then it runs every ingest fuzz target briefly (FUZZ_SECONDS each, default 5; 0 skips).
+# tests, and validates the Helm chart and docker-compose.yml (tests/deploy/, in a Python venv
+# under target/). Then it runs every ingest fuzz target briefly (FUZZ_SECONDS each, default 5; 0 skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -58,6 +59,16 @@ cargo fmt --all -- --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "deployment files: Helm chart, Kubernetes schemas, Compose specification"
+# Helm's SDK, the Kubernetes schemas and Compose's loader, in a venv of the project's own.
+venv=target/deploy-venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/deploy/requirements.txt
+cargo build --quiet --bin orderbridge
+ORDERBRIDGE_BIN=target/debug/orderbridge "$venv/bin/python" -m unittest discover -s tests/deploy -v
 
 step "starting tansu"
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
