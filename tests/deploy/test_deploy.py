@@ -335,6 +335,19 @@ class Compose(unittest.TestCase):
             port = re.search(rf'\[{key}\]\s*\n(?:[^\[]*\n)*?listen = "0\.0\.0\.0:(\d+)"', config).group(1)
             self.assertIn(f"{stage}:{port}", targets)
 
+    def test_the_readme_curl_matches_the_stack(self):
+        # The documented curl signs with the stack's Shopify secret and posts to its ingest.
+        project = yaml.safe_load(COMPOSE_FILE.read_text())
+        secret = project["x-orderbridge"]["environment"]["SHOPIFY_APP_SECRET"]
+        ingest_port = project["services"]["ingest"]["ports"][0].split(":")[0]
+        for doc in (ROOT / "README.md", CHART / "README.md"):
+            text = doc.read_text()
+            with self.subTest(doc=doc.name):
+                self.assertIn(f"-hmac {secret} ", text)
+                self.assertIn(f"http://localhost:{ingest_port}/webhooks/shopify", text)
+                self.assertIn("docker compose up --build", text)
+                self.assertIn("helm install orderbridge helm/orderbridge", text)
+
     def test_a_misspelled_key_fails_validation(self):
         with tempfile.NamedTemporaryFile("w", suffix=".yml", dir=ROOT / "target") as broken:
             broken.write(COMPOSE_FILE.read_text().replace("    restart: \"no\"", "    restart_policy: \"no\"", 1))

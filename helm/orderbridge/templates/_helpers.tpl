@@ -81,6 +81,10 @@ file), and the variables of `existingSecret`.
   value: {{ .Values.topics.partitions | quote }}
 - name: ORDERBRIDGE_TOPIC_LAYOUT__REPLICATION
   value: {{ .Values.topics.replication | quote }}
+- name: ORDERBRIDGE_TOPIC_LAYOUT__RETENTION_MS
+  value: {{ .Values.topics.retentionMs | int64 | quote }}
+- name: ORDERBRIDGE_TOPIC_LAYOUT__DLQ_RETENTION_MS
+  value: {{ .Values.topics.dlqRetentionMs | int64 | quote }}
 - name: ORDERBRIDGE_INGEST__LISTEN
   value: "0.0.0.0:{{ .Values.ingest.port }}"
 - name: ORDERBRIDGE_PROCESSOR__LISTEN
