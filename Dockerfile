@@ -10,6 +10,9 @@ ARG DEBIAN=bookworm
 
 FROM rust:${RUST_VERSION}-${DEBIAN} AS build
 # librdkafka is built from source by rdkafka-sys (make, a C/C++ compiler); TLS is OpenSSL.
+# Debian's point releases replace package versions, so pins would break the build: the base
+# image's tag is what fixes them.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends pkg-config libssl-dev zlib1g-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -22,6 +25,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && install -D target/release/examples/erp-simulator /out/erp-simulator
 
 FROM debian:${DEBIAN}-slim AS runtime
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates libssl3 \
  && rm -rf /var/lib/apt/lists/* \

