@@ -7,6 +7,7 @@
 //! uses: Kafka is librdkafka's mock cluster (exactly-once, as in compose), the registry and
 //! Business Central are the tests' simulators, and every listener is on 127.0.0.1. The
 //! order is the README's: the Shopify fixture, signed with the stack's secret.
+#![allow(clippy::unwrap_used)] // in a test, a panic is the failure report
 
 mod support;
 
