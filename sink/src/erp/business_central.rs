@@ -75,7 +75,7 @@ pub struct BusinessCentralConfig {
     #[serde(default)]
     pub refund_account_number: Option<String>,
     /// Per-request timeout in milliseconds.
-    #[serde(default = "default_timeout_ms")]
+    #[serde(default = "super::default_request_timeout_ms")]
     pub request_timeout_ms: u64,
 }
 
@@ -89,10 +89,6 @@ fn default_token_url() -> String {
 
 fn default_scope() -> String {
     "https://api.businesscentral.dynamics.com/.default".into()
-}
-
-fn default_timeout_ms() -> u64 {
-    30_000
 }
 
 /// The Business Central adapter.

@@ -39,12 +39,8 @@ pub struct HttpConfig {
     #[serde(default)]
     pub bearer_token: Option<Secret>,
     /// Per-request timeout in milliseconds.
-    #[serde(default = "default_timeout_ms")]
+    #[serde(default = "super::default_request_timeout_ms")]
     pub request_timeout_ms: u64,
-}
-
-fn default_timeout_ms() -> u64 {
-    30_000
 }
 
 /// The generic HTTP adapter.

@@ -162,6 +162,11 @@ pub(crate) fn discount_percent(
         .then(|| (line.discount / gross * rust_decimal::Decimal::from(100)).round_dp(4))
 }
 
+/// Every remote adapter's default `request_timeout_ms`: 30 s.
+pub(crate) fn default_request_timeout_ms() -> u64 {
+    30_000
+}
+
 /// The HTTP client of an ERP adapter: one per adapter (it pools connections), every request
 /// bounded by `timeout_ms` so a stalled ERP becomes a transient error, not a stuck sink.
 pub(crate) fn http_client(timeout_ms: u64) -> Result<reqwest::Client, ErpSetupError> {

@@ -77,16 +77,12 @@ pub struct NetSuiteConfig {
     #[serde(default)]
     pub refund_item_id: Option<String>,
     /// Per-request timeout in milliseconds.
-    #[serde(default = "default_timeout_ms")]
+    #[serde(default = "super::default_request_timeout_ms")]
     pub request_timeout_ms: u64,
 }
 
 fn default_version_field() -> String {
     "custbody_orderbridge_version".into()
-}
-
-fn default_timeout_ms() -> u64 {
-    30_000
 }
 
 /// The NetSuite adapter.

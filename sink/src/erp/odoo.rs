@@ -70,12 +70,8 @@ pub struct OdooConfig {
     #[serde(default)]
     pub refund_product_id: Option<i64>,
     /// Per-request timeout in milliseconds.
-    #[serde(default = "default_timeout_ms")]
+    #[serde(default = "super::default_request_timeout_ms")]
     pub request_timeout_ms: u64,
-}
-
-fn default_timeout_ms() -> u64 {
-    30_000
 }
 
 fn default_version_field() -> String {

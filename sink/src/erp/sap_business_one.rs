@@ -73,7 +73,7 @@ pub struct SapBusinessOneConfig {
     #[serde(default = "default_version_field")]
     pub version_field: String,
     /// Per-request timeout in milliseconds.
-    #[serde(default = "default_timeout_ms")]
+    #[serde(default = "super::default_request_timeout_ms")]
     pub request_timeout_ms: u64,
 }
 
@@ -83,10 +83,6 @@ fn default_version_field() -> String {
 
 fn default_due_days() -> u32 {
     7
-}
-
-fn default_timeout_ms() -> u64 {
-    30_000
 }
 
 struct Session {
