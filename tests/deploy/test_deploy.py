@@ -76,9 +76,8 @@ def of_kind(docs: list[dict], kind: str) -> list[dict]:
     return [d for d in docs if d["kind"] == kind]
 
 
-def dummy_secret(name: str) -> str:
-    # Every secret form the sources accept (whsec_ + base64, 32-80 of [A-Za-z0-9_-]).
-    return "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+# A value every secret form of the sources accepts (whsec_ + base64, 32-80 of [A-Za-z0-9_-]).
+DUMMY_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 def config_check(config_text: str, env: dict[str, str], files: dict[str, str] | None = None):
@@ -222,7 +221,7 @@ class Chart(unittest.TestCase):
         text = config_map["data"]["orderbridge.toml"]
         secrets = set(re.findall(r'env = "([A-Z0-9_]+)"', text))
         secrets.add("ORDERBRIDGE_KAFKA__PROPERTIES__SASL.PASSWORD")
-        env = {name: dummy_secret(name) for name in secrets}
+        env = dict.fromkeys(secrets, DUMMY_SECRET)
         for deployment in of_kind(docs, "Deployment"):
             with self.subTest(deployment=deployment["metadata"]["name"]):
                 routes = config_check(
@@ -335,9 +334,8 @@ class Compose(unittest.TestCase):
         # Prometheus scrapes each stage where that stage listens.
         prometheus = yaml.safe_load(project["configs"]["prometheus"]["content"])
         targets = {t for c in prometheus["scrape_configs"] for s in c["static_configs"] for t in s["targets"]}
-        config = text
         for stage, key in (("ingest", "ingest"), ("processor", "processor"), ("sink", "sink")):
-            port = re.search(rf'\[{key}\]\s*\n(?:[^\[]*\n)*?listen = "0\.0\.0\.0:(\d+)"', config).group(1)
+            port = re.search(rf'\[{key}\]\s*\n(?:[^\[]*\n)*?listen = "0\.0\.0\.0:(\d+)"', text).group(1)
             self.assertIn(f"{stage}:{port}", targets)
 
     def test_the_readme_curl_matches_the_stack(self):
