@@ -11,8 +11,8 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine;
@@ -20,6 +20,7 @@ use hmac::{Hmac, Mac};
 use rdkafka::mocking::MockCluster;
 use sha2::Sha256;
 use support::bc_sim::BcSim;
+use support::procs::{free_port, ready, Procs};
 use support::registry_sim::RegistrySim;
 use support::{unique, wait_for};
 
@@ -58,60 +59,6 @@ fn compose_configuration() -> (String, Vec<(String, String)>) {
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect();
     (config, env)
-}
-
-fn free_port() -> u16 {
-    // Bound, read and released: the service binds it a moment later.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// The stage processes; killed when the test ends, their logs printed if it failed.
-struct Stack {
-    children: Vec<(String, Child)>,
-    logs: PathBuf,
-}
-
-impl Stack {
-    fn spawn(&mut self, name: &str, args: &[&str], env: &[(String, String)]) {
-        let log = std::fs::File::create(self.logs.join(format!("{name}.log"))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_orderbridge"))
-            .args(args)
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        self.children.push((name.to_owned(), child));
-    }
-
-    fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.logs.join(format!("{name}.log"))).unwrap_or_default()
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            for (name, _) in &self.children {
-                eprintln!("--- {name} ---\n{}", self.log(name));
-            }
-        }
-    }
-}
-
-fn ready(port: u16) -> bool {
-    Command::new(env!("CARGO_BIN_EXE_orderbridge"))
-        .args(["probe", &format!("http://127.0.0.1:{port}/readyz")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,10 +158,7 @@ async fn the_readme_order_flows_through_the_compose_configuration() {
     );
     assert!(String::from_utf8_lossy(&topics_job.stdout).contains("co-partitioned"));
 
-    let mut stack = Stack {
-        children: Vec::new(),
-        logs: dir.path().to_owned(),
-    };
+    let mut stack = Procs::new(dir.path());
     stack.spawn("ingest", &["--json-logs", "ingest"], &env);
     stack.spawn("processor", &["--json-logs", "process"], &env);
     stack.spawn("sink", &["--json-logs", "sink"], &env);

@@ -5,7 +5,8 @@
 # the whole suite against it (KAFKA_BOOTSTRAP) and on librdkafka's mock cluster, and stops it.
 # It checks the alert rules with promtool (Debian's prometheus package) and runs their unit
 # tests, and validates the Helm chart and docker-compose.yml (tests/deploy/, in a Python venv
-# under target/). Then it runs every ingest fuzz target briefly (FUZZ_SECONDS each, default 5; 0 skips).
+# under target/). Then it runs every fuzz target briefly (ingest's verifiers and key extraction,
+# the processor's normalizers, the sink's decoder; FUZZ_SECONDS each, default 5; 0 skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -100,24 +101,30 @@ export ORDERBRIDGE_REQUIRE_BROKER=1
 # here) refuses libtest's --test-threads flag.
 RUST_TEST_THREADS=4 cargo test --workspace --all-targets -- --nocapture
 
-step "fuzzing each verifier and key extraction for ${FUZZ_SECONDS:-5} s"
+step "fuzzing each verifier, key extraction, normalizer and the sink's decoder for ${FUZZ_SECONDS:-5} s"
 if [ "${FUZZ_SECONDS:-5}" != 0 ]; then
   # No sanitizer: the project's one toolchain is stable. The targets check their own
-  # properties (no panic, nothing accepted without a valid signature).
-  (
-    cd ingest
-    cargo fuzz build --sanitizer none -O
-    for target in $(cargo fuzz list); do
-      log="../target/fuzz-$target.log"
-      mkdir -p "fuzz/corpus/$target"
-      # The committed seeds are read, new finds go to the (ignored) corpus directory.
-      if ! cargo fuzz run --sanitizer none -O "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
-        -max_total_time="${FUZZ_SECONDS:-5}" >"$log" 2>&1; then
-        tail -40 "$log" >&2
-        echo "fuzz target $target failed (input saved under ingest/fuzz/artifacts/)" >&2
-        exit 1
-      fi
-      echo "fuzz: $target: $(grep -E '^Done' "$log")"
-    done
-  )
+  # properties (no panic; nothing accepted without a valid signature; what normalizes
+  # encodes and reads back). The three fuzz crates share one target directory, so the
+  # dependencies they have in common (librdkafka among them) are built once.
+  fuzz_target_dir="$PWD/target/fuzz"
+  for crate in ingest processor sink; do
+    (
+      cd "$crate"
+      cargo fuzz build --sanitizer none -O --target-dir "$fuzz_target_dir"
+      for target in $(cargo fuzz list); do
+        log="$fuzz_target_dir/fuzz-$target.log"
+        mkdir -p "fuzz/corpus/$target"
+        # The committed seeds are read, new finds go to the (ignored) corpus directory.
+        if ! cargo fuzz run --sanitizer none -O --target-dir "$fuzz_target_dir" "$target" \
+          "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
+          -max_total_time="${FUZZ_SECONDS:-5}" >"$log" 2>&1; then
+          tail -40 "$log" >&2
+          echo "fuzz target $target failed (input saved under $crate/fuzz/artifacts/)" >&2
+          exit 1
+        fi
+        echo "fuzz: $crate/$target: $(grep -E '^Done' "$log")"
+      done
+    )
+  done
 fi

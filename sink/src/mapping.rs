@@ -139,7 +139,12 @@ impl Mapping {
                 Ok(RefundItem {
                     item: self.sku(sku, erp)?,
                     quantity,
-                    unit_price: line.amount / Decimal::from(quantity),
+                    unit_price: line
+                        .amount
+                        .checked_div(Decimal::from(quantity))
+                        .ok_or_else(|| {
+                            ErpError::rejected("a refund line's unit price does not fit a decimal")
+                        })?,
                 })
             })
             .collect()

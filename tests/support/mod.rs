@@ -8,6 +8,7 @@ pub mod http_sim;
 pub mod netsuite_sim;
 pub mod odoo_sim;
 pub mod pipeline;
+pub mod procs;
 pub mod registry_sim;
 pub mod sap_sim;
 pub mod signed;

@@ -322,7 +322,21 @@ fn normalize(
         offset: message.offset(),
         body: message.payload().unwrap_or_default(),
     };
-    (Some(source), sources::normalize(&raw, mappings))
+    // Normalizers are pure and checked (every amount and quantity, fuzzed), so this never
+    // fires; if one still had a bug, the record would become a dead letter with the panic's
+    // message, replayable once fixed, instead of a processor that crash-loops on it forever.
+    let normalized = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        sources::normalize(&raw, mappings)
+    }))
+    .unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        Err(NormalizeError::Internal(message))
+    });
+    (Some(source), normalized)
 }
 
 /// The partial event that gives `order_key`'s order new attribution at `version`, traced to

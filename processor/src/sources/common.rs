@@ -241,11 +241,66 @@ impl SimpleLine {
     }
 }
 
+/// The most units one line may carry. Quantities come from outside; bounding them keeps every
+/// product of a quantity and an amount far inside a decimal (a unit price fits decimal(18, 4),
+/// so quantity × price stays below 10²³), and a billion units of one line is no real order.
+pub const MAX_QUANTITY: i64 = 1_000_000_000;
+
+/// A line's quantity, checked against `0..=`[`MAX_QUANTITY`].
+///
+/// # Errors
+/// [`NormalizeError::OutOfRange`] naming `field`.
+pub fn quantity(field: &str, quantity: i64) -> Result<i64, NormalizeError> {
+    if (0..=MAX_QUANTITY).contains(&quantity) {
+        Ok(quantity)
+    } else {
+        Err(NormalizeError::OutOfRange(format!(
+            "{field}: quantity {quantity} is outside 0..={MAX_QUANTITY}"
+        )))
+    }
+}
+
+/// `a + b`, checked: amounts come from outside, and `rust_decimal`'s operators panic on
+/// overflow.
+///
+/// # Errors
+/// [`NormalizeError::OutOfRange`] naming `field`.
+pub fn add(field: &str, a: Decimal, b: Decimal) -> Result<Decimal, NormalizeError> {
+    a.checked_add(b).ok_or_else(|| overflow(field))
+}
+
+/// The checked sum of `amounts`, stopping at the first error.
+///
+/// # Errors
+/// An error of `amounts`, or [`NormalizeError::OutOfRange`] naming `field` on overflow.
+pub fn sum(
+    field: &str,
+    amounts: impl IntoIterator<Item = Result<Decimal, NormalizeError>>,
+) -> Result<Decimal, NormalizeError> {
+    amounts
+        .into_iter()
+        .try_fold(Decimal::ZERO, |total, amount| add(field, total, amount?))
+}
+
+/// quantity × unit price of `line`, checked.
+///
+/// # Errors
+/// [`NormalizeError::OutOfRange`] when the product does not fit a decimal.
+pub fn line_amount(line: &orderbridge_schemas::LineItem) -> Result<Decimal, NormalizeError> {
+    line.unit_price
+        .checked_mul(Decimal::from(line.quantity))
+        .ok_or_else(|| overflow("line_items: quantity × price"))
+}
+
 /// The sum of quantity × unit price over `lines`: the subtotal a source implies without
 /// writing it.
-pub fn lines_total(lines: &[orderbridge_schemas::LineItem]) -> Decimal {
-    lines
-        .iter()
-        .map(|l| l.unit_price * Decimal::from(l.quantity))
-        .sum()
+///
+/// # Errors
+/// [`NormalizeError::OutOfRange`] when it does not fit a decimal.
+pub fn lines_total(lines: &[orderbridge_schemas::LineItem]) -> Result<Decimal, NormalizeError> {
+    sum("subtotal", lines.iter().map(line_amount))
+}
+
+fn overflow(field: &str) -> NormalizeError {
+    NormalizeError::OutOfRange(format!("{field}: the amount does not fit a decimal"))
 }

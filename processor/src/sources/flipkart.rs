@@ -7,12 +7,18 @@
 //! shipments are looked up.
 //!
 //! Flipkart states no currency: it is INR, the marketplace's only one. Per the contract,
-//! `sellingPrice` is taken as the line's selling price for its quantity (unit price =
-//! sellingPrice ÷ quantity), `totalPrice` as the line's total and `shippingCharge` as its
-//! shipping; the order's total is their sum. The version is the event's `timestamp`.
+//! `sellingPrice` is taken as the line's selling price for its quantity, `totalPrice` as the
+//! line's total and `shippingCharge` as its shipping; the order's total is their sum. The
+//! version is the event's `timestamp`.
+//!
+//! The unit price is sellingPrice ÷ quantity, which need not end at the paisa (499 for 3 is
+//! 166.333…). It is rounded *up* to the paisa, and what that adds (less than a paisa a unit)
+//! becomes the line's discount: unit price × quantity − discount is the selling price exactly,
+//! so the line, the subtotal and the total stay what Flipkart charged (499 for 3: 166.34 each,
+//! a discount of 0.02).
 
 use orderbridge_schemas::{EventType, LineItem, OrderEvent, OrderStatus};
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Deserialize;
 
 use super::common::{self, invalid, money, parse, timestamp, trimmed, Amount, Id};
@@ -96,24 +102,84 @@ impl Normalizer for FlipkartNormalizer {
                 .price_components
                 .ok_or_else(|| invalid("an order item has no priceComponents"))?;
             let selling = money("sellingPrice", prices.selling_price.as_ref())?;
-            out.totals.subtotal += selling;
-            out.totals.total += money("totalPrice", prices.total_price.as_ref())?;
-            out.totals.shipping += money("shippingCharge", prices.shipping_charge.as_ref())?;
+            let (unit_price, rounding) = unit_price(selling, quantity)?;
+            out.totals.subtotal = common::add("sellingPrice", out.totals.subtotal, selling)?;
+            out.totals.total = common::add(
+                "totalPrice",
+                out.totals.total,
+                money("totalPrice", prices.total_price.as_ref())?,
+            )?;
+            out.totals.shipping = common::add(
+                "shippingCharge",
+                out.totals.shipping,
+                money("shippingCharge", prices.shipping_charge.as_ref())?,
+            )?;
             out.line_items.push(LineItem {
                 line_id: item.order_item_id.map(|id| id.to_string()),
                 sku: trimmed(item.sku),
                 title: trimmed(item.title).unwrap_or_default(),
                 quantity,
-                unit_price: selling / Decimal::from(quantity),
-                discount: Decimal::ZERO,
+                unit_price,
+                discount: rounding,
                 tax: Decimal::ZERO,
             });
         }
-        out.totals.total += out.totals.shipping;
+        out.totals.total = common::add("shippingCharge", out.totals.total, out.totals.shipping)?;
         let (at, original) = timestamp("timestamp", notification.timestamp.as_deref())?;
         out.source_updated_at = at;
         out.source_updated_at_original = original;
         out.version = common::version(at, raw);
         Ok(out)
+    }
+}
+
+/// The unit price of a line selling `quantity` units for `selling`, rounded up to the paisa,
+/// and the discount that brings the line back to `selling` exactly (see the module docs).
+fn unit_price(selling: Decimal, quantity: i64) -> Result<(Decimal, Decimal), NormalizeError> {
+    let out_of_range = || NormalizeError::OutOfRange("sellingPrice ÷ quantity".into());
+    let units = Decimal::from(common::quantity("orderItems.quantity", quantity)?);
+    let unit = selling
+        .checked_div(units)
+        .ok_or_else(out_of_range)?
+        .round_dp_with_strategy(
+            orderbridge_schemas::minor_units(CURRENCY),
+            RoundingStrategy::ToPositiveInfinity,
+        );
+    let rounding = unit
+        .checked_mul(units)
+        .and_then(|gross| gross.checked_sub(selling))
+        .ok_or_else(out_of_range)?;
+    Ok((unit, rounding))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_unit_price_rounds_up_to_the_paisa_and_the_line_keeps_its_price() {
+        for (selling, quantity, unit, rounding) in [
+            (499, 1, "499", "0"),
+            (499, 2, "249.50", "0"),
+            (499, 3, "166.34", "0.02"),
+            (499, 7, "71.29", "0.03"),
+            (1000, 3, "333.34", "0.02"),
+        ] {
+            let selling = Decimal::from(selling);
+            let (got_unit, got_rounding) = unit_price(selling, quantity).unwrap_or_default();
+            assert_eq!(
+                got_unit.normalize(),
+                unit.parse::<Decimal>().unwrap_or_default().normalize()
+            );
+            assert_eq!(
+                got_rounding.normalize(),
+                rounding.parse::<Decimal>().unwrap_or_default().normalize()
+            );
+            assert_eq!(got_unit * Decimal::from(quantity) - got_rounding, selling);
+        }
+        assert!(
+            unit_price(Decimal::from(499), 0).is_err(),
+            "no units, no unit price"
+        );
     }
 }

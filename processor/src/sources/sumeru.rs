@@ -97,7 +97,7 @@ impl Normalizer for SumeruNormalizer {
             .into_iter()
             .map(|l| l.into_line("data.line_items"))
             .collect::<Result<_, _>>()?;
-        out.totals.subtotal = lines_total(&out.line_items);
+        out.totals.subtotal = lines_total(&out.line_items)?;
         out.totals.total = money("data.total", order.total.as_ref())?;
         out.customer = order.customer.map(|c| Customer {
             id: c.id.map(|id| id.to_string()),

@@ -130,7 +130,7 @@ impl Normalizer for ZephyrcartNormalizer {
                 .into_iter()
                 .map(|l| l.into_line("data.line_items"))
                 .collect::<Result<_, _>>()?;
-            out.totals.subtotal = lines_total(&out.line_items);
+            out.totals.subtotal = lines_total(&out.line_items)?;
             out.totals.total = money("data.total", order.total.as_ref())?;
         }
         Ok(out)

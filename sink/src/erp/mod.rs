@@ -154,12 +154,28 @@ pub(crate) fn stamp_version(body: &mut serde_json::Value, field: &str, event: &O
 
 /// The line's discount as a percentage of its gross amount (to four places), for ERPs that
 /// take a percentage; `None` when there is no discount.
+///
+/// # Errors
+/// Rejected when the amounts do not fit a decimal: a canonical record is data from outside
+/// the sink (any producer may write the topic), and `rust_decimal`'s operators panic.
 pub(crate) fn discount_percent(
     line: &orderbridge_schemas::LineItem,
-) -> Option<rust_decimal::Decimal> {
-    let gross = line.unit_price * rust_decimal::Decimal::from(line.quantity);
-    (!line.discount.is_zero() && !gross.is_zero())
-        .then(|| (line.discount / gross * rust_decimal::Decimal::from(100)).round_dp(4))
+) -> Result<Option<rust_decimal::Decimal>, ErpError> {
+    use rust_decimal::Decimal;
+    let gross = line
+        .unit_price
+        .checked_mul(Decimal::from(line.quantity))
+        .ok_or_else(|| {
+            ErpError::rejected("a line's quantity × unit price does not fit a decimal")
+        })?;
+    if line.discount.is_zero() || gross.is_zero() {
+        return Ok(None);
+    }
+    line.discount
+        .checked_div(gross)
+        .and_then(|share| share.checked_mul(Decimal::ONE_HUNDRED))
+        .map(|percent| Some(percent.round_dp(4)))
+        .ok_or_else(|| ErpError::rejected("a line's discount percentage does not fit a decimal"))
 }
 
 /// Every remote adapter's default `request_timeout_ms`: 30 s.
@@ -541,6 +557,20 @@ mod tests {
             tight,
             refund_reference("SHOP-3F9A1C-H0123456789ABCDEF", "509562970", 35)
         );
+    }
+
+    #[test]
+    fn a_discount_of_amounts_that_do_not_fit_is_rejected_not_a_panic() {
+        let mut line = event(orderbridge_schemas::EventType::Created, false).line_items[0].clone();
+        line.discount = rust_decimal::Decimal::ONE;
+        assert!(matches!(discount_percent(&line), Ok(Some(_))));
+        // Any producer may write the canonical topic: a quantity is any long there.
+        line.quantity = i64::MAX;
+        line.unit_price = rust_decimal::Decimal::from(99_999_999_999_999_i64);
+        assert!(matches!(
+            discount_percent(&line),
+            Err(ErpError::Rejected { .. })
+        ));
     }
 
     #[test]

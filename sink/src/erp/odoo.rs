@@ -291,7 +291,7 @@ impl Odoo {
                 "product_uom_qty": line.quantity,
                 "price_unit": json_number(line.unit_price),
             });
-            if let Some(percent) = discount_percent(line) {
+            if let Some(percent) = discount_percent(line)? {
                 values["discount"] = json_number(percent);
             }
             lines.push(json!([0, 0, values]));

@@ -317,7 +317,7 @@ impl SapBusinessOne {
                     // UnitPrice is before the line discount, which goes as a percentage.
                     "UnitPrice": json_number(line.unit_price),
                 });
-                if let Some(percent) = discount_percent(line) {
+                if let Some(percent) = discount_percent(line)? {
                     body["DiscountPercent"] = json_number(percent);
                 }
                 Ok(body)

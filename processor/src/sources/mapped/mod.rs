@@ -96,15 +96,24 @@ pub enum AmountUnit {
 
 impl AmountUnit {
     /// `amount` in the currency's major unit.
-    fn scale(self, amount: Decimal, currency: &str) -> Decimal {
+    ///
+    /// # Errors
+    /// [`NormalizeError::OutOfRange`] when the amount has more decimal places than a decimal
+    /// can shift (its value would otherwise be read unscaled, a hundred times too large).
+    fn scale(self, amount: Decimal, currency: &str) -> Result<Decimal, NormalizeError> {
         match self {
-            AmountUnit::Decimal => amount,
+            AmountUnit::Decimal => Ok(amount),
             AmountUnit::Minor => {
                 let mut scaled = amount;
                 // Exact: a decimal's scale moves, no division rounds.
-                let _ =
-                    scaled.set_scale(amount.scale() + orderbridge_schemas::minor_units(currency));
                 scaled
+                    .set_scale(amount.scale() + orderbridge_schemas::minor_units(currency))
+                    .map_err(|_| {
+                        NormalizeError::OutOfRange(format!(
+                            "{amount} minor units of {currency} have too many decimal places"
+                        ))
+                    })?;
+                Ok(scaled)
             }
         }
     }
@@ -241,19 +250,19 @@ pub fn normalize(raw: &RawRecord<'_>, mapping: &Mapping) -> Result<OrderEvent, N
     let unit = |amount: Decimal| mapping.amounts.scale(amount, &event.currency);
     event.line_items = lines(&body, mapping.lines.as_ref())?;
     for line in &mut event.line_items {
-        line.unit_price = unit(line.unit_price);
+        line.unit_price = unit(line.unit_price)?;
     }
     let field = |pointer: &Option<String>, name: &str| -> Result<Option<Decimal>, NormalizeError> {
         pointer
             .as_deref()
             .and_then(|p| amount(&body, p))
-            .map(|a| a.parse(name).map(unit))
+            .map(|a| unit(a.parse(name)?))
             .transpose()
     };
-    event.totals.total = unit(total.parse("total")?);
+    event.totals.total = unit(total.parse("total")?)?;
     event.totals.subtotal = match field(&mapping.subtotal, "subtotal")? {
         Some(subtotal) => subtotal,
-        None => common::lines_total(&event.line_items),
+        None => common::lines_total(&event.line_items)?,
     };
     event.totals.tax = field(&mapping.tax, "tax")?.unwrap_or_default();
     event.totals.shipping = field(&mapping.shipping, "shipping")?.unwrap_or_default();

@@ -120,25 +120,32 @@ fn minor_units_become_the_currency_s_major_unit() {
     assert_eq!(
         AmountUnit::Minor
             .scale(Decimal::from(4299), "USD")
+            .unwrap()
             .to_string(),
         "42.99"
     );
     assert_eq!(
         AmountUnit::Minor
             .scale(Decimal::from(4299), "JPY")
+            .unwrap()
             .to_string(),
         "4299"
     );
     assert_eq!(
         AmountUnit::Minor
             .scale(Decimal::from(1250), "KWD")
+            .unwrap()
             .to_string(),
         "1.250"
     );
     assert_eq!(
         AmountUnit::Decimal
             .scale(Decimal::from(7), "USD")
+            .unwrap()
             .to_string(),
         "7"
     );
+    // 28 decimal places cannot move two further: refused, never read unscaled.
+    let tiny = Decimal::new(1, 28);
+    assert!(AmountUnit::Minor.scale(tiny, "USD").is_err());
 }

@@ -11,7 +11,6 @@
 use orderbridge_schemas::{
     Address, Customer, EventType, LineItem, OrderEvent, OrderStatus, PaymentStatus, Totals,
 };
-use rust_decimal::Decimal;
 use serde::Deserialize;
 
 mod attribution;
@@ -62,11 +61,13 @@ fn order_event(
         .collect::<Result<Vec<_>, _>>()?;
     let shipping = match order.total_shipping_price_set {
         Some(set) => set.shop_money.amount.parse("total_shipping_price_set")?,
-        None => order
-            .shipping_lines
-            .iter()
-            .map(|line| line.price.parse("shipping_lines.price"))
-            .sum::<Result<Decimal, _>>()?,
+        None => common::sum(
+            "shipping_lines.price",
+            order
+                .shipping_lines
+                .iter()
+                .map(|line| line.price.parse("shipping_lines.price")),
+        )?,
     };
     let totals = Totals {
         total: money(
@@ -178,10 +179,12 @@ fn line_item(line: Line) -> Result<LineItem, NormalizeError> {
     let discount = if line.discount_allocations.is_empty() {
         money("line_items.total_discount", line.total_discount.as_ref())?
     } else {
-        line.discount_allocations
-            .iter()
-            .map(|d| d.amount.parse("line_items.discount_allocations.amount"))
-            .sum::<Result<Decimal, _>>()?
+        common::sum(
+            "line_items.discount_allocations.amount",
+            line.discount_allocations
+                .iter()
+                .map(|d| d.amount.parse("line_items.discount_allocations.amount")),
+        )?
     };
     Ok(LineItem {
         line_id: line.id.map(|id| id.to_string()),
@@ -192,11 +195,12 @@ fn line_item(line: Line) -> Result<LineItem, NormalizeError> {
         quantity,
         unit_price: money("line_items.price", line.price.as_ref())?,
         discount,
-        tax: line
-            .tax_lines
-            .iter()
-            .map(|t| t.price.parse("line_items.tax_lines.price"))
-            .sum::<Result<Decimal, _>>()?,
+        tax: common::sum(
+            "line_items.tax_lines.price",
+            line.tax_lines
+                .iter()
+                .map(|t| t.price.parse("line_items.tax_lines.price")),
+        )?,
     })
 }
 

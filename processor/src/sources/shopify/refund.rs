@@ -7,7 +7,6 @@
 //! no money moved (a restock only) falls back to the refunded lines' subtotal and tax.
 
 use orderbridge_schemas::{EventType, OrderEvent, Refund, RefundLine};
-use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use super::super::common::{self, invalid, money, timestamp, trimmed, Amount, Id};
@@ -36,8 +35,11 @@ pub(super) fn refund_event(raw: &RawRecord<'_>) -> Result<OrderEvent, NormalizeE
 
     let mut lines = Vec::with_capacity(refund.refund_line_items.len());
     for line in &refund.refund_line_items {
-        let amount = money("refund_line_items.subtotal", line.subtotal.as_ref())?
-            + money("refund_line_items.total_tax", line.total_tax.as_ref())?;
+        let amount = common::add(
+            "refund_line_items",
+            money("refund_line_items.subtotal", line.subtotal.as_ref())?,
+            money("refund_line_items.total_tax", line.total_tax.as_ref())?,
+        )?;
         lines.push(RefundLine {
             line_id: line.line_item_id.as_ref().map(ToString::to_string),
             sku: line
@@ -51,12 +53,14 @@ pub(super) fn refund_event(raw: &RawRecord<'_>) -> Result<OrderEvent, NormalizeE
         });
     }
     let amount = if returned.is_empty() {
-        lines.iter().map(|l| l.amount).sum()
+        common::sum("refund_line_items", lines.iter().map(|l| Ok(l.amount)))?
     } else {
-        returned
-            .iter()
-            .map(|t| money("transactions.amount", t.amount.as_ref()))
-            .sum::<Result<Decimal, _>>()?
+        common::sum(
+            "transactions.amount",
+            returned
+                .iter()
+                .map(|t| money("transactions.amount", t.amount.as_ref())),
+        )?
     };
 
     let mut event = common::event(raw, &order_id);

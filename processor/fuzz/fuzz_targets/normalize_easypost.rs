@@ -1,0 +1,7 @@
+//! `normalize_easypost`: arbitrary records of easypost never panic the normalizer, and whatever it makes of
+//! them encodes and reads back unchanged, or is refused with a reason (see `src/lib.rs`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    orderbridge_processor_fuzz::normalize(orderbridge_schemas::Source::Easypost, data);
+});
