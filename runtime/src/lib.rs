@@ -20,7 +20,7 @@ pub mod topics;
 pub use backoff::Backoff;
 pub use dlq::{dlq_headers, header_str, DeadLetter};
 pub use kafka::{pause_after_consumer_error, GroupContext, KafkaSettings};
-pub use ops::{ops_router, spawn_ops_server, Health, Ops};
+pub use ops::{ops_router, spawn_ops_server, Dependency, Health, Ops};
 pub use topics::{check_copartitioned, ensure_topics, TopicError, TopicLayout, TopicState};
 pub mod secret;
 

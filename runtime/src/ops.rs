@@ -1,6 +1,6 @@
 //! `/metrics`, `/healthz` and `/readyz`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -16,11 +16,45 @@ use tokio_util::sync::CancellationToken;
 ///
 /// Two things decide it: whether the service is up (its consumer joined the group), and
 /// whether something it depends on holds it back (the sink's ERP is in a maintenance
-/// window). Ready means up and not held.
+/// window, the schema registry does not answer, the broker cannot be reached). Ready means
+/// up and held back by nothing.
 #[derive(Debug, Default)]
 pub struct Health {
     ready: AtomicBool,
-    held: AtomicBool,
+    /// One bit per [`Dependency`] holding the service back.
+    held: AtomicU8,
+}
+
+/// What can hold a service back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependency {
+    /// The ERP (the sink's breaker is open).
+    Erp,
+    /// The schema registry cannot answer (or refuses our schema).
+    Registry,
+    /// The Kafka cluster cannot be reached.
+    Kafka,
+}
+
+impl Dependency {
+    const ALL: [Dependency; 3] = [Dependency::Erp, Dependency::Registry, Dependency::Kafka];
+
+    fn bit(self) -> u8 {
+        match self {
+            Dependency::Erp => 1,
+            Dependency::Registry => 2,
+            Dependency::Kafka => 4,
+        }
+    }
+
+    /// How `/readyz` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dependency::Erp => "the ERP",
+            Dependency::Registry => "the schema registry",
+            Dependency::Kafka => "Kafka",
+        }
+    }
 }
 
 impl Health {
@@ -34,14 +68,31 @@ impl Health {
         self.ready.store(ready, Ordering::Relaxed);
     }
 
-    /// Marks the service held back by a dependency (or no longer).
-    pub fn set_held(&self, held: bool) {
-        self.held.store(held, Ordering::Relaxed);
+    /// Marks the service held back by `dependency` (or no longer).
+    pub fn set_held(&self, dependency: Dependency, held: bool) {
+        if held {
+            self.held.fetch_or(dependency.bit(), Ordering::Relaxed);
+        } else {
+            self.held.fetch_and(!dependency.bit(), Ordering::Relaxed);
+        }
     }
 
-    /// Whether a dependency holds the service back.
+    /// Whether `dependency` holds the service back.
+    pub fn is_held_by(&self, dependency: Dependency) -> bool {
+        self.held.load(Ordering::Relaxed) & dependency.bit() != 0
+    }
+
+    /// Whether any dependency holds the service back.
     pub fn is_held(&self) -> bool {
-        self.held.load(Ordering::Relaxed)
+        self.held.load(Ordering::Relaxed) != 0
+    }
+
+    /// The dependencies holding the service back.
+    pub fn held_by(&self) -> Vec<Dependency> {
+        Dependency::ALL
+            .into_iter()
+            .filter(|d| self.is_held_by(*d))
+            .collect()
     }
 
     /// Whether the service is ready: up, and not held back.
@@ -138,13 +189,43 @@ async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
 
 async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
     if state.health.is_ready() {
-        (StatusCode::OK, "ready")
+        (StatusCode::OK, "ready".to_owned())
     } else if state.health.is_held() {
+        let names: Vec<&str> = state
+            .health
+            .held_by()
+            .into_iter()
+            .map(Dependency::name)
+            .collect();
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: held back by a dependency",
+            format!("not ready: held back by {}", names.join(" and ")),
         )
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_dependency_holds_the_service_back_until_it_is_released() {
+        let health = Health::new();
+        health.set_ready(true);
+        assert!(health.is_ready());
+        health.set_held(Dependency::Erp, true);
+        health.set_held(Dependency::Registry, true);
+        assert!(!health.is_ready());
+        assert_eq!(
+            health.held_by(),
+            vec![Dependency::Erp, Dependency::Registry]
+        );
+        // The breaker closing does not release what the registry holds.
+        health.set_held(Dependency::Erp, false);
+        assert!(!health.is_ready() && health.is_held_by(Dependency::Registry));
+        health.set_held(Dependency::Registry, false);
+        assert!(health.is_ready());
     }
 }

@@ -2,8 +2,12 @@
 //! fetch a schema by id. Two implementations:
 //!
 //! - [`ConfluentRegistry`] talks the Confluent REST API (`POST /subjects/{s}/versions`,
-//!   `GET /schemas/ids/{id}`) through `schema_registry_converter`; use it with any
-//!   Confluent-compatible registry.
+//!   `GET /schemas/ids/{id}`); use it with any Confluent-compatible registry. Its answers are
+//!   classified by status code and the registry's `error_code`, never by message text: only
+//!   `40403` ("schema not found"), `409` (incompatible) and `422` (invalid schema) are the
+//!   registry's definite word; everything else (5xx, 429, 401/403 after rotated
+//!   credentials, a 404 that is not the registry's, a body that is not its JSON, no
+//!   connection) is trouble that passes.
 //! - [`EmbeddedRegistry`] keeps schemas in process memory. It is the `dev` default and what
 //!   unit tests use. It pre-registers the compiled-in `OrderEvent` schema as id 1, so separate
 //!   processes of one build agree on that id without sharing anything; any other schema gets an
@@ -16,11 +20,6 @@ use std::sync::Mutex;
 use apache_avro::schema_compatibility::SchemaCompatibility;
 use apache_avro::Schema;
 use async_trait::async_trait;
-use schema_registry_converter::async_impl::schema_registry::{
-    get_schema_by_id, post_schema, SrSettings,
-};
-use schema_registry_converter::error::SRCError;
-use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
 
 use crate::avro::ORDER_EVENT_SCHEMA;
 
@@ -183,7 +182,9 @@ impl SchemaRegistry for EmbeddedRegistry {
 /// A Confluent-compatible registry over its REST API.
 pub struct ConfluentRegistry {
     url: String,
-    settings: SrSettings,
+    http: reqwest::Client,
+    /// User and password; never printed (`Debug` leaves them out).
+    credentials: Option<(String, String)>,
 }
 
 impl fmt::Debug for ConfluentRegistry {
@@ -194,52 +195,136 @@ impl fmt::Debug for ConfluentRegistry {
     }
 }
 
+/// The registry's content type (its API accepts `application/json` too).
+const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+/// The registry's `error_code` for "schema not found".
+const SCHEMA_NOT_FOUND: u32 = 40403;
+
+/// The registry's error body: `{"error_code": 40403, "message": "Schema 7 not found"}`.
+#[derive(Debug, serde::Deserialize)]
+struct ErrorBody {
+    error_code: Option<u32>,
+    message: Option<String>,
+}
+
 impl ConfluentRegistry {
     /// A client for the registry at `url`, with basic auth when `credentials` are given.
+    /// Every call is bounded by 10 s.
     ///
     /// # Errors
     /// When the HTTP client cannot be built.
     pub fn new(url: &str, credentials: Option<(&str, &str)>) -> Result<Self, RegistryError> {
-        let mut builder = SrSettings::new_builder(url.to_owned());
-        builder.set_timeout(std::time::Duration::from_secs(10));
-        if let Some((user, password)) = credentials {
-            builder.set_basic_authorization(user, Some(password));
-        }
-        let settings = builder.build().map_err(unavailable)?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|err| RegistryError::Unavailable {
+                message: format!("building the HTTP client: {err}"),
+                retryable: false,
+            })?;
         Ok(Self {
-            url: url.to_owned(),
-            settings,
+            url: url.trim_end_matches('/').to_owned(),
+            http,
+            credentials: credentials.map(|(user, password)| (user.to_owned(), password.to_owned())),
         })
+    }
+
+    /// Sends `request` and returns the status and body; a failure to get any answer is
+    /// trouble that passes.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), RegistryError> {
+        let request = match &self.credentials {
+            Some((user, password)) => request.basic_auth(user, Some(password)),
+            None => request,
+        };
+        let response = request
+            .header(reqwest::header::ACCEPT, CONTENT_TYPE)
+            .send()
+            .await
+            .map_err(|err| trouble(format!("no answer: {err}")))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|err| trouble(format!("reading the answer ({status}): {err}")))?;
+        Ok((status, body.to_vec()))
     }
 }
 
-fn unavailable(err: SRCError) -> RegistryError {
+/// Registry trouble that passes: the stage waits for it, it is nothing the record did.
+fn trouble(message: String) -> RegistryError {
     RegistryError::Unavailable {
-        retryable: err.retriable,
-        message: err.to_string(),
+        message,
+        retryable: true,
     }
+}
+
+/// What a non-2xx answer means. Only the registry's definite word is permanent; any other
+/// status, or an answer without the registry's error body, is trouble that passes.
+fn refusal(status: reqwest::StatusCode, body: &[u8]) -> (Option<u32>, String) {
+    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+    let code = parsed.as_ref().and_then(|b| b.error_code);
+    let message = parsed
+        .and_then(|b| b.message)
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("no reason").to_owned());
+    (code, format!("{status}: {message}"))
+}
+
+#[derive(serde::Deserialize)]
+struct Registered {
+    id: u32,
+}
+
+#[derive(serde::Deserialize)]
+struct Fetched {
+    schema: String,
 }
 
 #[async_trait]
 impl SchemaRegistry for ConfluentRegistry {
     async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
-        let supplied = SuppliedSchema::new(None, SchemaType::Avro, schema.to_owned());
-        match post_schema(&self.settings, subject.to_owned(), supplied).await {
-            Ok(registered) => Ok(registered.id),
-            // 409 is the registry's "incompatible"; the client reports it as non-retryable.
-            Err(err) if err.to_string().contains("409") => Err(RegistryError::Incompatible {
-                subject: subject.to_owned(),
-                reason: err.to_string(),
-            }),
-            Err(err) => Err(unavailable(err)),
+        // A subject name may hold any character: it is one path segment, escaped.
+        let mut url = url::Url::parse(&self.url)
+            .map_err(|err| trouble(format!("registry url {:?}: {err}", self.url)))?;
+        url.path_segments_mut()
+            .map_err(|()| trouble(format!("registry url {:?} cannot take a path", self.url)))?
+            .extend(["subjects", subject, "versions"]);
+        let request = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+            .body(serde_json::json!({ "schema": schema }).to_string());
+        let (status, body) = self.send(request).await?;
+        if status.is_success() {
+            return serde_json::from_slice::<Registered>(&body)
+                .map(|r| r.id)
+                .map_err(|err| trouble(format!("{status} without a schema id: {err}")));
         }
+        let (_, message) = refusal(status, &body);
+        Err(match status.as_u16() {
+            409 => RegistryError::Incompatible {
+                subject: subject.to_owned(),
+                reason: message,
+            },
+            422 => RegistryError::Invalid(message),
+            _ => trouble(message),
+        })
     }
 
     async fn schema(&self, id: u32) -> Result<String, RegistryError> {
-        match get_schema_by_id(id, &self.settings).await {
-            Ok(registered) => Ok(registered.schema),
-            Err(err) if err.to_string().contains("404") => Err(RegistryError::NotFound(id)),
-            Err(err) => Err(unavailable(err)),
+        let request = self.http.get(format!("{}/schemas/ids/{id}", self.url));
+        let (status, body) = self.send(request).await?;
+        if status.is_success() {
+            return serde_json::from_slice::<Fetched>(&body)
+                .map(|f| f.schema)
+                .map_err(|err| trouble(format!("{status} without a schema: {err}")));
+        }
+        match refusal(status, &body) {
+            (Some(SCHEMA_NOT_FOUND), _) if status == reqwest::StatusCode::NOT_FOUND => {
+                Err(RegistryError::NotFound(id))
+            }
+            (_, message) => Err(trouble(message)),
         }
     }
 }

@@ -5,6 +5,11 @@
 //!   the same schema gets the same id; 422 (`42201`) for an invalid schema; 409 for a schema
 //!   the subject's latest version cannot be read by (BACKWARD, the default).
 //! - `GET /schemas/ids/{id}` → `{"schema": "…"}`; 404 (`40403`) for an unknown id.
+//!
+//! And the registry's bad days, switched on by a test: a failover answering 500 or 503, a
+//! gateway's 502 or 504 in front of it, 429 with `Retry-After` (Confluent Cloud's rate
+//! limits), 401 after credentials were rotated, a 404 from something that is not the registry
+//! (no `error_code`), or a 200 whose body is not the registry's JSON.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,6 +29,63 @@ struct Registry {
     schemas: Vec<String>,
     subjects: HashMap<String, Vec<u32>>,
     fetches: u32,
+    /// Every call is answered with this trouble until then.
+    trouble: Option<(Trouble, std::time::Instant)>,
+    /// Calls answered with trouble.
+    troubled: u32,
+}
+
+/// A way the registry fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trouble {
+    /// This status with the registry's error body (`{"error_code": <status>, "message": …}`);
+    /// a 429 carries `Retry-After: 1`.
+    Status(u16),
+    /// A 404 with an HTML body: a proxy or a wrong base path, not the registry's "not found".
+    ForeignNotFound,
+    /// A 200 whose body is not JSON.
+    Garbled,
+}
+
+fn troubled(trouble: Trouble) -> Response {
+    match trouble {
+        Trouble::Status(status) => {
+            let status = StatusCode::from_u16(status).unwrap();
+            let mut response = answer(
+                status,
+                json!({"error_code": status.as_u16(), "message": status.canonical_reason()}),
+            );
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            }
+            response
+        }
+        Trouble::ForeignNotFound => (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html><body>404 Not Found</body></html>",
+        )
+            .into_response(),
+        Trouble::Garbled => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html>maintenance</html>",
+        )
+            .into_response(),
+    }
+}
+
+/// The trouble the registry is in now, if any (counting the call).
+fn trouble_now(state: &mut Registry) -> Option<Trouble> {
+    let (trouble, until) = state.trouble?;
+    if std::time::Instant::now() >= until {
+        state.trouble = None;
+        return None;
+    }
+    state.troubled += 1;
+    Some(trouble)
 }
 
 #[derive(Clone)]
@@ -64,6 +126,16 @@ impl RegistrySim {
     pub fn fetches(&self) -> u32 {
         self.state.lock().unwrap().fetches
     }
+
+    /// Answers every call with `trouble` for `period` from now.
+    pub fn trouble_for(&self, trouble: Trouble, period: std::time::Duration) {
+        self.state.lock().unwrap().trouble = Some((trouble, std::time::Instant::now() + period));
+    }
+
+    /// How many calls were answered with trouble.
+    pub fn troubled(&self) -> u32 {
+        self.state.lock().unwrap().troubled
+    }
 }
 
 async fn register(
@@ -71,6 +143,9 @@ async fn register(
     Path(subject): Path<String>,
     body: String,
 ) -> Response {
+    if let Some(trouble) = trouble_now(&mut state.lock().unwrap()) {
+        return troubled(trouble);
+    }
     let Some(text) = serde_json::from_str::<Value>(&body)
         .ok()
         .and_then(|v| v["schema"].as_str().map(str::to_owned))
@@ -120,6 +195,9 @@ async fn register(
 
 async fn by_id(State(state): State<Arc<Mutex<Registry>>>, Path(id): Path<u32>) -> Response {
     let mut state = state.lock().unwrap();
+    if let Some(trouble) = trouble_now(&mut state) {
+        return troubled(trouble);
+    }
     state.fetches += 1;
     match id
         .checked_sub(1)

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use orderbridge_runtime::Dependency;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::OwnedMessage;
@@ -57,10 +58,12 @@ impl Pipeline {
         outputs: Vec<Output>,
         offsets: TopicPartitionList,
     ) -> Result<(), BatchError> {
-        let group = self
-            .consumer
-            .group_metadata()
-            .ok_or_else(|| BatchError::Retry("consumer has no group metadata yet".into()))?;
+        let group = self.consumer.group_metadata().ok_or_else(|| {
+            BatchError::Retry(
+                "consumer has no group metadata yet".into(),
+                Dependency::Kafka,
+            )
+        })?;
         self.producer.begin_transaction().map_err(transactional)?;
         let mut deliveries = Vec::with_capacity(outputs.len());
         for output in &outputs {
@@ -109,7 +112,9 @@ impl Pipeline {
         }
         let producer = self.producer.clone();
         match tokio::task::spawn_blocking(move || producer.abort_transaction(KAFKA_TIMEOUT)).await {
-            Ok(Ok(())) => BatchError::Retry(format!("transaction aborted: {err}")),
+            Ok(Ok(())) => {
+                BatchError::Retry(format!("transaction aborted: {err}"), Dependency::Kafka)
+            }
             Ok(Err(abort_err)) => {
                 // The abort's own error is what ends the run; the error that made us abort
                 // is the cause an operator needs, so it is logged with it.
@@ -132,13 +137,16 @@ impl Pipeline {
         }
         for result in futures::future::join_all(deliveries).await {
             if let Err((err, _)) = result {
-                return Err(BatchError::Retry(format!("delivery failed: {err}")));
+                return Err(BatchError::Retry(
+                    format!("delivery failed: {err}"),
+                    Dependency::Kafka,
+                ));
             }
         }
         // Every output is acknowledged; only now may the consumed offsets move.
-        self.consumer
-            .store_offsets(&offsets)
-            .map_err(|err| BatchError::Retry(format!("storing offsets: {err}")))?;
+        self.consumer.store_offsets(&offsets).map_err(|err| {
+            BatchError::Retry(format!("storing offsets: {err}"), Dependency::Kafka)
+        })?;
         self.count(&outputs);
         Ok(())
     }

@@ -39,7 +39,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use orderbridge_runtime::{
-    header_str, pause_after_consumer_error, Backoff, GroupContext, Health, KafkaSettings,
+    header_str, pause_after_consumer_error, Backoff, Dependency, GroupContext, Health,
+    KafkaSettings,
 };
 use orderbridge_schemas::{headers as ob, OrderEventCodec, Topics};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -155,6 +156,8 @@ impl Pipeline {
             match self.process_batch(&batch).await {
                 Ok(()) => {
                     backoff.reset();
+                    self.health.set_held(Dependency::Registry, false);
+                    self.health.set_held(Dependency::Kafka, false);
                     self.metrics.batches.with_label_values(&["committed"]).inc();
                     self.metrics
                         .batch_seconds
@@ -162,7 +165,8 @@ impl Pipeline {
                         .observe(started.elapsed().as_secs_f64());
                 }
                 Err(BatchError::Fatal(err)) => return Err(err),
-                Err(BatchError::Retry(reason)) => {
+                Err(BatchError::Retry(reason, dependency)) => {
+                    self.health.set_held(dependency, true);
                     self.metrics.batches.with_label_values(&["retried"]).inc();
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %reason, delay_ms = delay.as_millis() as u64, records = batch.len(), "batch not committed; rewound to retry");
@@ -263,7 +267,15 @@ impl Pipeline {
             let state = states
                 .partition(message.partition(), generation)
                 .await
-                .map_err(|err| BatchError::Retry(err.to_string()))?;
+                .map_err(|err| {
+                    let dependency = match err {
+                        crate::state::StateError::Registry(_) => Dependency::Registry,
+                        crate::state::StateError::Kafka(_) | crate::state::StateError::Join(_) => {
+                            Dependency::Kafka
+                        }
+                    };
+                    BatchError::Retry(err.to_string(), dependency)
+                })?;
             if message.topic() == self.topics.attribution {
                 let (outcome, output) = self.attribution_record(message, state).await?;
                 attribution.push(outcome);
@@ -335,8 +347,9 @@ impl Pipeline {
 
 /// Why a batch did not commit.
 enum BatchError {
-    /// Nothing counted; rewind and try again.
-    Retry(String),
+    /// Nothing counted; rewind and try again. The dependency that failed holds the
+    /// processor back (not ready) until a batch commits.
+    Retry(String, Dependency),
     /// Stop the processor.
     Fatal(ProcessorError),
 }
@@ -345,7 +358,7 @@ fn transactional(err: KafkaError) -> BatchError {
     if is_fatal(&err) {
         BatchError::Fatal(err.into())
     } else {
-        BatchError::Retry(err.to_string())
+        BatchError::Retry(err.to_string(), Dependency::Kafka)
     }
 }
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use orderbridge_runtime::{dlq_headers, header_str, DeadLetter};
+use orderbridge_runtime::{dlq_headers, header_str, DeadLetter, Dependency};
 use orderbridge_schemas::{headers as ob, EventType, OrderEvent, Source};
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::FutureRecord;
@@ -78,7 +78,9 @@ impl Pipeline {
         update.attribution = Some(attribution.attribution);
         let payload = match self.codec.encode(&update).await {
             Ok(payload) => payload,
-            Err(err) if err.is_retryable() => return Err(BatchError::Retry(err.to_string())),
+            Err(err) if err.is_retryable() => {
+                return Err(BatchError::Retry(err.to_string(), Dependency::Registry))
+            }
             Err(err) => {
                 let reason = err.to_string();
                 return Ok((
@@ -110,11 +112,12 @@ impl Pipeline {
     ) -> Result<Output, BatchError> {
         // It encoded when it was held, and attribution holds nothing the schema could refuse,
         // so only a registry outage fails here.
-        let payload = self
-            .codec
-            .encode(&held.event)
-            .await
-            .map_err(|err| BatchError::Retry(format!("encoding a held event: {err}")))?;
+        let payload = self.codec.encode(&held.event).await.map_err(|err| {
+            BatchError::Retry(
+                format!("encoding a held event: {err}"),
+                Dependency::Registry,
+            )
+        })?;
         let source = held
             .event
             .source
@@ -169,7 +172,7 @@ impl Pipeline {
                         )));
                     }
                     Err(err) if err.is_retryable() => {
-                        return Err(BatchError::Retry(err.to_string()))
+                        return Err(BatchError::Retry(err.to_string(), Dependency::Registry))
                     }
                     // The event does not fit the schema (an amount beyond decimal(18,4)).
                     Err(err) => ("invalid", err.to_string()),

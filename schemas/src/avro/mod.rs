@@ -74,11 +74,15 @@ pub enum CodecError {
 }
 
 impl CodecError {
-    /// True when trying again later may succeed (the registry was unreachable); false when the
-    /// bytes or the event themselves are at fault and a retry would fail the same way.
+    /// True when the failure is not the record's: the registry could not answer, or refused
+    /// this build's own schema (incompatible, invalid: a deployment problem, never a record's).
+    /// The stage then waits, reporting not ready, commits nothing and dead-letters nothing.
+    /// False when the bytes or the event themselves are at fault (an amount that does not
+    /// fit, bytes that are not the wire format, a schema id the registry says it never had),
+    /// and a retry would fail the same way: the record is dead-lettered.
     pub fn is_retryable(&self) -> bool {
         match self {
-            CodecError::Registry(err) => err.is_retryable(),
+            CodecError::Registry(err) => !matches!(err, RegistryError::NotFound(_)),
             CodecError::Wire(_)
             | CodecError::Avro(_)
             | CodecError::Shape { .. }

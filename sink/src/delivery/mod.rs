@@ -30,7 +30,9 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderbridge_runtime::{pause_after_consumer_error, GroupContext, Health, KafkaSettings};
+use orderbridge_runtime::{
+    pause_after_consumer_error, Dependency, GroupContext, Health, KafkaSettings,
+};
 use orderbridge_schemas::{OrderEventCodec, Topics};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaResult;
@@ -140,6 +142,7 @@ impl Delivery {
             config: config.clone(),
             metrics,
             shutdown: CancellationToken::new(),
+            health: Arc::clone(&health),
         };
         Ok(Self {
             consumer,
@@ -198,10 +201,10 @@ impl Delivery {
                 }
                 Ok(()) = breaker.changed() => {
                     let open = *breaker.borrow_and_update();
-                    if open == self.health.is_held() {
+                    if open == self.health.is_held_by(Dependency::Erp) {
                         continue; // a probe failed: still open
                     }
-                    self.health.set_held(open);
+                    self.health.set_held(Dependency::Erp, open);
                     worker.metrics.breaker_open.with_label_values(&[erp]).set(i64::from(open));
                     if open {
                         tracing::warn!(erp, "ERP unavailable: breaker open, partitions paused, probing");

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use orderbridge_runtime::{dlq_headers, Backoff, DeadLetter};
+use orderbridge_runtime::{dlq_headers, Backoff, DeadLetter, Dependency, Health};
 use orderbridge_schemas::{OrderEvent, OrderEventCodec, Topics};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -42,6 +42,8 @@ pub(crate) struct Worker {
     pub config: SinkConfig,
     pub metrics: SinkMetrics,
     pub shutdown: CancellationToken,
+    /// Not ready while the schema registry cannot answer.
+    pub health: Arc<Health>,
 }
 
 /// How a record's task ended.
@@ -197,15 +199,22 @@ impl Worker {
         let mut backoff = self.backoff();
         loop {
             match self.codec.decode(payload).await {
-                Ok(event) => return Some(Ok(event)),
+                Ok(event) => {
+                    self.health.set_held(Dependency::Registry, false);
+                    return Some(Ok(event));
+                }
                 Err(err) if err.is_retryable() => {
+                    self.health.set_held(Dependency::Registry, true);
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %err, delay_ms = delay.as_millis() as u64, "schema registry unavailable; retrying");
                     if !self.sleep(delay).await {
                         return None;
                     }
                 }
-                Err(err) => return Some(Err(format!("undecodable canonical record: {err}"))),
+                Err(err) => {
+                    self.health.set_held(Dependency::Registry, false);
+                    return Some(Err(format!("undecodable canonical record: {err}")));
+                }
             }
         }
     }
