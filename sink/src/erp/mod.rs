@@ -539,10 +539,10 @@ mod tests {
 
     #[test]
     fn refund_references_fit_and_stay_distinct() {
-        let order = "SHOP-3F9A1C-450789469";
+        let order = "SHOP-CAZHE1JD14-450789469";
         assert_eq!(
             refund_reference(order, "509562969", 100),
-            "SHOP-3F9A1C-450789469-R-509562969"
+            "SHOP-CAZHE1JD14-450789469-R-509562969"
         );
         let long = "r".repeat(120);
         let hashed = refund_reference(order, &long, 100);
@@ -551,11 +551,11 @@ mod tests {
             refund_reference(order, "a/b", 100),
             refund_reference(order, "a.b", 100)
         );
-        let tight = refund_reference("SHOP-3F9A1C-H0123456789ABCDEF", "509562969", 35);
+        let tight = refund_reference("SHOP-CAZHE1JD14-H0123456789ABCDEFG", "509562969", 35);
         assert!(tight.len() <= 35, "{tight}");
         assert_ne!(
             tight,
-            refund_reference("SHOP-3F9A1C-H0123456789ABCDEF", "509562970", 35)
+            refund_reference("SHOP-CAZHE1JD14-H0123456789ABCDEFG", "509562970", 35)
         );
     }
 
