@@ -95,3 +95,70 @@ async fn a_delivery_repeated_five_times_is_one_canonical_event() {
         eprintln!("duplicates suppressed on {}", env.kafka.bootstrap_servers);
     }
 }
+
+/// Two deliveries that share an event id but come from different accounts (or sources) are
+/// different deliveries: a provider's ids are unique within its own account, not across
+/// everyone's. Both records sit in one raw partition, where one filter sees both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_event_id_from_two_accounts_is_two_events() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let env = Env::mock();
+    let shutdown = CancellationToken::new();
+    let processor = env.spawn_processor(Guarantee::ExactlyOnce, &shutdown);
+    let (_, body) = support::fixture("shopify", "orders-create-basic");
+    let producer: FutureProducer = env.kafka.producer_config().create().unwrap();
+    let sources = [
+        ("shopify", "a.myshopify.com"),
+        ("shopify", "b.myshopify.com"),
+        ("custom", "b.myshopify.com"),
+    ];
+    for (source, account) in sources {
+        let key = format!("{source}:{account}:450789469");
+        let headers = [
+            ("ob-source", source),
+            ("ob-account", account),
+            ("ob-event-type", "orders/create"),
+            ("ob-event-id", "evt-1"),
+            ("ob-origin", "webhook"),
+        ]
+        .into_iter()
+        .fold(OwnedHeaders::new(), |headers, (key, value)| {
+            headers.insert(Header {
+                key,
+                value: Some(value),
+            })
+        });
+        producer
+            .send(
+                FutureRecord::to(&env.topics.raw)
+                    .partition(0)
+                    .key(&key)
+                    .payload(&body)
+                    .headers(headers),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+    // The two Shopify records become orders; the custom one has no mapping and is kept in
+    // the dead-letter topic: each of the three is an output of its own.
+    let canonical = env
+        .read(&env.topics.canonical, 2, Duration::from_secs(60))
+        .await;
+    let keys: Vec<&[u8]> = canonical.iter().map(|m| m.key().unwrap()).collect();
+    assert_eq!(
+        keys,
+        [
+            &b"shopify:a.myshopify.com:450789469"[..],
+            &b"shopify:b.myshopify.com:450789469"[..]
+        ]
+    );
+    let dead = env.read(&env.topics.dlq, 1, Duration::from_secs(30)).await;
+    assert_eq!(
+        dead[0].key(),
+        Some(&b"custom:b.myshopify.com:450789469"[..])
+    );
+    shutdown.cancel();
+    processor.await.unwrap();
+}

@@ -110,8 +110,13 @@ fn defaults(preset: Option<Preset>) -> Extraction {
             | Preset::Easypost
             | Preset::WalmartWmSec,
         )
+        // A Standard Webhooks style `webhook-id` when the sender has one. Not the body's
+        // `/id`: for a sender whose body is the order it is the order's id, the same in all
+        // its events, and would make every later event a "duplicate". Without a delivery id
+        // the body's hash is the event id (a retry repeats the body, a new event does not);
+        // set `extract.event_id` when the provider's body does carry one.
         | None => fields(
-            &[header("webhook-id"), json("/id")],
+            &[header("webhook-id")],
             &[json("/type"), json("/event")],
             &[],
         ),
@@ -321,5 +326,54 @@ mod tests {
         .unwrap();
         assert_eq!(verified.record_key(), "custom:-:A-17");
         assert!(verifier("acme", &HmacConfig::default()).is_err());
+    }
+
+    #[test]
+    fn without_a_delivery_id_two_events_of_one_order_are_two_deliveries() {
+        // A sender whose body is the order: `/id` is the order's id, the same in every event
+        // of it. Taken as the event id, every later event would look like a retry of the
+        // first and be dropped as a duplicate. The body's hash tells retries apart instead.
+        let cfg = HmacConfig {
+            secrets: vec![secret("k", "s3")],
+            scheme: SchemePatch {
+                header: Some("x-acme-sig".into()),
+                encoding: Some(Encoding::Base64),
+                ..SchemePatch::default()
+            },
+            ..HmacConfig::default()
+        };
+        let v = verifier("acme", &cfg).unwrap();
+        let deliver = |body: &str| {
+            let value = sign(
+                Preset::Shopify.scheme(),
+                Inputs::default(),
+                "s3",
+                &headers(&[]),
+                "/",
+                body,
+                None,
+            );
+            publish(
+                v.as_ref(),
+                "/",
+                &headers(&[("x-acme-sig", &value)]),
+                body,
+                0,
+            )
+            .unwrap()
+        };
+        let paid = deliver(r#"{"id":17,"status":"paid"}"#);
+        let shipped = deliver(r#"{"id":17,"status":"shipped"}"#);
+        assert!(
+            paid.event_id().starts_with("sha256:"),
+            "{}",
+            paid.event_id()
+        );
+        assert_ne!(paid.event_id(), shipped.event_id());
+        assert_eq!(
+            paid.event_id(),
+            deliver(r#"{"id":17,"status":"paid"}"#).event_id(),
+            "a retry is the same delivery"
+        );
     }
 }

@@ -284,7 +284,7 @@ impl Pipeline {
             }
             state.took(message.offset());
             let event_id = header_str(message, ob::EVENT_ID);
-            if event_id.is_some_and(|id| state.is_duplicate(id)) {
+            if crate::state::delivery_id_of(message).is_some_and(|id| state.is_duplicate(&id)) {
                 tracing::debug!(
                     partition = message.partition(),
                     offset = message.offset(),

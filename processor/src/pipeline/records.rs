@@ -89,7 +89,9 @@ impl Pipeline {
                 ));
             }
         };
-        state.record(Some(&update.lineage.event_id), &update, at);
+        let delivery =
+            state::delivery_id(&update.source, &update.account, &update.lineage.event_id);
+        state.record(Some(&delivery), &update, at);
         // Headers as a raw record's would be, so readers filter and trace it the same way.
         let carried = [
             (ob::SOURCE, Some(update.source.clone())),
@@ -150,7 +152,7 @@ impl Pipeline {
                         joined.push("held");
                         state.hold(Held {
                             carried: carried_headers(message),
-                            event_id: header_str(message, ob::EVENT_ID).map(str::to_owned),
+                            event_id: state::delivery_id_of(message),
                             offset: message.offset(),
                             until: std::time::Instant::now()
                                 + Duration::from_millis(self.config.attribution_wait_ms),
@@ -163,7 +165,7 @@ impl Pipeline {
                             .timestamp()
                             .to_millis()
                             .unwrap_or_else(state::now_ms);
-                        state.record(header_str(message, ob::EVENT_ID), &event, at);
+                        state.record(state::delivery_id_of(message).as_deref(), &event, at);
                         return Ok(Some(self.canonical(
                             message,
                             event.order_key,

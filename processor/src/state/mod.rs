@@ -99,7 +99,7 @@ pub struct PartitionState {
 pub struct Held {
     /// The normalized event, not yet emitted.
     pub event: OrderEvent,
-    /// Its delivery's event id.
+    /// Its delivery's [`delivery_id`].
     pub event_id: Option<String>,
     /// The raw record's offset.
     pub offset: i64,
@@ -247,9 +247,9 @@ impl PartitionStates {
         let state = tokio::task::spawn_blocking(move || {
             scan::scan(&kafka, &canonical, partition, canonical_since, |message| {
                 let at = message.timestamp().to_millis().unwrap_or(now);
-                if let Some(id) = header_str(message, ob::EVENT_ID) {
+                if let Some(id) = delivery_id_of(message) {
                     if dedup_since.is_some_and(|since| at >= since) {
-                        state.seen.insert(id.to_owned(), at);
+                        state.seen.insert(id, at);
                     }
                 }
                 if join_since.is_some_and(|since| at >= since) {
@@ -296,7 +296,8 @@ impl PartitionStates {
 }
 
 impl PartitionState {
-    /// Whether `event_id` already produced a canonical event, or is held to produce one.
+    /// Whether the delivery `event_id` (a [`delivery_id`]) already produced a canonical event,
+    /// or is held to produce one.
     pub fn is_duplicate(&self, event_id: &str) -> bool {
         self.seen.contains_key(event_id) || self.held_ids.contains(event_id)
     }
@@ -389,7 +390,8 @@ impl PartitionState {
         }
     }
 
-    /// Records that `event` was emitted (from delivery `event_id`, if any) at `at` (unix ms).
+    /// Records that `event` was emitted (from delivery `event_id`, a [`delivery_id`], if any)
+    /// at `at` (unix ms).
     pub fn record(&mut self, event_id: Option<&str>, event: &OrderEvent, at: i64) {
         if let Some(id) = event_id {
             self.seen.insert(id.to_owned(), at);
@@ -439,6 +441,25 @@ pub fn attribution_of(message: &impl Message) -> Option<(String, AttributionEven
         Some(named) if *named != key => None,
         _ => Some((key, event)),
     }
+}
+
+/// What the duplicate filter knows a delivery by: its source, its account and its event id.
+/// A provider's event ids are unique within one account of one source, not across them:
+/// two shops' apps may well both send `evt-1`.
+pub fn delivery_id(source: &str, account: &str, event_id: &str) -> String {
+    // The separator cannot occur in a header value that came through ingest's key rules.
+    format!("{source}\u{1f}{account}\u{1f}{event_id}")
+}
+
+/// The [`delivery_id`] of a raw or canonical record, from its `ob-` headers; `None` without an
+/// event id.
+pub fn delivery_id_of(message: &impl Message) -> Option<String> {
+    let event_id = header_str(message, ob::EVENT_ID)?;
+    Some(delivery_id(
+        header_str(message, ob::SOURCE).unwrap_or("-"),
+        header_str(message, ob::ACCOUNT).unwrap_or("-"),
+        event_id,
+    ))
 }
 
 /// Now, in unix ms.
