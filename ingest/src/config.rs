@@ -45,6 +45,19 @@ pub struct IngestConfig {
     /// How long a fetch of key material (SNS certificates, eBay public keys) or an SNS
     /// subscription confirmation may take.
     pub fetch_timeout_ms: u64,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may sit idle; then it is closed. Slow clients cannot hold sockets.
+    pub header_read_timeout_ms: u64,
+    /// How long a client may take to send a request's whole body once its headers are in;
+    /// then it gets 408. Providers send a webhook in one go; a body that trickles in is not
+    /// one.
+    pub body_read_timeout_ms: u64,
+    /// Most connections open at once. Past it, new connections wait in the listen backlog
+    /// until one closes. Each may hold up to `body_limit_bytes` of body in memory.
+    pub max_connections: usize,
+    /// At shutdown, how long requests in progress get to finish (their webhooks published
+    /// and answered) before the rest are closed.
+    pub shutdown_grace_ms: u64,
     /// Per-source settings; a source without settings is not served (404).
     pub sources: SourcesConfig,
 }
@@ -57,6 +70,10 @@ impl Default for IngestConfig {
             publish_timeout_ms: 4000,
             retry_after_secs: 5,
             fetch_timeout_ms: 5000,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            max_connections: 1024,
+            shutdown_grace_ms: 10_000,
             sources: SourcesConfig::default(),
         }
     }
@@ -385,8 +402,17 @@ impl IngestConfig {
         if self.publish_timeout_ms == 0 {
             return Err("ingest.publish_timeout_ms must be positive".into());
         }
-        if self.fetch_timeout_ms == 0 {
-            return Err("ingest.fetch_timeout_ms must be positive".into());
+        for (name, value) in [
+            ("fetch_timeout_ms", self.fetch_timeout_ms),
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("body_read_timeout_ms", self.body_read_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(format!("ingest.{name} must be positive"));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err("ingest.max_connections must be positive".into());
         }
         crate::verify::registry::build(self, &reqwest::Client::new()).map(|_| ())
     }

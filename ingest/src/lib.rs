@@ -28,6 +28,7 @@ pub mod development;
 pub mod metrics;
 pub mod publish;
 pub mod router;
+pub mod serve;
 pub mod verify;
 
 use std::sync::Arc;
@@ -82,9 +83,13 @@ pub async fn run(
     );
     let app = router(state.clone(), registry, health);
     tracing::info!(addr = ?listener.local_addr().ok(), "ingest listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await?;
+    serve::serve(
+        listener,
+        app,
+        serve::ServeLimits::of(config),
+        shutdown.clone(),
+    )
+    .await?;
     readiness.abort();
     // In-flight requests have had their answers; anything still queued was never acknowledged
     // to a provider, but flush it anyway so a retry finds it already there.

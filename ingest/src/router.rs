@@ -33,6 +33,7 @@ struct Inner {
     publisher: Publisher,
     metrics: IngestMetrics,
     body_limit: usize,
+    body_read_timeout: Duration,
     retry_after: HeaderValue,
 }
 
@@ -93,6 +94,7 @@ impl IngestState {
                 publisher,
                 metrics: IngestMetrics::register(registry)?,
                 body_limit: config.body_limit_bytes,
+                body_read_timeout: Duration::from_millis(config.body_read_timeout_ms),
                 retry_after: HeaderValue::from(config.retry_after_secs),
             }),
         })
@@ -132,8 +134,74 @@ pub fn router(state: IngestState, registry: prometheus::Registry, health: Arc<He
             post(webhook_for_account).get(challenge_for_account),
         )
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            read_body,
+        ))
         .with_state(state)
         .merge(ops_router(registry, health))
+}
+
+/// Reads a webhook's whole body within `body_read_timeout` of its headers, before anything
+/// else looks at it: a body that trickles in gets 408 and gives its connection back, one over
+/// the limit 413. What the handlers then take is in memory already.
+async fn read_body(
+    State(state): State<IngestState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let limited = http_body_util::Limited::new(body, state.inner.body_limit);
+    let read = tokio::time::timeout(
+        state.inner.body_read_timeout,
+        http_body_util::BodyExt::collect(limited),
+    )
+    .await;
+    let label = parts
+        .uri
+        .path()
+        .strip_prefix("/webhooks/")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|source| source.parse::<Source>().ok())
+        .map_or("unknown", Source::as_str);
+    let count = |code: &str| {
+        state
+            .inner
+            .metrics
+            .responses
+            .with_label_values(&[label, code])
+            .inc();
+    };
+    match read {
+        Ok(Ok(collected)) => {
+            let body = axum::body::Body::from(collected.to_bytes());
+            next.run(axum::extract::Request::from_parts(parts, body))
+                .await
+        }
+        Ok(Err(err))
+            if err
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            count("413");
+            (StatusCode::PAYLOAD_TOO_LARGE, "body too large\n").into_response()
+        }
+        Ok(Err(err)) => {
+            // The client went away or sent a malformed body: nobody is waiting for an answer.
+            tracing::debug!(source = label, error = %err, "request body unreadable");
+            count("400");
+            (StatusCode::BAD_REQUEST, "unreadable body\n").into_response()
+        }
+        Err(_elapsed) => {
+            tracing::info!(
+                source = label,
+                timeout_ms = state.inner.body_read_timeout.as_millis() as u64,
+                "request body not received in time"
+            );
+            count("408");
+            (StatusCode::REQUEST_TIMEOUT, "body not received in time\n").into_response()
+        }
+    }
 }
 
 async fn webhook(

@@ -308,12 +308,8 @@ pub fn sink_config(group: &str) -> SinkConfig {
     }
 }
 
-/// An ingest router on `kafka` with `config` plus the test Shopify secret.
-pub fn ingest_router(
-    kafka: &KafkaSettings,
-    topics: &Topics,
-    mut config: IngestConfig,
-) -> axum::Router {
+/// `config` serving Shopify with the test secret.
+pub fn with_test_shopify(mut config: IngestConfig) -> IngestConfig {
     config.sources.shopify = Some(Accounts::single(HmacConfig {
         secrets: vec![NamedSecret {
             id: "test".into(),
@@ -321,6 +317,12 @@ pub fn ingest_router(
         }],
         ..HmacConfig::default()
     }));
+    config
+}
+
+/// An ingest router on `kafka` with `config` plus the test Shopify secret.
+pub fn ingest_router(kafka: &KafkaSettings, topics: &Topics, config: IngestConfig) -> axum::Router {
+    let config = with_test_shopify(config);
     let registry = prometheus::Registry::new();
     let state =
         orderbridge_ingest::IngestState::from_config(&config, kafka, topics, &registry).unwrap();
