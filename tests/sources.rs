@@ -308,7 +308,7 @@ async fn sns_certificates_elsewhere_are_refused_without_a_request() {
     // The simulator does answer for evil.example.com: the refusal is ours, not the network's.
     let reachable = sns
         .client()
-        .get("https://evil.example.com/x.pem")
+        .get("https://evil.example.com/SimpleNotificationService-orderbridge-test.pem")
         .send()
         .await
         .unwrap();
@@ -397,4 +397,121 @@ async fn ebay_challenge_and_keys_against_the_simulator() {
             .0,
         StatusCode::NOT_FOUND
     );
+}
+
+/// Unauthenticated requests decide what ingest fetches: a key id or a certificate URL in an
+/// unverified message. A flood of them must not become a flood of calls to eBay's API (whose
+/// quota the app shares) or to AWS: concurrent requests for one key share one fetch, a key
+/// the provider says does not exist is remembered as missing, and each source fetches at most
+/// a bounded number of new keys a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_fetches_are_shared_remembered_when_missing_and_capped() {
+    let env = Env::mock();
+    let (sns, ebay) = (SnsSim::start().await, EbaySim::start().await);
+    let ingest = router(&env, &config(&ebay), &sns.client());
+    let concurrently = |requests: Vec<(support::signed::Headers, Vec<u8>)>, path: String| {
+        let ingest = ingest.clone();
+        async move {
+            let posts = requests
+                .iter()
+                .map(|(headers, body)| post(&ingest, &path, headers, body));
+            futures::future::join_all(posts)
+                .await
+                .into_iter()
+                .map(|(status, _)| status)
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // eBay: the real key once, then a flood for one key id eBay does not know.
+    let case = cases().into_iter().find(|c| c.source == "ebay").unwrap();
+    assert_eq!(
+        post(&ingest, &case.path, &case.headers, &case.body).await.0,
+        StatusCode::OK
+    );
+    let (_, before) = ebay.calls();
+    let (headers, body) = support::fixture("ebay", "order-confirmation");
+    let with_kid = |kid: &str| {
+        let mut signed = headers.clone();
+        signed.push(("X-EBAY-SIGNATURE".into(), ebay_sim::sign(kid, &body)));
+        (signed, body.clone())
+    };
+    let statuses = concurrently(vec![with_kid("not-a-known-kid"); 64], case.path.clone()).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        ebay.calls().1 - before,
+        1,
+        "64 requests for one unknown key: one fetch"
+    );
+    // Again later: remembered as missing, not fetched again.
+    assert_eq!(
+        post(&ingest, &case.path, &with_kid("not-a-known-kid").0, &body)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(ebay.calls().1 - before, 1);
+
+    // A flood of distinct key ids: each would cost a call; the source's budget caps them.
+    let flood = (0..64).map(|i| with_kid(&format!("flood-{i}"))).collect();
+    let statuses = concurrently(flood, case.path.clone()).await;
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED || *s == StatusCode::SERVICE_UNAVAILABLE),
+        "{statuses:?}"
+    );
+    let fetched = ebay.calls().1 - before - 1;
+    assert!(
+        fetched <= orderbridge_ingest::verify::key_cache::FETCHES_PER_MINUTE as usize,
+        "{fetched} key fetches for 64 made-up key ids"
+    );
+    // The real key is cached: real deliveries go on during the flood.
+    assert_eq!(
+        post(&ingest, &case.path, &case.headers, &case.body).await.0,
+        StatusCode::OK
+    );
+
+    // SNS: AWS rotated its certificate; the first deliveries signed with it arrive together.
+    let sns_case = cases()
+        .into_iter()
+        .find(|c| c.source == "amazon-sns")
+        .unwrap();
+    let signed_with = |file: &str| {
+        let mut envelope: serde_json::Value = serde_json::from_slice(&sns_case.body).unwrap();
+        envelope["SigningCertURL"] = format!("https://sns.us-east-1.amazonaws.com/{file}").into();
+        sns_sim::sign(&mut envelope);
+        (
+            sns_case.headers.clone(),
+            serde_json::to_vec(&envelope).unwrap(),
+        )
+    };
+    let fetches_of = |file: &str| {
+        sns.requests()
+            .iter()
+            .filter(|(_, path)| path == &format!("/{file}"))
+            .count()
+    };
+    let rotated = "SimpleNotificationService-rotated.pem";
+    let statuses = concurrently(vec![signed_with(rotated); 32], sns_case.path.clone()).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        fetches_of(rotated),
+        1,
+        "32 deliveries, one certificate download"
+    );
+    // A certificate AWS does not have: the message is not SNS's (401), and it is asked once.
+    let made_up = "SimpleNotificationService-made-up.pem";
+    let statuses = concurrently(vec![signed_with(made_up); 32], sns_case.path.clone()).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert_eq!(fetches_of(made_up), 1);
 }

@@ -2,8 +2,9 @@
 //! `sns.<region>.amazonaws.com` (the test client resolves those names to this server and
 //! trusts its certificate; nothing else about ingest changes).
 //!
-//! - `GET /SimpleNotificationService-<id>.pem`: the signing certificate (or 500 while
-//!   `fail_certificates` is set).
+//! - `GET /SimpleNotificationService-<id>.pem`: the signing certificate for the names in
+//!   [`CERTIFICATES`], S3's 404 `NoSuchKey` for any other (or 500 while `fail_certificates`
+//!   is set).
 //! - `GET /?Action=ConfirmSubscription&TopicArn=…&Token=…`: confirms, records the token and
 //!   answers SNS's `ConfirmSubscriptionResponse`; an unknown token gets SNS's 400
 //!   `InvalidParameter` error.
@@ -40,6 +41,11 @@ pub const HOSTS: [&str; 4] = [
 ];
 pub const CERT_URL: &str =
     "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-orderbridge-test.pem";
+/// The certificate files the simulator serves: the current one and the one AWS rotated to.
+pub const CERTIFICATES: [&str; 2] = [
+    "SimpleNotificationService-orderbridge-test.pem",
+    "SimpleNotificationService-rotated.pem",
+];
 pub const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:sp-api-orders";
 
 #[derive(Default)]
@@ -162,8 +168,17 @@ async fn certificate(
     if inner.lock().unwrap().fail_certificates {
         return (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure").into_response();
     }
-    if !uri.path().ends_with(".pem") {
-        return StatusCode::NOT_FOUND.into_response();
+    // Only the certificates SNS has signed with exist; any other name is S3's 404.
+    if !CERTIFICATES
+        .iter()
+        .any(|name| uri.path() == format!("/{name}"))
+    {
+        return (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "application/xml")],
+            "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>",
+        )
+            .into_response();
     }
     (
         [(header::CONTENT_TYPE, "application/x-pem-file")],

@@ -33,6 +33,7 @@ pub mod flipkart;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod key_cache;
 pub mod ordermentum;
 pub mod registry;
 pub mod scheme;

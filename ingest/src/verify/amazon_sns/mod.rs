@@ -22,8 +22,8 @@
 //!
 //! <https://docs.aws.amazon.com/sns/latest/dg/sns-verify-signature-of-message.html>
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -39,6 +39,7 @@ use x509_cert::der::{DecodePem, Encode};
 use x509_cert::Certificate;
 
 use super::extract::{scalar, Body};
+use super::key_cache::{Fetched, KeyCache, Miss};
 use super::{
     identifier, verified, Accepted, Reply, SharedVerifier, VerifiedParts, Verifier, VerifyError,
     WebhookRequest,
@@ -47,8 +48,8 @@ use crate::config::SnsConfig;
 
 /// Set when raw message delivery is on: such messages carry no signature.
 pub const RAW_DELIVERY_HEADER: &str = "x-amz-sns-rawdelivery";
-/// Certificates kept at most; SNS uses a handful per region.
-const MAX_CACHED_CERTS: usize = 64;
+/// How long a downloaded certificate is kept; AWS rotates by publishing under a new URL.
+const CERT_CACHE_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 /// Largest certificate read.
 const MAX_CERT_BYTES: usize = 16 * 1024;
 
@@ -70,7 +71,7 @@ pub fn verifier(
         confirm: config.confirm_subscriptions,
         http,
         fetch_timeout,
-        certs: Mutex::new(HashMap::new()),
+        certs: KeyCache::default(),
     }))
 }
 
@@ -81,7 +82,7 @@ pub struct SnsVerifier {
     confirm: bool,
     http: reqwest::Client,
     fetch_timeout: Duration,
-    certs: Mutex<HashMap<String, CachedCert>>,
+    certs: KeyCache<String, CachedCert>,
 }
 
 #[derive(Clone)]
@@ -200,38 +201,40 @@ pub fn is_certificate_url(url: &str, regions: &[String]) -> bool {
 
 impl SnsVerifier {
     /// The public key of the certificate at `url` (already checked), from the cache or
-    /// fetched.
-    async fn certificate(&self, url: &str, now: i64) -> Result<CachedCert, VerifyError> {
-        if let Some(cert) = self.cached(url) {
-            if now <= cert.not_after {
-                return Ok(cert);
+    /// fetched. The URL comes from an unverified message: see `key_cache` for what bounds the
+    /// downloads. A certificate AWS does not have (403, 404) is no SNS message's; anything
+    /// else that fails may pass, and is a 503 for SNS to retry.
+    async fn certificate(&self, url: &str) -> Result<CachedCert, VerifyError> {
+        let fetch = || async {
+            let response = match self.http.get(url).timeout(self.fetch_timeout).send().await {
+                Ok(response) => response,
+                Err(err) => return Fetched::Failed(format!("fetching the certificate: {err}")),
+            };
+            match response.status() {
+                status if status.is_success() => {}
+                reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::FORBIDDEN => {
+                    return Fetched::Missing
+                }
+                status => return Fetched::Failed(format!("the certificate answered {status}")),
             }
-        }
-        let pem = self
-            .get(url, "the certificate")
-            .await?
-            .bytes()
-            .await
-            .map_err(|err| VerifyError::Unavailable(format!("reading the certificate: {err}")))?;
-        if pem.len() > MAX_CERT_BYTES {
-            return Err(VerifyError::Unavailable("certificate too large".into()));
-        }
-        let cert = parse_certificate(&pem)
-            .map_err(|err| VerifyError::Unavailable(format!("certificate: {err}")))?;
-        let mut certs = self.certs.lock().unwrap_or_else(|p| p.into_inner());
-        if certs.len() >= MAX_CACHED_CERTS {
-            certs.clear();
-        }
-        certs.insert(url.to_owned(), cert.clone());
-        Ok(cert)
-    }
-
-    fn cached(&self, url: &str) -> Option<CachedCert> {
+            let pem = match response.bytes().await {
+                Ok(pem) if pem.len() <= MAX_CERT_BYTES => pem,
+                Ok(_) => return Fetched::Failed("certificate too large".into()),
+                Err(err) => return Fetched::Failed(format!("reading the certificate: {err}")),
+            };
+            match parse_certificate(&pem) {
+                // Validity is checked against the message's time at each use.
+                Ok(cert) => Fetched::Key(cert, std::time::Instant::now() + CERT_CACHE_FOR),
+                Err(err) => Fetched::Failed(format!("certificate: {err}")),
+            }
+        };
         self.certs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(url)
-            .cloned()
+            .get(&url.to_owned(), fetch)
+            .await
+            .map_err(|miss| match miss {
+                Miss::Missing => VerifyError::Untrusted,
+                Miss::Unavailable(reason) => VerifyError::Unavailable(reason),
+            })
     }
 
     /// Puts a certificate in the cache, as if fetched from `url`.
@@ -240,10 +243,11 @@ impl SnsVerifier {
     /// When `pem` is not an RSA certificate.
     pub fn preload(&self, url: &str, pem: &[u8]) -> Result<(), String> {
         let cert = parse_certificate(pem)?;
-        self.certs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(url.to_owned(), cert);
+        self.certs.insert(
+            url.to_owned(),
+            cert,
+            std::time::Instant::now() + CERT_CACHE_FOR,
+        );
         Ok(())
     }
 
@@ -344,9 +348,7 @@ impl Verifier for SnsVerifier {
         let signature = BASE64
             .decode(message.signature.trim())
             .map_err(|_| VerifyError::Malformed)?;
-        let cert = self
-            .certificate(&message.signing_cert_url, request.now)
-            .await?;
+        let cert = self.certificate(&message.signing_cert_url).await?;
         if request.now < cert.not_before || request.now > cert.not_after {
             return Err(VerifyError::Untrusted);
         }

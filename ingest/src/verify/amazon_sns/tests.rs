@@ -51,7 +51,7 @@ fn sns(topics: &[&str]) -> SnsVerifier {
         // No server answers here: a fetch would fail the test with Unavailable.
         http: reqwest::Client::builder().build().unwrap(),
         fetch_timeout: Duration::from_millis(200),
-        certs: Mutex::new(HashMap::new()),
+        certs: crate::verify::key_cache::KeyCache::default(),
     };
     verifier.preload(CERT_URL, CERT.as_bytes()).unwrap();
     verifier

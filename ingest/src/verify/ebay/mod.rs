@@ -35,6 +35,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 use super::extract::{Extraction, Field};
+use super::key_cache::{Fetched, KeyCache, Miss};
 use super::{
     header, verified, Accepted, Reply, SharedVerifier, Verifier, VerifyError, WebhookRequest,
 };
@@ -101,7 +102,7 @@ pub fn verifier(
         client,
         pinned,
         cache_for: Duration::from_secs(config.key_cache_secs),
-        keys: Mutex::new(HashMap::new()),
+        keys: KeyCache::default(),
         app_token: Mutex::new(None),
         http,
         fetch_timeout,
@@ -144,7 +145,7 @@ struct EbayVerifier {
     client: Option<(String, Secret)>,
     pinned: HashMap<String, VerifyingKey>,
     cache_for: Duration,
-    keys: Mutex<HashMap<String, (VerifyingKey, Instant)>>,
+    keys: KeyCache<String, VerifyingKey>,
     app_token: Mutex<Option<(String, Instant)>>,
     http: reqwest::Client,
     fetch_timeout: Duration,
@@ -181,39 +182,32 @@ impl EbayVerifier {
         if let Some(key) = self.pinned.get(kid) {
             return Ok(*key);
         }
-        if let Some((key, until)) = self.lock_keys().get(kid) {
-            if Instant::now() < *until {
-                return Ok(*key);
-            }
-        }
         let Some(client) = &self.client else {
             // Only pinned keys, and this is not one: no sender we know.
             return Err(VerifyError::Mismatch);
         };
-        let key = match self.fetch_key(client, kid, false).await {
-            Err(FetchError::Unauthorized) => self.fetch_key(client, kid, true).await,
-            other => other,
-        };
-        let key = match key {
-            Ok(key) => key,
-            Err(FetchError::UnknownKey) => return Err(VerifyError::Mismatch),
-            Err(FetchError::Unauthorized) => {
-                return Err(VerifyError::Unavailable(
-                    "eBay refused the application token".into(),
-                ))
+        // The kid comes from an unverified header: see `key_cache` for what bounds the calls.
+        let fetch = || async {
+            let key = match self.fetch_key(client, kid, false).await {
+                Err(FetchError::Unauthorized) => self.fetch_key(client, kid, true).await,
+                other => other,
+            };
+            match key {
+                Ok(key) => Fetched::Key(key, Instant::now() + self.cache_for),
+                Err(FetchError::UnknownKey) => Fetched::Missing,
+                Err(FetchError::Unauthorized) => {
+                    Fetched::Failed("eBay refused the application token".into())
+                }
+                Err(FetchError::Other(reason)) => Fetched::Failed(reason),
             }
-            Err(FetchError::Other(reason)) => return Err(VerifyError::Unavailable(reason)),
         };
-        let mut keys = self.lock_keys();
-        if keys.len() >= 64 {
-            keys.clear();
-        }
-        keys.insert(kid.to_owned(), (key, Instant::now() + self.cache_for));
-        Ok(key)
-    }
-
-    fn lock_keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, (VerifyingKey, Instant)>> {
-        self.keys.lock().unwrap_or_else(|p| p.into_inner())
+        self.keys
+            .get(&kid.to_owned(), fetch)
+            .await
+            .map_err(|miss| match miss {
+                Miss::Missing => VerifyError::Mismatch,
+                Miss::Unavailable(reason) => VerifyError::Unavailable(reason),
+            })
     }
 
     async fn fetch_key(
