@@ -70,6 +70,9 @@ impl KafkaSettings {
     }
 }
 
+/// How long a stage may take to release revoked partitions unless it says otherwise.
+pub const DEFAULT_REVOKE_GRACE: Duration = Duration::from_secs(60);
+
 /// What to do after `recv()` returned an error. librdkafka reports broker trouble (all
 /// brokers down, a rebalance in progress) there while it recovers on its own, so: log, pause
 /// half a second (or until shutdown), poll again. Only a fatal client error is returned, for
@@ -100,6 +103,7 @@ pub struct GroupContext {
     health: std::sync::Arc<crate::Health>,
     generation: std::sync::atomic::AtomicU64,
     lag: Option<prometheus::IntGaugeVec>,
+    handoff: crate::consumer::Handoff,
 }
 
 impl GroupContext {
@@ -110,7 +114,27 @@ impl GroupContext {
             health,
             generation: std::sync::atomic::AtomicU64::new(0),
             lag: None,
+            handoff: crate::consumer::Handoff::new(DEFAULT_REVOKE_GRACE, false),
         }
+    }
+
+    /// How revocations are handed to a [`GroupConsumer`](crate::GroupConsumer)'s stage: it
+    /// gets up to `grace` to release revoked partitions, and with `commit_stored` the offsets
+    /// it stored are committed synchronously before they go (for stages that store offsets
+    /// and let librdkafka commit them, rather than committing in a transaction).
+    #[must_use]
+    pub fn with_revocation(mut self, grace: Duration, commit_stored: bool) -> Self {
+        self.handoff = crate::consumer::Handoff::new(grace, commit_stored);
+        self
+    }
+
+    pub(crate) fn handoff(&self) -> &crate::consumer::Handoff {
+        &self.handoff
+    }
+
+    /// The role this context reports for (`processor`, `sink`).
+    pub fn role(&self) -> &'static str {
+        self.role
     }
 
     /// Reports this member's consumer lag per topic into `gauge` (labels: `topic`): the
@@ -146,6 +170,14 @@ impl rdkafka::ClientContext for GroupContext {
 }
 
 impl rdkafka::consumer::ConsumerContext for GroupContext {
+    fn pre_rebalance(
+        &self,
+        consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        self.handoff.before(consumer, rebalance, self.role);
+    }
+
     fn post_rebalance(
         &self,
         _consumer: &rdkafka::consumer::BaseConsumer<Self>,
@@ -154,6 +186,7 @@ impl rdkafka::consumer::ConsumerContext for GroupContext {
         use rdkafka::consumer::Rebalance;
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.handoff.after(rebalance);
         match rebalance {
             Rebalance::Assign(partitions) => {
                 self.health.set_ready(true);

@@ -12,12 +12,14 @@
 //! delivery-critical setting sits next to the code that depends on it.
 
 pub mod backoff;
+pub mod consumer;
 pub mod dlq;
 pub mod kafka;
 pub mod ops;
 pub mod topics;
 
 pub use backoff::Backoff;
+pub use consumer::{Event, GroupConsumer, Revocation};
 pub use dlq::{dlq_headers, header_str, DeadLetter};
 pub use kafka::{pause_after_consumer_error, GroupContext, KafkaSettings};
 pub use ops::{ops_router, spawn_ops_server, Dependency, Health, Ops};

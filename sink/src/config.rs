@@ -44,6 +44,18 @@ pub struct SinkConfig {
     pub park_after_attempts: u32,
     /// How long a stopping sink waits for ERP calls already running, in milliseconds.
     pub shutdown_grace_ms: u64,
+    /// At a rebalance, how long ERP calls already running for the partitions this member
+    /// gives up get to finish (and their offsets to be committed) before the partitions go to
+    /// their new owner, in milliseconds. Retries waiting for those partitions stop at once.
+    /// Keep it above the ERP's `request_timeout_ms`: a call still running when the
+    /// partitions go may land after the new owner wrote the same order.
+    pub revoke_grace_ms: u64,
+    /// This member's stable name in its group (`group.instance.id`, static membership): a
+    /// restarted member with the same name takes its predecessor's partitions at once,
+    /// without a rebalance, instead of after the predecessor's session timed out. Use the pod
+    /// name of a StatefulSet (`sink-0`); never the same name for two running members.
+    /// Unset: dynamic membership.
+    pub instance_id: Option<String>,
     /// `fetch.wait.max.ms` of the canonical-topic consumer (see the processor's setting).
     pub fetch_wait_max_ms: u64,
     /// Address for `/metrics`, `/healthz`, `/readyz`.
@@ -65,6 +77,8 @@ impl Default for SinkConfig {
             breaker_probe_ms: 1_000,
             park_after_attempts: 8,
             shutdown_grace_ms: 10_000,
+            revoke_grace_ms: 60_000,
+            instance_id: None,
             fetch_wait_max_ms: 500,
             listen: SocketAddr::from(([0, 0, 0, 0], 9092)),
         }

@@ -40,6 +40,9 @@ pub enum SinkError {
     /// Configuration is invalid.
     #[error("configuration: {0}")]
     Config(String),
+    /// The consumer's poll thread could not be started.
+    #[error("consumer thread: {0}")]
+    Thread(std::io::Error),
     /// A delivery task panicked (an adapter bug); its record stays uncommitted.
     #[error("delivery task failed: {0}")]
     Task(String),

@@ -19,7 +19,8 @@
 //!   `salesInvoices` entry with the same external document number.
 //! - 401 `Authentication_InvalidCredentials` for a missing, unknown or expired token.
 //! - Faults on demand: 429 with `Retry-After`, a maintenance window (503), a create that lands
-//!   and then answers 503, a create that lands and then answers too late.
+//!   and then answers 503, a create that lands and then answers too late, creates held for a
+//!   while before they land.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -106,6 +107,9 @@ struct State_ {
     lookups: u32,
     creates: u32,
     batches: u32,
+    /// Creates received and being held ([`BcSim::hold_creates`]).
+    holding: u32,
+    hold_creates: Option<Duration>,
 }
 
 /// A running simulator.
@@ -167,6 +171,18 @@ impl BcSim {
 
     pub fn inject(&self, fault: Fault) {
         self.state.lock().unwrap().faults.push_back(fault);
+    }
+
+    /// Holds every create (a sales order or a credit memo) for `hold` before storing and
+    /// answering it: a slow ERP, during which the caller cannot know whether it will land
+    /// (`None`: no more holding).
+    pub fn hold_creates(&self, hold: Option<Duration>) {
+        self.state.lock().unwrap().hold_creates = hold;
+    }
+
+    /// Creates being held right now.
+    pub fn holding(&self) -> u32 {
+        self.state.lock().unwrap().holding
     }
 
     pub fn set_maintenance(&self, on: bool) {
@@ -581,6 +597,15 @@ async fn api(
             .unwrap_or_default()
     };
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let creates = method == Method::POST
+        && matches!(param("b"), "")
+        && matches!(param("a"), "salesOrders" | "salesCreditMemos");
+    let hold = shared.lock().unwrap().hold_creates.filter(|_| creates);
+    if let Some(hold) = hold {
+        shared.lock().unwrap().holding += 1;
+        tokio::time::sleep(hold).await; // the slow ERP: the create lands only after this
+        shared.lock().unwrap().holding -= 1;
+    }
     let (answer, stall) = {
         let mut state = shared.lock().unwrap();
         if let Err(response) = gate(&mut state, &headers, param("tenant"), param("env")) {

@@ -164,6 +164,11 @@ impl Ledger {
         }
     }
 
+    /// The partitions in the ledger.
+    pub fn partitions(&self) -> impl Iterator<Item = i32> + '_ {
+        self.partitions.keys().copied()
+    }
+
     /// Whether `partition` is in the ledger.
     #[cfg(test)]
     fn has(&self, partition: i32) -> bool {

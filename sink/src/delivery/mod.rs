@@ -17,24 +17,28 @@
 //! records are open, and while the breaker is open: during a maintenance window nothing is
 //! skipped, nothing committed, and `/readyz` says not ready.
 //!
-//! On a rebalance, records waiting for revoked partitions are dropped (their new owner reads
-//! them from the committed offset); records already running finish, and the ERP's idempotent
-//! upsert absorbs the overlap with the new owner.
+//! On a rebalance the revocation waits for this engine (the consumer is polled on a thread of
+//! its own, `orderbridge_runtime::consumer`): records waiting for revoked partitions are
+//! dropped (their new owner reads them from the committed offset), their retries and waits are
+//! cancelled, and ERP calls already sent finish, bounded by `revoke_grace_ms`, so their
+//! offsets are committed before the new owner starts. No two members ever write one
+//! partition's orders at once: an ERP that does not refuse duplicates (Business Central, SAP,
+//! Odoo) cannot get an order twice from a rebalance, nor an older write after a newer one.
 
 mod breaker;
 mod ledger;
 mod limiter;
 mod settle;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use orderbridge_runtime::{
-    pause_after_consumer_error, Dependency, GroupContext, Health, KafkaSettings,
+    Dependency, Event, GroupConsumer, GroupContext, Health, KafkaSettings, Revocation,
 };
 use orderbridge_schemas::{OrderEventCodec, Topics};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureProducer;
@@ -60,9 +64,9 @@ pub fn build_consumer(
     config: &SinkConfig,
     health: Arc<Health>,
     lag: prometheus::IntGaugeVec,
-) -> KafkaResult<StreamConsumer<GroupContext>> {
-    kafka
-        .client_config()
+) -> KafkaResult<BaseConsumer<GroupContext>> {
+    let mut client = kafka.client_config();
+    client
         .set("group.id", &config.group_id)
         // Latency bound for brokers that hold empty fetches (see the config docs).
         .set("fetch.wait.max.ms", config.fetch_wait_max_ms.to_string())
@@ -73,10 +77,20 @@ pub fn build_consumer(
         // Auto-commit sends only offsets we stored, and we store only after the upsert.
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
+        // Only the partitions that move are revoked, so the rest keep delivering.
         .set("partition.assignment.strategy", "cooperative-sticky")
         // Consumer lag for the metrics, from librdkafka's statistics.
-        .set("statistics.interval.ms", "5000")
-        .create_with_context(GroupContext::new("sink", health).with_lag(lag))
+        .set("statistics.interval.ms", "5000");
+    if let Some(instance) = &config.instance_id {
+        // Static membership: a restart takes this name's partitions back at once.
+        client.set("group.instance.id", instance);
+    }
+    client.create_with_context(
+        GroupContext::new("sink", health)
+            .with_lag(lag)
+            // A revocation waits for the ERP calls of its partitions, then commits them.
+            .with_revocation(Duration::from_millis(config.revoke_grace_ms), true),
+    )
 }
 
 /// Builds the dead-letter producer. The one place these settings live.
@@ -94,7 +108,7 @@ pub fn build_dlq_producer(kafka: &KafkaSettings) -> KafkaResult<FutureProducer> 
 
 /// The sink's engine.
 pub struct Delivery {
-    consumer: StreamConsumer<GroupContext>,
+    consumer: GroupConsumer,
     health: Arc<Health>,
     worker: Arc<Worker>,
     max_open: usize,
@@ -125,6 +139,10 @@ impl Delivery {
             metrics.consumer_lag.clone(),
         )?;
         consumer.subscribe(&[&topics.canonical])?;
+        let max_open = config.max_open_records.max(1);
+        // The poll thread's buffer: what the engine has not taken in yet. Beyond the records
+        // it may hold open, fetching more only fills memory.
+        let consumer = GroupConsumer::start(consumer, max_open).map_err(SinkError::Thread)?;
         let max_in_flight = config
             .max_in_flight
             .unwrap_or_else(|| erp.default_max_in_flight());
@@ -148,7 +166,7 @@ impl Delivery {
             consumer,
             health,
             worker: Arc::new(worker),
-            max_open: config.max_open_records.max(1),
+            max_open,
             shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
         })
     }
@@ -159,7 +177,7 @@ impl Delivery {
     ///
     /// # Errors
     /// When the consumer fails fatally.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), SinkError> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), SinkError> {
         let worker = Arc::clone(&self.worker);
         let erp = worker.erp.name();
         tracing::info!(
@@ -169,35 +187,41 @@ impl Delivery {
             "sink running"
         );
         let mut engine = Engine {
-            delivery: &self,
+            worker: Arc::clone(&worker),
+            max_open: self.max_open,
+            shutdown_grace: self.shutdown_grace,
             ledger: Ledger::default(),
             tasks: JoinSet::new(),
-            generation: self.consumer.context().generation(),
             paused: false,
             ready: VecDeque::new(),
+            partitions: HashMap::new(),
+            revoking: None,
         };
         let mut breaker = worker.breaker.subscribe();
         let mut gauges = tokio::time::interval(Duration::from_secs(1));
         let result = loop {
-            engine.follow_rebalance();
-            engine.pause_or_resume();
+            engine.release_if_settled(&self.consumer);
+            engine.pause_or_resume(&self.consumer);
+            let revoke_deadline = engine.revoking.as_ref().map(|r| r.deadline);
             tokio::select! {
                 () = shutdown.cancelled() => break Ok(()),
-                received = self.consumer.recv() => match received {
-                    Ok(message) => engine.accept(message.detach()),
-                    Err(err) => {
-                        if let Err(err) = pause_after_consumer_error(err, &shutdown).await {
-                            break Err(err.into());
-                        }
-                    }
+                event = self.consumer.recv() => match event {
+                    Some(Event::Message(message)) => engine.accept(message),
+                    Some(Event::Assigned(_)) => {}
+                    Some(Event::Revoked(revocation)) => engine.begin_revoke(revocation),
+                    Some(Event::Fatal(err)) => break Err(err.into()),
+                    None => break Err(SinkError::Task("the consumer's poll thread stopped".into())),
                 },
                 permit = worker.limiter.acquire(), if !engine.ready.is_empty() => {
                     engine.dispatch(permit);
                 }
                 Some(joined) = engine.tasks.join_next(), if !engine.tasks.is_empty() => {
-                    if let Err(err) = engine.finished(joined) {
+                    if let Err(err) = engine.finished(joined, &self.consumer) {
                         break Err(err);
                     }
+                }
+                () = sleep_until(revoke_deadline), if revoke_deadline.is_some() => {
+                    engine.release_overdue(&self.consumer);
                 }
                 Ok(()) = breaker.changed() => {
                     let open = *breaker.borrow_and_update();
@@ -215,38 +239,59 @@ impl Delivery {
                 _ = gauges.tick() => engine.report(),
             }
         };
-        engine.drain().await;
+        engine.drain(&self.consumer).await;
         drop(engine);
         self.health.set_ready(false);
-        // The last commit blocks until the broker answers (or librdkafka gives up): off the
-        // async workers, so a slow or gone broker cannot stall the rest of the process.
-        let consumer = self.consumer;
-        let committed =
-            tokio::task::spawn_blocking(move || consumer.commit_consumer_state(CommitMode::Sync))
-                .await;
-        match committed {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::debug!(error = %err, "nothing committed at shutdown"),
-            Err(err) => tracing::warn!(error = %err, "the last commit failed"),
-        }
+        // Commits what was stored, then leaves the group, off the async workers: a slow or
+        // gone broker cannot stall the rest of the process.
+        self.consumer.close().await;
         result
     }
 }
 
+/// Sleeps until `at` (never returns without one; the select guards it).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What the engine knows of one assigned partition beyond the ledger, for one ledger epoch
+/// of it (a partition that leaves and comes back is new work).
+struct PartitionWork {
+    epoch: u64,
+    /// Tasks running for it.
+    running: usize,
+    /// Cancels its records' waits (retries, the breaker, the limiter) when it is revoked.
+    cancel: CancellationToken,
+}
+
+/// A revocation the engine is carrying out: its partitions' waiting records are dropped and
+/// their retries cancelled; it is released once their running ERP calls finished.
+struct Revoking {
+    revocation: Revocation,
+    partitions: HashSet<i32>,
+    deadline: tokio::time::Instant,
+}
+
 /// The loop's state.
-struct Engine<'a> {
-    delivery: &'a Delivery,
+struct Engine {
+    worker: Arc<Worker>,
+    max_open: usize,
+    shutdown_grace: Duration,
     ledger: Ledger,
     tasks: JoinSet<Task>,
-    generation: u64,
     paused: bool,
     /// Records that may start (nothing of their order is running), oldest first; each starts
     /// when the limiter has a place. Starting in offset order keeps the commit position close
     /// behind the work.
     ready: VecDeque<Ticket>,
+    partitions: HashMap<i32, PartitionWork>,
+    revoking: Option<Revoking>,
 }
 
-impl Engine<'_> {
+impl Engine {
     fn accept(&mut self, message: OwnedMessage) {
         if let Accepted::Start(ticket) = self.ledger.accept(message) {
             self.ready.push_back(ticket);
@@ -258,9 +303,23 @@ impl Engine<'_> {
         let Some(ticket) = self.ready.pop_front() else {
             return;
         };
-        let worker = Arc::clone(&self.delivery.worker);
+        let worker = Arc::clone(&self.worker);
+        let fresh = || PartitionWork {
+            epoch: ticket.epoch,
+            running: 0,
+            cancel: worker.shutdown.child_token(),
+        };
+        let work = self
+            .partitions
+            .entry(ticket.message.partition())
+            .or_insert_with(fresh);
+        if work.epoch != ticket.epoch {
+            *work = fresh();
+        }
+        work.running += 1;
+        let cancel = work.cancel.clone();
         self.tasks.spawn(async move {
-            let settled = worker.settle(&ticket.message, permit).await;
+            let settled = worker.settle(&ticket.message, permit, &cancel).await;
             (ticket, settled)
         });
     }
@@ -268,7 +327,11 @@ impl Engine<'_> {
     /// Takes a task's end. A task that panicked stops the sink: its record would otherwise
     /// stay open for good, holding its partition's commit and its order's later records.
     /// Stopped, the sink is restarted (by its supervisor) and the record delivered again.
-    fn finished(&mut self, joined: Result<Task, tokio::task::JoinError>) -> Result<(), SinkError> {
+    fn finished(
+        &mut self,
+        joined: Result<Task, tokio::task::JoinError>,
+        consumer: &GroupConsumer,
+    ) -> Result<(), SinkError> {
         let (ticket, settled) = match joined {
             Ok(task) => task,
             Err(err) => {
@@ -276,106 +339,135 @@ impl Engine<'_> {
                 return Err(SinkError::Task(err.to_string()));
             }
         };
+        let partition = ticket.message.partition();
+        if let Some(work) = self.partitions.get_mut(&partition) {
+            if work.epoch == ticket.epoch {
+                work.running = work.running.saturating_sub(1);
+            }
+        }
         if settled == Settled::Abandoned {
             return Ok(());
         }
         let finished = self.ledger.finish(&ticket);
         if let Some(position) = finished.commit {
-            self.store(&ticket.message, position);
+            store(consumer, &ticket.message, position);
         }
         if let Some(next) = finished.next {
+            if self.is_revoking(partition) {
+                // Its partition is going: the record stays uncommitted for the new owner.
+                return Ok(());
+            }
             // Older than anything else waiting: it goes first.
             self.ready.push_front(next);
         }
         Ok(())
     }
 
-    /// Stores `position` (the next offset to read) as the commit position of `message`'s
-    /// partition; auto-commit sends it. (`rd_kafka_offsets_store` takes the next offset;
-    /// the older `rd_kafka_offset_store` would add one itself.)
-    fn store(&self, message: &OwnedMessage, position: i64) {
-        let mut offsets = TopicPartitionList::new();
-        let stored = offsets
-            .add_partition_offset(
-                message.topic(),
-                message.partition(),
-                Offset::Offset(position),
-            )
-            .and_then(|()| self.delivery.consumer.store_offsets(&offsets));
-        if let Err(err) = stored {
-            // The partition was revoked meanwhile; its new owner redelivers from the
-            // committed offset and the idempotent upsert absorbs it.
-            tracing::warn!(partition = message.partition(), position, error = %err, "offset not stored");
+    fn is_revoking(&self, partition: i32) -> bool {
+        self.revoking
+            .as_ref()
+            .is_some_and(|r| r.partitions.contains(&partition))
+    }
+
+    /// A rebalance takes partitions away. Until they are released, this member still owns
+    /// them: records of theirs that wait are dropped (the new owner reads them from the
+    /// committed offset), their retries stop, and ERP calls already running finish, so that
+    /// their outcome is committed and no write of theirs lands after the new owner's.
+    fn begin_revoke(&mut self, revocation: Revocation) {
+        let partitions = revocation.of(&self.worker.topics.canonical);
+        for partition in &partitions {
+            if let Some(work) = self.partitions.get(partition) {
+                work.cancel.cancel();
+            }
+        }
+        self.ready
+            .retain(|ticket| !partitions.contains(&ticket.message.partition()));
+        tracing::info!(
+            partitions = ?partitions,
+            lost = revocation.lost,
+            running = partitions
+                .iter()
+                .filter_map(|p| self.partitions.get(p))
+                .map(|w| w.running)
+                .sum::<usize>(),
+            "partitions revoked; finishing their ERP calls before releasing them"
+        );
+        self.revoking = Some(Revoking {
+            revocation,
+            partitions,
+            deadline: tokio::time::Instant::now()
+                + Duration::from_millis(self.worker.config.revoke_grace_ms),
+        });
+    }
+
+    /// Releases the revocation once nothing runs for its partitions any more.
+    fn release_if_settled(&mut self, consumer: &GroupConsumer) {
+        let settled = self.revoking.as_ref().is_some_and(|revoking| {
+            revoking
+                .partitions
+                .iter()
+                .all(|p| self.partitions.get(p).is_none_or(|w| w.running == 0))
+        });
+        if settled {
+            self.release(consumer);
         }
     }
 
-    /// After a rebalance: forget what belongs to partitions no longer ours.
-    fn follow_rebalance(&mut self) {
-        let consumer = &self.delivery.consumer;
-        let generation = consumer.context().generation();
-        if generation == self.generation {
+    /// The grace is over: the partitions go, whatever still runs for them (its outcome is
+    /// not committed; the new owner delivers the record again).
+    fn release_overdue(&mut self, consumer: &GroupConsumer) {
+        tracing::error!(
+            grace_ms = self.worker.config.revoke_grace_ms,
+            "ERP calls still running for revoked partitions at the end of the revoke grace; \
+             releasing the partitions (raise sink.revoke_grace_ms above the ERP's request timeout)"
+        );
+        self.release(consumer);
+    }
+
+    fn release(&mut self, consumer: &GroupConsumer) {
+        let Some(revoking) = self.revoking.take() else {
             return;
+        };
+        for partition in &revoking.partitions {
+            self.partitions.remove(partition);
         }
-        self.generation = generation;
-        let assigned = match consumer.assignment() {
-            Ok(assignment) => assignment,
+        let kept: HashSet<i32> = match consumer.consumer().assignment() {
+            Ok(assigned) => assigned
+                .elements()
+                .iter()
+                .filter(|e| e.topic() == self.worker.topics.canonical)
+                .map(|e| e.partition())
+                .filter(|p| !revoking.partitions.contains(p))
+                .collect(),
             Err(err) => {
-                tracing::warn!(error = %err, "assignment unknown after a rebalance");
-                return;
+                tracing::warn!(error = %err, "assignment unknown while releasing partitions");
+                self.ledger
+                    .partitions()
+                    .filter(|p| !revoking.partitions.contains(p))
+                    .collect()
             }
         };
-        let canonical = &self.delivery.worker.topics.canonical;
-        let partitions: HashSet<i32> = assigned
-            .elements()
-            .iter()
-            .filter(|e| e.topic() == canonical)
-            .map(|e| e.partition())
-            .collect();
-        self.ledger.retain(&partitions);
-        self.ready
-            .retain(|ticket| partitions.contains(&ticket.message.partition()));
-        // Partitions newly assigned start unpaused; pause them too if we are paused.
-        if self.paused {
-            if let Err(err) = consumer.pause(&assigned) {
-                tracing::warn!(error = %err, "could not pause newly assigned partitions");
-            }
-        }
+        self.ledger.retain(&kept);
+        // What finished was stored; the callback commits it before the partitions go.
+        revoking.revocation.done();
     }
 
     /// Pauses fetching while too many records are open or the ERP is unavailable; resumes
     /// when half of them finished and the ERP answers.
-    fn pause_or_resume(&mut self) {
+    fn pause_or_resume(&mut self, consumer: &GroupConsumer) {
         let open = self.ledger.open();
-        let max = self.delivery.max_open;
-        let erp_down = self.delivery.worker.breaker.is_open();
+        let max = self.max_open;
+        let erp_down = self.worker.breaker.is_open();
         let pause = erp_down || open >= max || (self.paused && open > max / 2);
-        if pause == self.paused {
-            return;
-        }
-        let consumer = &self.delivery.consumer;
-        let assigned = match consumer.assignment() {
-            Ok(assignment) => assignment,
-            Err(err) => {
-                tracing::warn!(error = %err, "assignment unknown; cannot pause or resume");
-                return;
-            }
-        };
-        let done = if pause {
-            consumer.pause(&assigned)
-        } else {
-            consumer.resume(&assigned)
-        };
-        match done {
-            Ok(()) => {
-                self.paused = pause;
-                tracing::debug!(paused = pause, open, erp_down, "fetching paused or resumed");
-            }
-            Err(err) => tracing::warn!(error = %err, pause, "could not pause or resume"),
+        if pause != self.paused {
+            consumer.set_paused(pause);
+            self.paused = pause;
+            tracing::debug!(paused = pause, open, erp_down, "fetching paused or resumed");
         }
     }
 
     fn report(&self) {
-        let worker = &self.delivery.worker;
+        let worker = &self.worker;
         let erp = worker.erp.name();
         let metrics = &worker.metrics;
         let limit = i64::try_from(worker.limiter.limit()).unwrap_or(i64::MAX);
@@ -395,16 +487,19 @@ impl Engine<'_> {
 
     /// At shutdown: records waiting for the breaker or a retry are abandoned at once; calls
     /// already at the ERP get `shutdown_grace` to answer so their offsets can be stored.
-    async fn drain(&mut self) {
-        self.delivery.worker.shutdown.cancel();
-        let deadline = tokio::time::Instant::now() + self.delivery.shutdown_grace;
+    async fn drain(&mut self, consumer: &GroupConsumer) {
+        self.worker.shutdown.cancel();
+        if let Some(revoking) = self.revoking.take() {
+            revoking.revocation.done();
+        }
+        let deadline = tokio::time::Instant::now() + self.shutdown_grace;
         while !self.tasks.is_empty() {
             match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
                 Ok(Some(joined)) => {
                     // Only what already finished counts now; nothing new starts.
                     if let Ok((ticket, Settled::Done)) = joined {
                         if let Some(position) = self.ledger.finish(&ticket).commit {
-                            self.store(&ticket.message, position);
+                            store(consumer, &ticket.message, position);
                         }
                     }
                 }
@@ -419,5 +514,25 @@ impl Engine<'_> {
                 }
             }
         }
+    }
+}
+
+/// Stores `position` (the next offset to read) as the commit position of `message`'s
+/// partition; auto-commit sends it, and a revocation commits it synchronously.
+/// (`rd_kafka_offsets_store` takes the next offset; the older `rd_kafka_offset_store` would
+/// add one itself.)
+fn store(consumer: &GroupConsumer, message: &OwnedMessage, position: i64) {
+    let mut offsets = TopicPartitionList::new();
+    let stored = offsets
+        .add_partition_offset(
+            message.topic(),
+            message.partition(),
+            Offset::Offset(position),
+        )
+        .and_then(|()| consumer.consumer().store_offsets(&offsets));
+    if let Err(err) = stored {
+        // The partition was lost (not handed over) meanwhile; its new owner redelivers
+        // from the committed offset and the idempotent upsert absorbs it.
+        tracing::warn!(partition = message.partition(), position, error = %err, "offset not stored");
     }
 }

@@ -63,12 +63,18 @@ struct Dead<'a> {
 }
 
 impl Worker {
-    /// Settles `message`, retrying until done or shutdown. The first attempt runs under
-    /// `permit`, which the engine took for it (so records start in offset order); retries
-    /// queue for a place again.
-    pub async fn settle(&self, message: &OwnedMessage, permit: Permit) -> Settled {
+    /// Settles `message`, retrying until done, shutdown, or `cancel` (its partition was
+    /// revoked). The first attempt runs under `permit`, which the engine took for it (so
+    /// records start in offset order); retries queue for a place again. An ERP call already
+    /// sent is never cancelled: its outcome is unknown until it answers.
+    pub async fn settle(
+        &self,
+        message: &OwnedMessage,
+        permit: Permit,
+        cancel: &CancellationToken,
+    ) -> Settled {
         let mut first = Some(permit);
-        let Some(event) = self.decode(message).await else {
+        let Some(event) = self.decode(message, cancel).await else {
             return Settled::Abandoned;
         };
         let event = match event {
@@ -79,7 +85,7 @@ impl Worker {
                     reason: &reason,
                     attempts: 1,
                 };
-                return self.dead_letter(message, &dead).await;
+                return self.dead_letter(message, &dead, cancel).await;
             }
         };
         let erp = self.erp.name();
@@ -92,12 +98,12 @@ impl Worker {
             let permit = match first.take() {
                 Some(permit) => permit,
                 None => tokio::select! {
-                    () = self.shutdown.cancelled() => return Settled::Abandoned,
+                    () = cancel.cancelled() => return Settled::Abandoned,
                     permit = self.limiter.acquire() => permit,
                 },
             };
             let pass = tokio::select! {
-                () = self.shutdown.cancelled() => return Settled::Abandoned,
+                () = cancel.cancelled() => return Settled::Abandoned,
                 pass = self.breaker.pass() => pass,
             };
             let started = Instant::now();
@@ -122,7 +128,7 @@ impl Worker {
                         reason: &reason,
                         attempts: backoff.attempts() + 1,
                     };
-                    return self.dead_letter(message, &dead).await;
+                    return self.dead_letter(message, &dead, cancel).await;
                 }
                 Err(ErpError::Transient {
                     reason,
@@ -155,7 +161,7 @@ impl Worker {
                             reason: &reason,
                             attempts: backoff.attempts() + 1,
                         };
-                        return self.dead_letter(message, &dead).await;
+                        return self.dead_letter(message, &dead, cancel).await;
                     }
                 }
             }
@@ -171,7 +177,7 @@ impl Worker {
                 error = %reason,
                 "transient ERP failure; retrying"
             );
-            if !self.sleep(delay).await {
+            if !sleep(delay, cancel).await {
                 return Settled::Abandoned;
             }
         }
@@ -184,17 +190,13 @@ impl Worker {
         )
     }
 
-    /// Sleeps `delay` unless shut down first (`false`).
-    async fn sleep(&self, delay: Duration) -> bool {
-        tokio::select! {
-            () = self.shutdown.cancelled() => false,
-            () = tokio::time::sleep(delay) => true,
-        }
-    }
-
     /// The record's event; `Err` with a reason when it can never be decoded, `None` at
     /// shutdown. A registry that cannot answer is waited for.
-    async fn decode(&self, message: &OwnedMessage) -> Option<Result<OrderEvent, String>> {
+    async fn decode(
+        &self,
+        message: &OwnedMessage,
+        cancel: &CancellationToken,
+    ) -> Option<Result<OrderEvent, String>> {
         let payload = message.payload().unwrap_or_default();
         let mut backoff = self.backoff();
         loop {
@@ -207,7 +209,7 @@ impl Worker {
                     self.health.set_held(Dependency::Registry, true);
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %err, delay_ms = delay.as_millis() as u64, "schema registry unavailable; retrying");
-                    if !self.sleep(delay).await {
+                    if !sleep(delay, cancel).await {
                         return None;
                     }
                 }
@@ -265,7 +267,12 @@ impl Worker {
     /// Produces the record to the DLQ and waits for the acknowledgement, retrying until it is
     /// durable: committing the offset of a record that is neither in the ERP nor in the DLQ
     /// would lose it.
-    async fn dead_letter(&self, message: &OwnedMessage, dead: &Dead<'_>) -> Settled {
+    async fn dead_letter(
+        &self,
+        message: &OwnedMessage,
+        dead: &Dead<'_>,
+        cancel: &CancellationToken,
+    ) -> Settled {
         let erp = self.erp.name();
         tracing::error!(
             erp,
@@ -307,11 +314,19 @@ impl Worker {
                 Err((err, _)) => {
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %err, delay_ms = delay.as_millis() as u64, "dead letter not acknowledged; retrying");
-                    if !self.sleep(delay).await {
+                    if !sleep(delay, cancel).await {
                         return Settled::Abandoned;
                     }
                 }
             }
         }
+    }
+}
+
+/// Sleeps `delay` unless cancelled first (`false`).
+async fn sleep(delay: Duration, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        () = cancel.cancelled() => false,
+        () = tokio::time::sleep(delay) => true,
     }
 }
