@@ -82,12 +82,7 @@ async fn the_readme_order_flows_through_the_compose_configuration() {
     let topics = orderbridge_schemas::Topics::with_suffix(&suffix);
     // The mock cluster cannot create topics over the protocol; `topics ensure` then finds
     // them and checks that they are co-partitioned, as it does on a real cluster.
-    for topic in [
-        &topics.raw,
-        &topics.canonical,
-        &topics.attribution,
-        &topics.dlq,
-    ] {
+    for topic in topics.all() {
         mock.create_topic(topic, partitions, 1).unwrap();
     }
     let registry = RegistrySim::start().await;
@@ -111,13 +106,6 @@ async fn the_readme_order_flows_through_the_compose_configuration() {
                 mock.bootstrap_servers(),
             ),
             ("ORDERBRIDGE_SCHEMA_REGISTRY__URL", registry.url.clone()),
-            ("ORDERBRIDGE_TOPICS__RAW", topics.raw.clone()),
-            ("ORDERBRIDGE_TOPICS__CANONICAL", topics.canonical.clone()),
-            (
-                "ORDERBRIDGE_TOPICS__ATTRIBUTION",
-                topics.attribution.clone(),
-            ),
-            ("ORDERBRIDGE_TOPICS__DLQ", topics.dlq.clone()),
             (
                 "ORDERBRIDGE_INGEST__LISTEN",
                 format!("127.0.0.1:{ingest_port}"),
@@ -143,6 +131,8 @@ async fn the_readme_order_flows_through_the_compose_configuration() {
         ]
         .map(|(k, v)| (k.to_owned(), v)),
     );
+
+    env.extend(support::pipeline::topic_env(&topics));
 
     // The topics job first, as compose orders it (service_completed_successfully).
     let topics_job = Command::new(env!("CARGO_BIN_EXE_orderbridge"))

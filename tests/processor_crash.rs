@@ -46,21 +46,10 @@ const ORDERS: usize = 40;
 /// all at once.
 async fn post_orders(env: &Env, range: std::ops::Range<usize>) -> Vec<String> {
     let ingest = env.ingest();
-    let (headers, body) = support::fixture("shopify", "orders-create-basic");
     let posts = range.map(|i| {
-        let (ingest, headers, body) = (&ingest, &headers, &body);
+        let ingest = &ingest;
         async move {
-            let mut order: serde_json::Value = serde_json::from_slice(body).unwrap();
-            order["id"] = (700_000 + i).into();
-            let body = serde_json::to_vec(&order).unwrap();
-            let delivery = format!("crash-{i}");
-            let headers: Vec<(String, String)> = headers
-                .iter()
-                .map(|(k, v)| match k.as_str() {
-                    "X-Shopify-Webhook-Id" => (k.clone(), delivery.clone()),
-                    _ => (k.clone(), v.clone()),
-                })
-                .collect();
+            let (headers, body, delivery) = support::pipeline::nth_order("crash", i);
             assert_eq!(
                 post_shopify(ingest, &headers, &body, None).await,
                 StatusCode::OK
@@ -198,6 +187,7 @@ raw = "{raw}"
 canonical = "{canonical}"
 attribution = "{attribution}"
 dlq = "{dlq}"
+processor_state = "{state}"
 [processor]
 guarantee = "{guarantee}"
 group_id = "{group}"
@@ -213,6 +203,7 @@ listen = "127.0.0.1:{port}"
             canonical = topics.canonical,
             attribution = topics.attribution,
             dlq = topics.dlq,
+            state = topics.processor_state,
             guarantee = match config.guarantee {
                 Guarantee::ExactlyOnce => "exactly-once",
                 Guarantee::AtLeastOnce => "at-least-once",

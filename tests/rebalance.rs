@@ -208,3 +208,220 @@ async fn a_sink_joining_between_a_held_create_and_its_update_leaves_the_newest_o
         );
     }
 }
+
+/// Posts `count` distinct Shopify orders (own ids, own deliveries) through ingest.
+async fn post_orders(env: &Env, from: usize, count: usize) -> Vec<String> {
+    use axum::http::StatusCode;
+    let ingest = env.ingest();
+    let mut deliveries = Vec::with_capacity(count);
+    for i in from..from + count {
+        let (headers, body, delivery) = support::pipeline::nth_order("rebalance", i);
+        assert_eq!(
+            support::pipeline::post_shopify(&ingest, &headers, &body, None).await,
+            StatusCode::OK
+        );
+        deliveries.push(delivery);
+    }
+    deliveries
+}
+
+/// Every canonical record's event id, read to the topic's end (`read_committed`).
+async fn canonical_ids(env: &Env) -> Vec<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::error::KafkaError;
+    use rdkafka::message::{Headers as _, Message};
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = env
+        .kafka
+        .client_config()
+        .set("group.id", unique("reader"))
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for partition in 0..PARTITIONS {
+        let (_, high) = consumer
+            .fetch_watermarks(&env.topics.canonical, partition, Duration::from_secs(10))
+            .unwrap();
+        ends.push(high);
+        assignment
+            .add_partition_offset(&env.topics.canonical, partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    // A partition is read when its end was reported and the read is past the end asked for
+    // at the start (librdkafka's mock reports an end per fetch, tansu a stale one when asked).
+    let mut ids = Vec::new();
+    let mut next = vec![0i64; PARTITIONS as usize];
+    let mut done = vec![false; PARTITIONS as usize];
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while done.iter().any(|d| !d) && std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                let partition = usize::try_from(message.partition()).unwrap();
+                next[partition] = message.offset() + 1;
+                let id = message
+                    .headers()
+                    .and_then(|h| h.iter().find(|h| h.key == "ob-event-id"))
+                    .and_then(|h| h.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default();
+                ids.push(id);
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                let partition = usize::try_from(partition).unwrap();
+                if next[partition] >= ends[partition] {
+                    done[partition] = true;
+                }
+            }
+            Some(Err(err)) => panic!("reading the canonical topic: {err}"),
+            None => {}
+        }
+    }
+    ids
+}
+
+/// Two processors: the second joins while the first is busy with a stream of webhooks. Every
+/// delivery comes out exactly once: no batch of the first commits partitions the second
+/// already processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_processor_joining_mid_stream_emits_nothing_twice_and_skips_nothing() {
+    use orderbridge_processor::Guarantee;
+    joining_mid_stream(Env::mock(), Guarantee::ExactlyOnce).await;
+    // tansu has no transactions.
+    if let Some(env) = Env::external().await {
+        joining_mid_stream(env, Guarantee::AtLeastOnce).await;
+    }
+}
+
+async fn joining_mid_stream(mut env: Env, guarantee: orderbridge_processor::Guarantee) {
+    use support::pipeline::counter;
+    env.kafka
+        .properties
+        .insert("heartbeat.interval.ms".into(), "300".into());
+    let group = unique("processor");
+    let mut config = env.processor_config(&group, guarantee);
+    // Small batches, so a rebalance falls inside one being gathered.
+    config.batch_max_records = 7;
+    config.batch_linger_ms = 200;
+    let shutdown = CancellationToken::new();
+    let first = prometheus::Registry::new();
+    let a = env.spawn_processor_with(&config, &first, &shutdown);
+    let mut deliveries = post_orders(&env, 0, 150).await;
+    wait_for(
+        "the first processor at work",
+        Duration::from_secs(60),
+        || async {
+            (counter(
+                &first,
+                "orderbridge_processor_records_total",
+                &[("outcome", "canonical")],
+            ) >= 20)
+                .then_some(())
+        },
+    )
+    .await;
+    let second = prometheus::Registry::new();
+    let mut config_b = config.clone();
+    config_b.transactional_id = Some(unique("txn-b"));
+    let b = env.spawn_processor_with(&config_b, &second, &shutdown);
+    deliveries.extend(post_orders(&env, 150, 150).await);
+    wait_for(
+        "every delivery processed",
+        Duration::from_secs(120),
+        || async {
+            let done = ["canonical", "duplicate"]
+                .iter()
+                .map(|o| {
+                    counter(
+                        &first,
+                        "orderbridge_processor_records_total",
+                        &[("outcome", o)],
+                    ) + counter(
+                        &second,
+                        "orderbridge_processor_records_total",
+                        &[("outcome", o)],
+                    )
+                })
+                .sum::<u64>();
+            (done >= deliveries.len() as u64).then_some(())
+        },
+    )
+    .await;
+    shutdown.cancel();
+    a.await.unwrap();
+    b.await.unwrap();
+    let ids = canonical_ids(&env).await;
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for id in &ids {
+        *counts.entry(id.as_str()).or_default() += 1;
+    }
+    let doubled: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(doubled.is_empty(), "emitted more than once: {doubled:?}");
+    assert_eq!(counts.len(), deliveries.len(), "every delivery came out");
+    assert!(
+        counter(
+            &second,
+            "orderbridge_processor_records_total",
+            &[("outcome", "canonical")]
+        ) > 0,
+        "the second processor took a share"
+    );
+}
+
+/// Orders held for their attribution when a second processor joins, while webhooks keep
+/// arriving (so the rebalance falls inside a batch being gathered): they are not committed
+/// past, so whoever owns their partitions afterwards emits them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_held_for_attribution_across_a_rebalance_still_comes_out() {
+    use orderbridge_processor::Guarantee;
+    // librdkafka's mock acknowledges transactional offset commits without storing them, so
+    // a commit past a held order only shows on a broker that stores them.
+    held_across_a_rebalance(Env::mock(), Guarantee::ExactlyOnce).await;
+    if let Some(env) = Env::external().await {
+        held_across_a_rebalance(env, Guarantee::AtLeastOnce).await;
+    }
+}
+
+async fn held_across_a_rebalance(mut env: Env, guarantee: orderbridge_processor::Guarantee) {
+    env.kafka
+        .properties
+        .insert("heartbeat.interval.ms".into(), "300".into());
+    let group = unique("processor");
+    let mut config = env.processor_config(&group, guarantee);
+    config.attribution_wait_ms = 6_000;
+    // Long batches: the rebalance lands inside one.
+    config.batch_linger_ms = 1_500;
+    let shutdown = CancellationToken::new();
+    let a = env.spawn_processor_with(&config, &prometheus::Registry::new(), &shutdown);
+    // Orders in every partition, held for their attribution.
+    let mut deliveries = post_orders(&env, 0, 12).await;
+    let mut config_b = config.clone();
+    config_b.transactional_id = Some(unique("txn-b"));
+    let b = env.spawn_processor_with(&config_b, &prometheus::Registry::new(), &shutdown);
+    // More orders while the group rebalances.
+    for round in 0..20 {
+        deliveries.extend(post_orders(&env, 100 + round * 3, 3).await);
+        tokio::time::sleep(Duration::from_millis(150)).await; // a steady stream, not a burst
+    }
+    let ids = wait_for("every held order out", Duration::from_secs(90), || async {
+        let ids = canonical_ids(&env).await;
+        let mut distinct = ids.clone();
+        distinct.sort();
+        distinct.dedup();
+        (distinct.len() >= deliveries.len()).then_some(ids)
+    })
+    .await;
+    shutdown.cancel();
+    a.await.unwrap();
+    b.await.unwrap();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), ids.len(), "nothing twice: {ids:?}");
+    let mut expected = deliveries.clone();
+    expected.sort();
+    assert_eq!(sorted, expected);
+}

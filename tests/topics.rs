@@ -22,7 +22,7 @@ fn layout(partitions: i32) -> TopicLayout {
 async fn creates_what_is_missing(kafka: &KafkaSettings) {
     let topics = Topics::with_suffix(&unique("t"));
     let first = ensure_topics(kafka, &topics, layout(4)).await.unwrap();
-    assert_eq!(first.len(), 4);
+    assert_eq!(first.len(), topics.all().len());
     assert!(
         first.iter().all(|t| t.created && t.partitions == 4),
         "{first:?}"
@@ -57,6 +57,7 @@ fn disagreeing() -> (
     mock.create_topic(&topics.canonical, 3, 1).unwrap();
     mock.create_topic(&topics.attribution, 2, 1).unwrap();
     mock.create_topic(&topics.dlq, 1, 1).unwrap();
+    mock.create_topic(&topics.processor_state, 3, 1).unwrap();
     (mock, topics)
 }
 
@@ -94,6 +95,7 @@ raw = "{raw}"
 canonical = "{canonical}"
 attribution = "{attribution}"
 dlq = "{dlq}"
+processor_state = "{state}"
 [topic_layout]
 partitions = 3
 [processor]
@@ -104,6 +106,7 @@ listen = "127.0.0.1:0"
             canonical = topics.canonical,
             attribution = topics.attribution,
             dlq = topics.dlq,
+            state = topics.processor_state,
         ),
     )
     .unwrap();

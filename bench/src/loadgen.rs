@@ -89,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
                     canonical: format!("{name}.canonical"),
                     attribution: format!("{name}.attribution"),
                     dlq: format!("{name}.dlq"),
+                    processor_state: format!("{name}.processor-state"),
                 };
                 ensure_topics(&kafka, &topics, layout)
                     .await

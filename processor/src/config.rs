@@ -24,10 +24,21 @@ pub struct ProcessorConfig {
     pub guarantee: Guarantee,
     /// Consumer group id.
     pub group_id: String,
-    /// Transactional id (exactly-once). Must be unique per running processor; the default
-    /// derives one from the host name and process id. Fencing of zombies is done by the
-    /// consumer group generation (KIP-447), so it need not be stable across restarts.
+    /// This member's stable name in its group (`group.instance.id`, static membership): a
+    /// restarted processor with the same name takes its predecessor's partitions at once,
+    /// without a rebalance. It also names the transactional id (`<group_id>-<instance_id>`),
+    /// so a restarted processor fences its dead predecessor and aborts its open transaction
+    /// at once, instead of the partitions' last stable offset staying held until
+    /// `transaction.timeout.ms`. Use the pod name of a StatefulSet (`processor-0`); never the
+    /// same name for two running processors. Unset: dynamic membership.
+    pub instance_id: Option<String>,
+    /// Transactional id (exactly-once). Must be unique per running processor. Unset: derived
+    /// from `instance_id` when set, else from the host name and process id (fencing of
+    /// zombies is then done by the consumer group generation, KIP-447).
     pub transactional_id: Option<String>,
+    /// At a rebalance, how long the batch being gathered gets to commit before the
+    /// partitions go to their new owner, in milliseconds.
+    pub revoke_grace_ms: u64,
     /// Most records per batch (one transaction per batch).
     pub batch_max_records: usize,
     /// How long to wait to fill a batch once its first record arrived.
@@ -65,7 +76,9 @@ impl Default for ProcessorConfig {
         Self {
             guarantee: Guarantee::ExactlyOnce,
             group_id: "orderbridge-processor".into(),
+            instance_id: None,
             transactional_id: None,
+            revoke_grace_ms: 60_000,
             batch_max_records: 500,
             batch_linger_ms: 20,
             fetch_wait_max_ms: 500,
@@ -89,6 +102,13 @@ impl ProcessorConfig {
         }
         if self.group_id.trim().is_empty() {
             return Err("processor.group_id must not be empty".into());
+        }
+        if self
+            .instance_id
+            .as_deref()
+            .is_some_and(|i| i.trim().is_empty())
+        {
+            return Err("processor.instance_id must not be empty when set".into());
         }
         if self.attribution_wait_ms > 0
             && (self.attribution_window_secs == 0 || self.dedup_retention_secs == 0)
@@ -129,10 +149,14 @@ impl ProcessorConfig {
 
     /// The transactional id to use.
     pub fn transactional_id(&self) -> String {
-        self.transactional_id.clone().unwrap_or_else(|| {
-            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
-            format!("{}-{host}-{}", self.group_id, std::process::id())
-        })
+        if let Some(id) = &self.transactional_id {
+            return id.clone();
+        }
+        if let Some(instance) = &self.instance_id {
+            return format!("{}-{instance}", self.group_id);
+        }
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+        format!("{}-{host}-{}", self.group_id, std::process::id())
     }
 }
 

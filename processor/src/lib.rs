@@ -46,6 +46,9 @@ pub enum ProcessorError {
     /// The topics cannot be joined: missing, or not co-partitioned.
     #[error("topics: {0}")]
     Topics(#[from] orderbridge_runtime::TopicError),
+    /// The consumer's poll thread stopped.
+    #[error("the consumer's poll thread stopped")]
+    Stopped,
     /// A blocking Kafka call panicked or was cancelled.
     #[error("blocking task: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -65,10 +68,36 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ProcessorError> {
     config.validate().map_err(ProcessorError::Config)?;
-    // Partition N of raw, canonical and attribution must meet in one member.
-    orderbridge_runtime::check_copartitioned(kafka, topics).await?;
     let metrics = ProcessorMetrics::register(&ops.registry)?;
     ops.serve(&shutdown);
+    // Partition N of raw, canonical, attribution and the state topic must meet in one
+    // member. A broker that cannot be reached yet (restarting, or not up before us) is
+    // waited for, reporting not ready, rather than a crash loop; topics that are missing or
+    // disagree are a configuration to fix.
+    let mut backoff = orderbridge_runtime::Backoff::new(
+        std::time::Duration::from_millis(500),
+        std::time::Duration::from_secs(15),
+    );
+    loop {
+        match orderbridge_runtime::check_copartitioned(kafka, topics).await {
+            Ok(()) => {
+                ops.health
+                    .set_held(orderbridge_runtime::Dependency::Kafka, false);
+                break;
+            }
+            Err(orderbridge_runtime::TopicError::Kafka(err)) => {
+                ops.health
+                    .set_held(orderbridge_runtime::Dependency::Kafka, true);
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %err, delay_ms = delay.as_millis() as u64, "Kafka cannot be reached yet; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
     let pipeline = Pipeline::new(kafka, topics, config, codec, metrics, ops.health)?;
     pipeline.run(shutdown).await
 }

@@ -10,6 +10,11 @@
 //! - `attribution` is keyed state, the newest attribution of each order: compacted and
 //!   deleted after the same retention (`compact,delete`).
 //! - `dlq` keeps what no stage could handle until someone looked: 30 days by default.
+//! - `processor_state` is the processor's memory, one entry per order: compacted, deleted
+//!   after the same retention as raw, and co-partitioned with raw (entry `p` belongs to raw
+//!   partition `p`).
+//! - Durability: every topic gets `min.insync.replicas` of 2 (1 when there is only one
+//!   replica), so with `acks=all` an acknowledged write is on two brokers, never on one.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -40,6 +45,10 @@ pub struct TopicLayout {
     pub retention_ms: i64,
     /// `retention.ms` of the dead-letter topic.
     pub dlq_retention_ms: i64,
+    /// `min.insync.replicas`: how many replicas must have a write before the broker
+    /// acknowledges it (to `acks=all` producers). Unset: 2, or the replication factor when
+    /// it is lower.
+    pub min_insync_replicas: Option<i32>,
 }
 
 impl Default for TopicLayout {
@@ -49,18 +58,36 @@ impl Default for TopicLayout {
             replication: 1,
             retention_ms: 14 * DAY_MS,
             dlq_retention_ms: 30 * DAY_MS,
+            min_insync_replicas: None,
         }
     }
 }
 
 impl TopicLayout {
     /// `(topic, cleanup.policy, retention.ms)` for each of `topics`.
-    fn configs<'a>(&self, topics: &'a Topics) -> [(&'a str, &'static str, i64); 4] {
+    fn configs<'a>(&self, topics: &'a Topics) -> [(&'a str, &'static str, i64); 5] {
         [
             (&topics.raw, "delete", self.retention_ms),
             (&topics.canonical, "delete", self.retention_ms),
             (&topics.attribution, "compact,delete", self.retention_ms),
             (&topics.dlq, "delete", self.dlq_retention_ms),
+            (&topics.processor_state, "compact,delete", self.retention_ms),
+        ]
+    }
+
+    /// The `min.insync.replicas` topics are created with.
+    pub fn min_insync(&self) -> i32 {
+        self.min_insync_replicas
+            .unwrap_or(2)
+            .clamp(1, self.replication.max(1))
+    }
+
+    /// The configuration a new topic gets, besides its partitions and replication.
+    fn topic_config(&self, policy: &str, retention_ms: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("cleanup.policy", policy.to_owned()),
+            ("retention.ms", retention_ms.to_owned()),
+            ("min.insync.replicas", self.min_insync().to_string()),
         ]
     }
 }
@@ -132,16 +159,21 @@ async fn create(
     layout: TopicLayout,
 ) -> Result<Vec<String>, TopicError> {
     let admin: AdminClient<DefaultClientContext> = settings.client_config().create()?;
-    let new_topics: Vec<NewTopic<'_>> = missing
+    let configs: Vec<(&String, Vec<(&'static str, String)>)> = missing
         .iter()
-        .map(|(name, policy, retention)| {
-            NewTopic::new(
-                name,
-                layout.partitions,
-                TopicReplication::Fixed(layout.replication),
+        .map(|(name, policy, retention)| (name, layout.topic_config(policy, retention)))
+        .collect();
+    let new_topics: Vec<NewTopic<'_>> = configs
+        .iter()
+        .map(|(name, config)| {
+            config.iter().fold(
+                NewTopic::new(
+                    name,
+                    layout.partitions,
+                    TopicReplication::Fixed(layout.replication),
+                ),
+                |topic, (key, value)| topic.set(key, value),
             )
-            .set("cleanup.policy", policy)
-            .set("retention.ms", retention)
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
@@ -165,8 +197,8 @@ async fn create(
     Ok(created)
 }
 
-/// Checks that raw, canonical and attribution exist and have equal partition counts; the
-/// processor calls it before it joins its group.
+/// Checks that raw, canonical, attribution and the processor's state topic exist and have
+/// equal partition counts; the processor calls it before it joins its group.
 ///
 /// # Errors
 /// [`TopicError::Missing`] or [`TopicError::NotCopartitioned`], or the broker's error.
@@ -179,7 +211,12 @@ pub async fn check_copartitioned(
 }
 
 fn check(topics: &Topics, counts: &BTreeMap<String, Option<i32>>) -> Result<(), TopicError> {
-    let joined = [&topics.raw, &topics.canonical, &topics.attribution];
+    let joined = [
+        &topics.raw,
+        &topics.canonical,
+        &topics.attribution,
+        &topics.processor_state,
+    ];
     let mut found = Vec::new();
     for name in joined {
         match counts.get(name.as_str()).copied().flatten() {
@@ -230,6 +267,31 @@ async fn partition_counts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topics_are_created_with_two_in_sync_replicas_unless_fewer_exist() {
+        let layout = |replication, min: Option<i32>| TopicLayout {
+            replication,
+            min_insync_replicas: min,
+            ..TopicLayout::default()
+        };
+        let config = |layout: TopicLayout| {
+            layout
+                .topic_config("delete", "1000")
+                .into_iter()
+                .find(|(key, _)| *key == "min.insync.replicas")
+                .map(|(_, value)| value)
+        };
+        assert_eq!(config(layout(3, None)).as_deref(), Some("2"));
+        assert_eq!(config(layout(2, None)).as_deref(), Some("2"));
+        assert_eq!(config(layout(1, None)).as_deref(), Some("1"));
+        assert_eq!(config(layout(5, Some(3))).as_deref(), Some("3"));
+        assert_eq!(
+            config(layout(1, Some(3))).as_deref(),
+            Some("1"),
+            "never above the replicas"
+        );
+    }
 
     #[test]
     fn copartitioned_topics_must_exist_and_agree() {

@@ -17,6 +17,9 @@ pub struct Topics {
     pub attribution: String,
     /// Records a stage could not handle, value untouched (`orders.dlq.v1`).
     pub dlq: String,
+    /// The processor's memory (duplicate filter, attribution join), one compacted entry per
+    /// order, co-partitioned with `raw` (`orders.processor-state.v1`).
+    pub processor_state: String,
 }
 
 impl Default for Topics {
@@ -26,6 +29,7 @@ impl Default for Topics {
             canonical: "orders.canonical.v1".into(),
             attribution: "orders.attribution.v1".into(),
             dlq: "orders.dlq.v1".into(),
+            processor_state: "orders.processor-state.v1".into(),
         }
     }
 }
@@ -39,12 +43,19 @@ impl Topics {
             canonical: format!("{}.{suffix}", base.canonical),
             attribution: format!("{}.{suffix}", base.attribution),
             dlq: format!("{}.{suffix}", base.dlq),
+            processor_state: format!("{}.{suffix}", base.processor_state),
         }
     }
 
     /// All topic names, in pipeline order.
-    pub fn all(&self) -> [&str; 4] {
-        [&self.raw, &self.canonical, &self.attribution, &self.dlq]
+    pub fn all(&self) -> [&str; 5] {
+        [
+            &self.raw,
+            &self.canonical,
+            &self.attribution,
+            &self.dlq,
+            &self.processor_state,
+        ]
     }
 }
 

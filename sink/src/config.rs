@@ -94,6 +94,13 @@ impl SinkConfig {
         if self.group_id.trim().is_empty() {
             return Err("sink.group_id must not be empty".into());
         }
+        if self
+            .instance_id
+            .as_deref()
+            .is_some_and(|i| i.trim().is_empty())
+        {
+            return Err("sink.instance_id must not be empty when set".into());
+        }
         if self.retry_initial_ms == 0 || self.retry_max_ms < self.retry_initial_ms {
             return Err("sink.retry_initial_ms must be positive and at most retry_max_ms".into());
         }

@@ -382,3 +382,37 @@ pub fn counter(registry: &prometheus::Registry, name: &str, labels: &[(&str, &st
         .map(|metric| metric.get_counter().get_value() as u64)
         .sum()
 }
+
+/// The `ORDERBRIDGE_TOPICS__*` variables naming `topics`, as a process of the binary reads them.
+pub fn topic_env(topics: &Topics) -> Vec<(String, String)> {
+    [
+        ("ORDERBRIDGE_TOPICS__RAW", &topics.raw),
+        ("ORDERBRIDGE_TOPICS__CANONICAL", &topics.canonical),
+        ("ORDERBRIDGE_TOPICS__ATTRIBUTION", &topics.attribution),
+        ("ORDERBRIDGE_TOPICS__DLQ", &topics.dlq),
+        (
+            "ORDERBRIDGE_TOPICS__PROCESSOR_STATE",
+            &topics.processor_state,
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.clone()))
+    .collect()
+}
+
+/// The basic Shopify order as order `i` (its own id) in delivery `<prefix>-<i>`: `(headers,
+/// body)` as the provider would send them, unsigned.
+pub fn nth_order(prefix: &str, i: usize) -> (Vec<(String, String)>, Vec<u8>, String) {
+    let (headers, body) = super::fixture("shopify", "orders-create-basic");
+    let mut order: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    order["id"] = (700_000 + i).into();
+    let delivery = format!("{prefix}-{i}");
+    let headers = headers
+        .into_iter()
+        .map(|(k, v)| match k.as_str() {
+            "X-Shopify-Webhook-Id" => (k, delivery.clone()),
+            _ => (k, v),
+        })
+        .collect();
+    (headers, serde_json::to_vec(&order).unwrap(), delivery)
+}

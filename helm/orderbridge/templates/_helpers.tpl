@@ -77,6 +77,8 @@ file), and the variables of `existingSecret`.
   value: {{ .Values.topics.attribution | quote }}
 - name: ORDERBRIDGE_TOPICS__DLQ
   value: {{ .Values.topics.dlq | quote }}
+- name: ORDERBRIDGE_TOPICS__PROCESSOR_STATE
+  value: {{ .Values.topics.processorState | quote }}
 - name: ORDERBRIDGE_TOPIC_LAYOUT__PARTITIONS
   value: {{ .Values.topics.partitions | quote }}
 - name: ORDERBRIDGE_TOPIC_LAYOUT__REPLICATION

@@ -2,7 +2,7 @@
 //! with its reason.
 
 use orderbridge_runtime::{GroupContext, Health, KafkaSettings};
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaResult;
 use rdkafka::producer::FutureProducer;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ pub fn build_consumer(
     config: &ProcessorConfig,
     health: Arc<Health>,
     lag: prometheus::IntGaugeVec,
-) -> KafkaResult<StreamConsumer<GroupContext>> {
+) -> KafkaResult<BaseConsumer<GroupContext>> {
     let mut client = kafka.client_config();
     client
         .set("group.id", &config.group_id)
@@ -40,10 +40,23 @@ pub fn build_consumer(
             .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false"),
     };
+    if let Some(instance) = &config.instance_id {
+        // Static membership: a restart takes this name's partitions back at once.
+        client.set("group.instance.id", instance);
+    }
+    // A revocation waits for the batch being gathered to commit. At-least-once commits the
+    // offsets it stored before the partitions go; exactly-once committed them in the
+    // batch's transaction.
+    let context = GroupContext::new("processor", health)
+        .with_lag(lag)
+        .with_revocation(
+            std::time::Duration::from_millis(config.revoke_grace_ms),
+            config.guarantee == Guarantee::AtLeastOnce,
+        );
     client
         // Consumer lag for the metrics, from librdkafka's statistics.
         .set("statistics.interval.ms", "5000")
-        .create_with_context(GroupContext::new("processor", health).with_lag(lag))
+        .create_with_context(context)
 }
 
 /// Builds the canonical/DLQ producer. The one place these settings live.

@@ -2,15 +2,13 @@
 //! (at-least-once), the offsets it moves to, and the rewind when it does not count.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use orderbridge_runtime::Dependency;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::message::OwnedMessage;
 use rdkafka::producer::Producer;
 use rdkafka::util::Timeout;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::records::Output;
 use super::{is_fatal, transactional, BatchError, Pipeline, KAFKA_TIMEOUT};
@@ -18,30 +16,23 @@ use crate::state::PartitionStates;
 use crate::ProcessorError;
 
 impl Pipeline {
-    /// The offsets a committed batch moves to: past each attribution record of the batch, and
-    /// for each raw partition past every record taken in but never past a held one.
+    /// The offsets a committed batch moves to: past each attribution record of the batch
+    /// (`attribution_next`), and for each raw partition past every record taken in but never
+    /// past a held one.
     pub(super) fn commit_offsets(
         &self,
         states: &mut PartitionStates,
-        batch: &[OwnedMessage],
-        generation: u64,
+        attribution_next: &BTreeMap<i32, i64>,
     ) -> KafkaResult<TopicPartitionList> {
         let mut offsets = TopicPartitionList::new();
-        let mut last: BTreeMap<i32, i64> = BTreeMap::new();
-        for message in batch
-            .iter()
-            .filter(|m| m.topic() == self.topics.attribution)
-        {
-            last.insert(message.partition(), message.offset());
-        }
-        for (partition, offset) in last {
+        for (partition, next) in attribution_next {
             offsets.add_partition_offset(
                 &self.topics.attribution,
-                partition,
-                Offset::Offset(offset + 1),
+                *partition,
+                Offset::Offset(*next),
             )?;
         }
-        for (partition, state) in states.current(generation) {
+        for (partition, state) in states.iter_mut() {
             if let Some(offset) = state.commit_offset() {
                 offsets.add_partition_offset(
                     &self.topics.raw,
@@ -58,7 +49,7 @@ impl Pipeline {
         outputs: Vec<Output>,
         offsets: TopicPartitionList,
     ) -> Result<(), BatchError> {
-        let group = self.consumer.group_metadata().ok_or_else(|| {
+        let group = self.consumer.consumer().group_metadata().ok_or_else(|| {
             BatchError::Retry(
                 "consumer has no group metadata yet".into(),
                 Dependency::Kafka,
@@ -144,47 +135,23 @@ impl Pipeline {
             }
         }
         // Every output is acknowledged; only now may the consumed offsets move.
-        self.consumer.store_offsets(&offsets).map_err(|err| {
-            BatchError::Retry(format!("storing offsets: {err}"), Dependency::Kafka)
-        })?;
+        self.consumer
+            .consumer()
+            .store_offsets(&offsets)
+            .map_err(|err| {
+                BatchError::Retry(format!("storing offsets: {err}"), Dependency::Kafka)
+            })?;
         self.count(&outputs);
         Ok(())
     }
 
     pub(super) fn count(&self, outputs: &[Output]) {
         for output in outputs {
-            self.metrics
-                .records
-                .with_label_values(&[output.source, output.outcome])
-                .inc();
-        }
-    }
-
-    /// Seeks every partition of the batch back to the batch's first offset on it, and each
-    /// raw partition in `floors` back to that offset if it is older (a held record).
-    pub(super) fn rewind(&self, batch: &[OwnedMessage], floors: &BTreeMap<i32, i64>) {
-        let mut first: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        for message in batch {
-            first
-                .entry((message.topic().to_owned(), message.partition()))
-                .or_insert(message.offset());
-        }
-        for (partition, floor) in floors {
-            let entry = first
-                .entry((self.topics.raw.clone(), *partition))
-                .or_insert(*floor);
-            *entry = (*entry).min(*floor);
-        }
-        for ((topic, partition), offset) in first {
-            if let Err(err) = self.consumer.seek(
-                &topic,
-                partition,
-                Offset::Offset(offset),
-                Duration::from_secs(5),
-            ) {
-                // The partition may have been revoked meanwhile; its new owner starts from
-                // the committed offset, which never passed this batch nor a held record.
-                tracing::warn!(%topic, partition, offset, error = %err, "rewind failed");
+            if let Some(outcome) = output.outcome {
+                self.metrics
+                    .records
+                    .with_label_values(&[output.source, outcome])
+                    .inc();
             }
         }
     }

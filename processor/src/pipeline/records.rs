@@ -17,18 +17,26 @@ use crate::state::{self, Held, PartitionState};
 /// One record's result: where it goes and what it carries.
 pub(super) struct Output {
     pub(super) topic: String,
+    /// The partition, when it is not the key's (state entries go to their raw partition's).
+    pub(super) partition: Option<i32>,
     pub(super) key: Option<Vec<u8>>,
-    pub(super) payload: Vec<u8>,
+    /// `None`: a tombstone.
+    pub(super) payload: Option<Vec<u8>>,
     pub(super) headers: OwnedHeaders,
     pub(super) source: &'static str,
-    pub(super) outcome: &'static str,
+    /// What it counts as in `orderbridge_processor_records_total`; `None` counts nothing.
+    pub(super) outcome: Option<&'static str>,
 }
 
 impl Output {
     pub(super) fn record(&self) -> FutureRecord<'_, Vec<u8>, Vec<u8>> {
-        let record = FutureRecord::to(&self.topic)
-            .payload(&self.payload)
-            .headers(self.headers.clone());
+        let mut record = FutureRecord::to(&self.topic).headers(self.headers.clone());
+        if let Some(payload) = &self.payload {
+            record = record.payload(payload);
+        }
+        if let Some(partition) = self.partition {
+            record = record.partition(partition);
+        }
         match &self.key {
             Some(key) => record.key(key),
             None => record,
@@ -37,6 +45,25 @@ impl Output {
 }
 
 impl Pipeline {
+    /// The state topic record of `key`'s changed entry (`None`: a tombstone), in the raw
+    /// partition's own partition of the state topic.
+    pub(super) fn state_entry(
+        &self,
+        partition: i32,
+        key: String,
+        value: Option<Vec<u8>>,
+    ) -> Output {
+        Output {
+            topic: self.topics.processor_state.clone(),
+            partition: Some(partition),
+            key: Some(key.into_bytes()),
+            payload: value,
+            headers: OwnedHeaders::new(),
+            source: "state",
+            outcome: None,
+        }
+    }
+
     /// Takes in one attribution record: an update of its order when the order was already
     /// emitted with other attribution, nothing when the order is still to come (it will be
     /// joined then), or a dead letter when the record is not an attribution event.
@@ -213,8 +240,9 @@ impl Pipeline {
         );
         Output {
             topic: self.topics.dlq.clone(),
+            partition: None,
             key: message.key().map(<[u8]>::to_vec),
-            payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            payload: Some(message.payload().map(<[u8]>::to_vec).unwrap_or_default()),
             headers: dlq_headers(
                 message,
                 &DeadLetter {
@@ -225,7 +253,7 @@ impl Pipeline {
                 },
             ),
             source: source_label,
-            outcome: "dead_lettered",
+            outcome: Some("dead_lettered"),
         }
     }
 
@@ -263,11 +291,12 @@ impl Pipeline {
         });
         Output {
             topic: self.topics.canonical.clone(),
+            partition: None,
             key: Some(order_key.into_bytes()),
-            payload,
+            payload: Some(payload),
             headers,
             source,
-            outcome: "canonical",
+            outcome: Some("canonical"),
         }
     }
 }

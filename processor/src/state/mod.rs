@@ -1,24 +1,29 @@
-//! What the processor remembers per partition, and how it gets it back from Kafka.
+//! What the processor remembers per partition, and how it keeps it in Kafka.
 //!
 //! Two features need memory across records: the duplicate filter (a provider retrying one
-//! delivery, the same `ob-event-id`, yields one canonical event) and the attribution join (an
-//! order carries the attribution known when it is emitted; attribution arriving later emits
-//! an update). Neither keeps anything only on local disk or in memory. Raw, canonical and
-//! attribution topics are co-partitioned by the order key, so everything partition `p` of
-//! the raw topic needs sits in partition `p` of the other two:
+//! delivery, the same source, account and `ob-event-id`, yields one canonical event) and the
+//! attribution join (an order carries the attribution known when it is emitted; attribution
+//! arriving later emits an update). Neither keeps anything only on local disk or in memory:
 //!
-//! - **canonical `p`** holds every event emitted for those orders, with the `ob-event-id` it
-//!   came from: the event ids seen, and per order the highest version and the attribution it
-//!   was last emitted with;
-//! - **attribution `p`** holds the attribution events of those orders.
+//! - **The changelog.** Everything the two features know of one key (an order, or a record
+//!   keyed by its event id) is one [`Entry`]: the deliveries it was emitted from, the highest
+//!   version and the attribution it was emitted with, and the attribution the attribution
+//!   topic gave it. Each batch that changes a key writes its entry to the compacted
+//!   state topic (`orders.processor-state.v1`), in the same transaction as the batch's
+//!   outputs and offsets (exactly-once), or before its offsets are stored (at-least-once).
+//!   The state topic is co-partitioned with the raw topic: partition `p` holds the entries
+//!   of raw partition `p`, written there explicitly.
+//! - **Loading.** A newly assigned partition's entries are read from the state topic's
+//!   partition, oldest first to its end (`load`, run off the batch loop while the consumer
+//!   keeps polling). Compaction keeps one entry a key, so the cost grows with the orders of
+//!   the window, not with the events the raw and canonical topics hold; entries past both
+//!   windows are dropped as they are read.
+//! - **A batch that does not commit** changes nothing: every key is copied the first time a
+//!   batch touches it, and [`PartitionState::rollback`] puts the copies back. Only what the
+//!   batch touched is undone; the rest of the partition's memory stays.
 //!
-//! When a partition is first needed, and again after every rebalance, both are read from
-//! `now - window` to their end (`read_committed`, see `scan.rs`). A new owner of the
-//! partition, after a crash or a rebalance, reads the same and decides the same.
-//!
-//! The batch loop updates the state as it goes, so a later record of the same batch sees an
-//! earlier one. If the batch does not commit, [`PartitionStates::forget`] drops everything and
-//! the retry reads it back from what was committed.
+//! Events held for their attribution (`attribution_wait_ms`) live only in memory: the
+//! partition's committed offset never passes the oldest of them, so a new owner re-reads them.
 //!
 //! One gap, documented rather than hidden: a record ingest could key only by its event id
 //! (its body named no order) lands in another partition than its order's; such a record is
@@ -28,25 +33,25 @@
 mod scan;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use orderbridge_runtime::{header_str, KafkaSettings};
-use orderbridge_schemas::{
-    headers as ob, Attribution, AttributionEvent, OrderEvent, OrderEventCodec,
-};
+use orderbridge_schemas::{headers as ob, Attribution, AttributionEvent, OrderEvent};
 use rdkafka::Message;
+use serde::{Deserialize, Serialize};
 
-/// Why the state of a partition could not be read; the batch is retried.
+pub use scan::Cancel;
+
+/// Why the state of a partition could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    /// Reading a partition failed or timed out.
+    /// Reading a partition failed, or made no progress for too long.
     #[error("reading state from Kafka: {0}")]
     Kafka(String),
-    /// A canonical event could not be decoded because the schema registry did not answer.
-    #[error("decoding a canonical event for state: {0}")]
-    Registry(String),
-    /// The blocking read was cancelled or panicked.
+    /// The read was cancelled (the partition was revoked meanwhile).
+    #[error("reading state was cancelled")]
+    Cancelled,
+    /// The blocking read panicked.
     #[error("state reader: {0}")]
     Join(String),
 }
@@ -62,40 +67,71 @@ pub struct Windows {
     pub hold: Option<Duration>,
 }
 
-/// The state of every partition this processor owns.
-pub struct PartitionStates {
-    kafka: KafkaSettings,
-    canonical_topic: String,
-    attribution_topic: String,
-    codec: Arc<OrderEventCodec>,
-    windows: Windows,
-    partitions: HashMap<i32, PartitionState>,
-    /// When state past its window was last dropped (unix ms).
-    pruned_at: i64,
+impl Windows {
+    /// Whether any state is kept (and so read and written).
+    pub fn keeps_state(&self) -> bool {
+        self.dedup.is_some() || self.attribution.is_some()
+    }
+
+    /// The unix-ms horizons before which dedup and join state is dropped, at `now`.
+    fn horizons(&self, now: i64) -> (i64, i64) {
+        let horizon = |window: Option<Duration>| {
+            window.map_or(i64::MAX, |w| {
+                now.saturating_sub(i64::try_from(w.as_millis()).unwrap_or(i64::MAX))
+            })
+        };
+        (horizon(self.dedup), horizon(self.attribution))
+    }
 }
 
-/// What one partition remembers.
-#[derive(Debug, Default)]
-pub struct PartitionState {
-    generation: u64,
-    /// Event id → when its canonical event was written (unix ms).
-    seen: HashMap<String, i64>,
-    /// Order key → the attribution the attribution topic last gave it, and when (unix ms).
-    attributions: HashMap<String, (Attribution, i64)>,
-    /// Order key → what the canonical topic last said of it.
-    orders: HashMap<String, Emitted>,
-    /// Order key → its events held for attribution, oldest first. Held events live only here,
-    /// so the partition's committed offset never passes the oldest of them: a crash re-reads
-    /// and holds them again.
-    held: HashMap<String, Vec<Held>>,
-    /// Event ids of held events: a retried delivery of one is a duplicate too.
-    held_ids: HashSet<String>,
-    /// The raw offset after the last raw record taken in, in this generation.
-    raw_next: Option<i64>,
+/// What the changelog holds of one key. Serialized as JSON; fields are short because there
+/// is one of these per order of the window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Deliveries ([`delivery_id`]) emitted for this key, and when (unix ms).
+    #[serde(default, rename = "d", skip_serializing_if = "Vec::is_empty")]
+    pub seen: Vec<(String, i64)>,
+    /// What was last emitted for this order.
+    #[serde(default, rename = "e", skip_serializing_if = "Option::is_none")]
+    pub emitted: Option<Emitted>,
+    /// The attribution the attribution topic last gave this order, and when (unix ms).
+    #[serde(default, rename = "a", skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<(Attribution, i64)>,
+}
+
+impl Entry {
+    fn is_empty(&self) -> bool {
+        self.seen.is_empty() && self.emitted.is_none() && self.attribution.is_none()
+    }
+
+    /// Drops what fell out of its window.
+    fn prune(&mut self, dedup: i64, join: i64) {
+        self.seen.retain(|(_, at)| *at >= dedup);
+        if self.emitted.as_ref().is_some_and(|e| e.at < join) {
+            self.emitted = None;
+        }
+        if self.attribution.as_ref().is_some_and(|(_, at)| *at < join) {
+            self.attribution = None;
+        }
+    }
+}
+
+/// What was last emitted for one order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Emitted {
+    /// The highest version emitted; a revision goes above it.
+    #[serde(rename = "v")]
+    pub version: i64,
+    /// The attribution the order was last emitted with.
+    #[serde(default, rename = "a", skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
+    /// When (unix ms), for pruning.
+    #[serde(rename = "t")]
+    pub at: i64,
 }
 
 /// An event held for its order's attribution.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Held {
     /// The normalized event, not yet emitted.
     pub event: OrderEvent,
@@ -109,35 +145,53 @@ pub struct Held {
     pub until: Instant,
 }
 
-/// What was last emitted for one order.
-#[derive(Debug, Clone, PartialEq)]
-struct Emitted {
-    /// The highest version emitted; a revision goes above it.
-    version: i64,
-    /// The attribution the order was last emitted with.
-    attribution: Option<Attribution>,
-    /// When (unix ms), for pruning.
-    at: i64,
+/// One key's memory: its changelog entry, and its events held in memory.
+#[derive(Debug, Clone, Default)]
+struct KeyState {
+    entry: Entry,
+    held: Vec<Held>,
+}
+
+/// What one partition remembers.
+#[derive(Debug, Default)]
+pub struct PartitionState {
+    keys: HashMap<String, KeyState>,
+    /// Delivery id → the key whose entry holds it: the duplicate filter's index.
+    seen: HashMap<String, String>,
+    /// Keys with held events.
+    held_keys: HashSet<String>,
+    /// Delivery ids of held events: a retried delivery of one is a duplicate too.
+    held_ids: HashSet<String>,
+    /// The raw offset after the last raw record taken in.
+    raw_next: Option<i64>,
+    /// The current batch's undo log: each key as it was before the batch first touched it.
+    undo: HashMap<String, Option<KeyState>>,
+    /// `raw_next` before the current batch, once it took a record.
+    undo_raw_next: Option<Option<i64>>,
+}
+
+/// The state of every partition this processor owns and has loaded.
+#[derive(Debug)]
+pub struct PartitionStates {
+    windows: Windows,
+    partitions: HashMap<i32, PartitionState>,
+    /// When state past its window was last dropped (unix ms).
+    pruned_at: i64,
 }
 
 impl PartitionStates {
-    /// State over `canonical_topic` and `attribution_topic`, reaching back `windows`.
-    pub fn new(
-        kafka: &KafkaSettings,
-        canonical_topic: &str,
-        attribution_topic: &str,
-        codec: Arc<OrderEventCodec>,
-        windows: Windows,
-    ) -> Self {
+    /// No partitions yet; state reaches back `windows`.
+    pub fn new(windows: Windows) -> Self {
         Self {
-            kafka: kafka.clone(),
-            canonical_topic: canonical_topic.to_owned(),
-            attribution_topic: attribution_topic.to_owned(),
-            codec,
             windows,
             partitions: HashMap::new(),
             pruned_at: now_ms(),
         }
+    }
+
+    /// The windows.
+    pub fn windows(&self) -> Windows {
+        self.windows
     }
 
     /// Whether attribution is joined (and its topic should be consumed).
@@ -145,157 +199,219 @@ impl PartitionStates {
         self.windows.attribution.is_some()
     }
 
-    /// How long new orders wait for attribution, if they do.
-    pub fn hold(&self) -> Option<Duration> {
-        self.windows.hold
+    /// Takes in a loaded partition.
+    pub fn insert(&mut self, partition: i32, state: PartitionState) {
+        self.partitions.insert(partition, state);
     }
 
-    /// The states loaded in rebalance `generation`: the partitions this processor owns and
-    /// has seen records of. Older ones belong to partitions it may no longer own.
-    pub fn current(&mut self, generation: u64) -> impl Iterator<Item = (i32, &mut PartitionState)> {
+    /// Forgets a partition (revoked).
+    pub fn remove(&mut self, partition: i32) -> Option<PartitionState> {
+        self.partitions.remove(&partition)
+    }
+
+    /// Whether `partition` is loaded.
+    pub fn has(&self, partition: i32) -> bool {
+        self.partitions.contains_key(&partition)
+    }
+
+    /// The state of a loaded partition.
+    pub fn get(&mut self, partition: i32) -> Option<&mut PartitionState> {
+        self.partitions.get_mut(&partition)
+    }
+
+    /// Every loaded partition's state.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (i32, &mut PartitionState)> {
+        self.partitions.iter_mut().map(|(p, s)| (*p, s))
+    }
+
+    /// When the next held event is due.
+    pub fn next_release(&self) -> Option<Instant> {
         self.partitions
-            .iter_mut()
-            .filter(move |(_, state)| state.generation == generation)
-            .map(|(partition, state)| (*partition, state))
-    }
-
-    /// When the next held event is due, in rebalance `generation`.
-    pub fn next_release(&mut self, generation: u64) -> Option<Instant> {
-        self.current(generation)
-            .filter_map(|(_, state)| state.next_due())
+            .values()
+            .filter_map(PartitionState::next_due)
             .min()
     }
 
-    /// The state of `partition` for rebalance `generation`, read from Kafka if this
-    /// processor has none for that generation.
-    ///
-    /// # Errors
-    /// When the partition's state cannot be read; retry the batch.
-    pub async fn partition(
-        &mut self,
-        partition: i32,
-        generation: u64,
-    ) -> Result<&mut PartitionState, StateError> {
-        let fresh = self
-            .partitions
-            .get(&partition)
-            .is_some_and(|state| state.generation == generation);
-        if !fresh {
-            let state = self.load(partition, generation).await?;
-            self.partitions.insert(partition, state);
+    /// The batch committed: its changes stay.
+    pub fn commit(&mut self) {
+        for state in self.partitions.values_mut() {
+            state.undo.clear();
+            state.undo_raw_next = None;
         }
-        self.partitions
-            .get_mut(&partition)
-            .ok_or_else(|| StateError::Join("state vanished while loading".into()))
+        self.prune();
     }
 
-    /// Drops all state: the batch that changed it did not commit.
-    pub fn forget(&mut self) {
-        self.partitions.clear();
+    /// The batch did not commit: every partition's keys it touched are as they were before.
+    pub fn rollback(&mut self) {
+        for state in self.partitions.values_mut() {
+            state.rollback();
+        }
     }
 
     /// Drops what fell out of its window, at most once a minute, so a partition owned for
     /// weeks holds no more than a fresh owner would read back.
-    pub fn prune(&mut self) {
+    fn prune(&mut self) {
         let now = now_ms();
         if now - self.pruned_at < 60_000 {
             return;
         }
         self.pruned_at = now;
-        let horizon = |window: Option<Duration>| {
-            window.map_or(i64::MAX, |w| {
-                now.saturating_sub(i64::try_from(w.as_millis()).unwrap_or(i64::MAX))
-            })
-        };
-        let (dedup, join) = (
-            horizon(self.windows.dedup),
-            horizon(self.windows.attribution),
-        );
+        let (dedup, join) = self.windows.horizons(now);
         for state in self.partitions.values_mut() {
-            state.seen.retain(|_, at| *at >= dedup);
-            state.orders.retain(|_, emitted| emitted.at >= join);
-            state.attributions.retain(|_, (_, at)| *at >= join);
+            state.prune(dedup, join);
         }
-    }
-
-    async fn load(&self, partition: i32, generation: u64) -> Result<PartitionState, StateError> {
-        let now = now_ms();
-        let windows = self.windows;
-        let since = |window: Option<Duration>| {
-            window.map(|w| now.saturating_sub(i64::try_from(w.as_millis()).unwrap_or(i64::MAX)))
-        };
-        let (dedup_since, join_since) = (since(windows.dedup), since(windows.attribution));
-        let mut state = PartitionState {
-            generation,
-            ..PartitionState::default()
-        };
-        // The canonical topic is read once for both features, from the older horizon.
-        let canonical_since = match (dedup_since, join_since) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let Some(canonical_since) = canonical_since else {
-            return Ok(state);
-        };
-        let (kafka, canonical, attribution_topic) = (
-            self.kafka.clone(),
-            self.canonical_topic.clone(),
-            self.attribution_topic.clone(),
-        );
-        let codec = Arc::clone(&self.codec);
-        let runtime = tokio::runtime::Handle::current();
-        let state = tokio::task::spawn_blocking(move || {
-            scan::scan(&kafka, &canonical, partition, canonical_since, |message| {
-                let at = message.timestamp().to_millis().unwrap_or(now);
-                if let Some(id) = delivery_id_of(message) {
-                    if dedup_since.is_some_and(|since| at >= since) {
-                        state.seen.insert(id, at);
-                    }
-                }
-                if join_since.is_some_and(|since| at >= since) {
-                    if let Some(payload) = message.payload() {
-                        match runtime.block_on(codec.decode(payload)) {
-                            Ok(event) => state.emitted(&event, at),
-                            Err(err) if err.is_retryable() => {
-                                return Err(StateError::Registry(err.to_string()))
-                            }
-                            // Not an event this processor wrote; it has no bearing on joins.
-                            Err(err) => tracing::warn!(
-                                partition,
-                                offset = message.offset(),
-                                error = %err,
-                                "skipping an undecodable canonical record while loading state"
-                            ),
-                        }
-                    }
-                }
-                Ok(())
-            })?;
-            if let Some(since) = join_since {
-                scan::scan(&kafka, &attribution_topic, partition, since, |message| {
-                    if let Some((key, event)) = attribution_of(message) {
-                        let at = message.timestamp().to_millis().unwrap_or(now);
-                        state.attributions.insert(key, (event.attribution, at));
-                    }
-                    Ok(())
-                })?;
-            }
-            Ok::<_, StateError>(state)
-        })
-        .await
-        .map_err(|err| StateError::Join(err.to_string()))??;
-        tracing::info!(
-            partition,
-            event_ids = state.seen.len(),
-            orders = state.orders.len(),
-            attributions = state.attributions.len(),
-            "partition state read back from Kafka"
-        );
-        Ok(state)
     }
 }
 
+/// Reads partition `partition` of the state topic `topic` from its start to its end into a
+/// partition state, dropping what fell out of `windows`. Blocking: run it on a blocking
+/// thread. `cancel` stops it (the partition was revoked meanwhile).
+///
+/// # Errors
+/// When the partition cannot be read, makes no progress for too long, or is cancelled.
+pub fn load(
+    kafka: &KafkaSettings,
+    topic: &str,
+    partition: i32,
+    windows: Windows,
+    cancel: &Cancel,
+) -> Result<PartitionState, StateError> {
+    let mut state = PartitionState::default();
+    if !windows.keeps_state() {
+        return Ok(state);
+    }
+    let (dedup, join) = windows.horizons(now_ms());
+    let mut read = 0u64;
+    scan::scan(kafka, topic, partition, cancel, |message| {
+        read += 1;
+        let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
+            return;
+        };
+        let entry = message
+            .payload()
+            .and_then(|p| serde_json::from_slice::<Entry>(p).ok());
+        match entry {
+            // A newer entry of the key replaces the older; a tombstone removes it.
+            Some(mut entry) => {
+                entry.prune(dedup, join);
+                state.put(key, entry);
+            }
+            None => state.put(key, Entry::default()),
+        }
+    })?;
+    tracing::info!(
+        partition,
+        entries_read = read,
+        keys = state.keys.len(),
+        deliveries = state.seen.len(),
+        "partition state loaded from the state topic"
+    );
+    Ok(state)
+}
+
 impl PartitionState {
+    /// Puts `entry` in as `key`'s (while loading; no undo).
+    fn put(&mut self, key: &str, entry: Entry) {
+        if let Some(old) = self.keys.remove(key) {
+            for (id, _) in &old.entry.seen {
+                self.seen.remove(id);
+            }
+        }
+        if entry.is_empty() {
+            return;
+        }
+        for (id, _) in &entry.seen {
+            self.seen.insert(id.clone(), key.to_owned());
+        }
+        self.keys.insert(
+            key.to_owned(),
+            KeyState {
+                entry,
+                held: Vec::new(),
+            },
+        );
+    }
+
+    /// `key`'s state, for changing: copied to the undo log the first time a batch touches it.
+    fn touch(&mut self, key: &str) -> &mut KeyState {
+        if !self.undo.contains_key(key) {
+            self.undo
+                .insert(key.to_owned(), self.keys.get(key).cloned());
+        }
+        self.keys.entry(key.to_owned()).or_default()
+    }
+
+    fn rollback(&mut self) {
+        for (key, before) in std::mem::take(&mut self.undo) {
+            if let Some(now) = self.keys.remove(&key) {
+                for (id, _) in &now.entry.seen {
+                    self.seen.remove(id);
+                }
+                for held in &now.held {
+                    if let Some(id) = &held.event_id {
+                        self.held_ids.remove(id);
+                    }
+                }
+            }
+            self.held_keys.remove(&key);
+            if let Some(before) = before {
+                for (id, _) in &before.entry.seen {
+                    self.seen.insert(id.clone(), key.clone());
+                }
+                for held in &before.held {
+                    if let Some(id) = &held.event_id {
+                        self.held_ids.insert(id.clone());
+                    }
+                }
+                if !before.held.is_empty() {
+                    self.held_keys.insert(key.clone());
+                }
+                self.keys.insert(key, before);
+            }
+        }
+        if let Some(raw_next) = self.undo_raw_next.take() {
+            self.raw_next = raw_next;
+        }
+    }
+
+    fn prune(&mut self, dedup: i64, join: i64) {
+        let seen = &mut self.seen;
+        self.keys.retain(|_, state| {
+            let before: Vec<String> = state.entry.seen.iter().map(|(id, _)| id.clone()).collect();
+            state.entry.prune(dedup, join);
+            for id in before {
+                if !state.entry.seen.iter().any(|(kept, _)| *kept == id) {
+                    seen.remove(&id);
+                }
+            }
+            !state.entry.is_empty() || !state.held.is_empty()
+        });
+    }
+
+    /// The changelog entries the current batch changed: `(key, entry)`, `None` for a key
+    /// whose entry is now empty (a tombstone).
+    pub fn changed(&self) -> Vec<(String, Option<Vec<u8>>)> {
+        self.undo
+            .keys()
+            .filter_map(|key| {
+                let entry = self.keys.get(key).map(|s| &s.entry);
+                let before = self
+                    .undo
+                    .get(key)
+                    .and_then(Option::as_ref)
+                    .map(|s| &s.entry);
+                // Only what the changelog holds counts; held events are memory only.
+                if entry == before {
+                    return None;
+                }
+                let value = entry
+                    .filter(|e| !e.is_empty())
+                    .and_then(|e| serde_json::to_vec(e).ok());
+                Some((key.clone(), value))
+            })
+            .collect()
+    }
+
     /// Whether the delivery `event_id` (a [`delivery_id`]) already produced a canonical event,
     /// or is held to produce one.
     pub fn is_duplicate(&self, event_id: &str) -> bool {
@@ -304,6 +420,9 @@ impl PartitionState {
 
     /// Notes that the raw record at `offset` was taken in.
     pub fn took(&mut self, offset: i64) {
+        if self.undo_raw_next.is_none() {
+            self.undo_raw_next = Some(self.raw_next);
+        }
         self.raw_next = Some(
             self.raw_next
                 .map_or(offset + 1, |next| next.max(offset + 1)),
@@ -311,7 +430,7 @@ impl PartitionState {
     }
 
     /// The raw offset this partition may commit: past every record taken in, but never past
-    /// a held one. `None` before any record of this generation.
+    /// a held one. `None` before any record.
     pub fn commit_offset(&self) -> Option<i64> {
         let next = self.raw_next?;
         Some(self.hold_floor().map_or(next, |floor| floor.min(next)))
@@ -319,7 +438,11 @@ impl PartitionState {
 
     /// The offset of the oldest held record.
     pub fn hold_floor(&self) -> Option<i64> {
-        self.held.values().flatten().map(|held| held.offset).min()
+        self.held_keys
+            .iter()
+            .filter_map(|key| self.keys.get(key))
+            .flat_map(|state| state.held.iter().map(|held| held.offset))
+            .min()
     }
 
     /// Whether `event` (normalized, its attribution attached if known) waits: a new full
@@ -327,49 +450,62 @@ impl PartitionState {
     /// events wait (an order's events go out in order).
     pub fn should_hold(&self, event: &OrderEvent) -> bool {
         let key = &event.order_key;
-        self.held.contains_key(key)
+        let state = self.keys.get(key);
+        self.held_keys.contains(key)
             || (!event.partial
-                && !self.attributions.contains_key(key)
-                && !self.orders.contains_key(key))
+                && state.is_none_or(|s| s.entry.attribution.is_none() && s.entry.emitted.is_none()))
     }
 
     /// Holds `held` behind its order's earlier held events.
     pub fn hold(&mut self, held: Held) {
+        let key = held.event.order_key.clone();
         if let Some(id) = &held.event_id {
             self.held_ids.insert(id.clone());
         }
-        self.held
-            .entry(held.event.order_key.clone())
-            .or_default()
-            .push(held);
+        self.held_keys.insert(key.clone());
+        self.touch(&key).held.push(held);
     }
 
     /// Takes `order_key`'s held events out, oldest first, each full one given the
     /// attribution the topic holds for it (if any).
     pub fn release(&mut self, order_key: &str) -> Vec<Held> {
-        let mut released = self.held.remove(order_key).unwrap_or_default();
+        if !self.held_keys.remove(order_key) {
+            return Vec::new();
+        }
+        let state = self.touch(order_key);
+        let mut released = std::mem::take(&mut state.held);
+        let attribution = state.entry.attribution.as_ref().map(|(a, _)| a.clone());
         for held in &mut released {
             if let Some(id) = &held.event_id {
                 self.held_ids.remove(id);
             }
-            self.attach(&mut held.event);
+            if !held.event.partial {
+                if let Some(attribution) = &attribution {
+                    held.event.attribution = Some(attribution.clone());
+                }
+            }
         }
         released
     }
 
     /// Orders whose oldest held event is due at `now`.
     pub fn due(&self, now: Instant) -> Vec<String> {
-        self.held
+        self.held_keys
             .iter()
-            .filter(|(_, queue)| queue.first().is_some_and(|held| held.until <= now))
-            .map(|(key, _)| key.clone())
+            .filter(|key| {
+                self.keys
+                    .get(*key)
+                    .and_then(|s| s.held.first())
+                    .is_some_and(|held| held.until <= now)
+            })
+            .cloned()
             .collect()
     }
 
     fn next_due(&self) -> Option<Instant> {
-        self.held
-            .values()
-            .filter_map(|queue| queue.first())
+        self.held_keys
+            .iter()
+            .filter_map(|key| self.keys.get(key)?.held.first())
             .map(|held| held.until)
             .min()
     }
@@ -381,7 +517,11 @@ impl PartitionState {
         if event.partial {
             return false;
         }
-        match self.attributions.get(&event.order_key) {
+        match self
+            .keys
+            .get(&event.order_key)
+            .and_then(|s| s.entry.attribution.as_ref())
+        {
             Some((attribution, _)) => {
                 event.attribution = Some(attribution.clone());
                 true
@@ -393,27 +533,25 @@ impl PartitionState {
     /// Records that `event` was emitted (from delivery `event_id`, a [`delivery_id`], if any)
     /// at `at` (unix ms).
     pub fn record(&mut self, event_id: Option<&str>, event: &OrderEvent, at: i64) {
+        let key = event.order_key.clone();
         if let Some(id) = event_id {
-            self.seen.insert(id.to_owned(), at);
+            self.seen.insert(id.to_owned(), key.clone());
         }
-        self.emitted(event, at);
-    }
-
-    fn emitted(&mut self, event: &OrderEvent, at: i64) {
-        let entry = self
-            .orders
-            .entry(event.order_key.clone())
-            .or_insert_with(|| Emitted {
-                version: event.version,
-                attribution: None,
-                at,
-            });
-        entry.version = entry.version.max(event.version);
-        entry.at = at;
+        let state = self.touch(&key);
+        if let Some(id) = event_id {
+            state.entry.seen.push((id.to_owned(), at));
+        }
+        let emitted = state.entry.emitted.get_or_insert(Emitted {
+            version: event.version,
+            attribution: None,
+            at,
+        });
+        emitted.version = emitted.version.max(event.version);
+        emitted.at = at;
         // A full order states its attribution; a partial event only when it carries one (an
         // attribution update).
         if !event.partial || event.attribution.is_some() {
-            entry.attribution.clone_from(&event.attribution);
+            emitted.attribution.clone_from(&event.attribution);
         }
     }
 
@@ -425,9 +563,9 @@ impl PartitionState {
         attribution: &Attribution,
         at: i64,
     ) -> Option<i64> {
-        self.attributions
-            .insert(order_key.to_owned(), (attribution.clone(), at));
-        let emitted = self.orders.get(order_key)?;
+        let state = self.touch(order_key);
+        state.entry.attribution = Some((attribution.clone(), at));
+        let emitted = state.entry.emitted.as_ref()?;
         (emitted.attribution.as_ref() != Some(attribution)).then(|| emitted.version + 1)
     }
 }

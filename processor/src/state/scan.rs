@@ -1,6 +1,8 @@
-//! Reading one partition of a topic from a point in time to its end: how the processor
-//! rebuilds its state from Kafka instead of keeping it on disk.
+//! Reading one partition of the state topic from its start to its end: how a new owner of a
+//! partition gets the processor's memory back instead of keeping it on disk.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use orderbridge_runtime::KafkaSettings;
@@ -11,21 +13,37 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::StateError;
 
-/// How long reading one partition may take before the batch that needed it is retried.
-const SCAN_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a read may go without a record (or the end) before it fails and is retried.
+/// A read that makes progress is never cut, however long the partition is.
+const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Calls `visit` with every committed record of `topic`'s `partition` written at or after
-/// `since_ms` (unix ms), oldest first, up to the partition's end as it is when the scan starts
-/// or shortly after. Blocking: run it on a blocking thread.
+/// Stops a read from another thread.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// Stops the read at its next record.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn cancelled(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Calls `visit` with every committed record of `topic`'s `partition`, oldest first, up to
+/// its end. Blocking: run it on a blocking
+/// thread.
 ///
 /// # Errors
-/// When the partition cannot be read in time, or `visit` fails.
+/// When the partition cannot be read, the read stalls, or `cancel` stopped it.
 pub(super) fn scan(
     kafka: &KafkaSettings,
     topic: &str,
     partition: i32,
-    since_ms: i64,
-    mut visit: impl FnMut(&BorrowedMessage<'_>) -> Result<(), StateError>,
+    cancel: &Cancel,
+    mut visit: impl FnMut(&BorrowedMessage<'_>),
 ) -> Result<(), StateError> {
     let err = |e: KafkaError| StateError::Kafka(format!("{topic}[{partition}]: {e}"));
     let consumer: BaseConsumer = kafka
@@ -33,57 +51,59 @@ pub(super) fn scan(
         // Assigned, not subscribed: this reader never joins the group nor commits.
         .set("group.id", "orderbridge-processor-state")
         .set("enable.auto.commit", "false")
-        // Records of aborted transactions never reached a reader; they are not state.
+        // Entries of aborted transactions never happened; they are not state.
         .set("isolation.level", "read_committed")
+        // The end is reported, so the read knows when it is there (markers included).
         .set("enable.partition.eof", "true")
         .create()
         .map_err(err)?;
+    // With read_committed, the end is the last stable offset: no open transaction is waited for.
     let (low, high) = consumer
         .fetch_watermarks(topic, partition, Duration::from_secs(30))
         .map_err(err)?;
     if high <= low {
         return Ok(());
     }
-    // Start at the first record of the window when the broker can tell (not every broker
-    // implements time lookups); otherwise read the partition and filter by time.
-    let mut wanted = TopicPartitionList::new();
-    wanted
-        .add_partition_offset(topic, partition, Offset::Offset(since_ms))
-        .map_err(err)?;
-    let start = match consumer
-        .offsets_for_times(wanted, Duration::from_secs(30))
-        .ok()
-        .and_then(|found| found.find_partition(topic, partition).map(|p| p.offset()))
-    {
-        Some(Offset::Offset(offset)) if (low..high).contains(&offset) => offset,
-        _ => low,
-    };
     let mut assignment = TopicPartitionList::new();
     assignment
-        .add_partition_offset(topic, partition, Offset::Offset(start))
+        .add_partition_offset(topic, partition, Offset::Offset(low))
         .map_err(err)?;
     consumer.assign(&assignment).map_err(err)?;
-    let deadline = Instant::now() + SCAN_TIMEOUT;
+    let mut progress = Instant::now();
+    let mut next = low;
     loop {
-        if Instant::now() > deadline {
+        if cancel.cancelled() {
+            return Err(StateError::Cancelled);
+        }
+        if progress.elapsed() > STALL_TIMEOUT {
             return Err(StateError::Kafka(format!(
-                "{topic}[{partition}] not read to its end in {SCAN_TIMEOUT:?}"
+                "{topic}[{partition}]: no record for {STALL_TIMEOUT:?} before offset {high}"
             )));
         }
-        match consumer.poll(Duration::from_secs(1)) {
+        match consumer.poll(Duration::from_millis(200)) {
             None => {}
-            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(()),
-            Some(Err(e)) => return Err(err(e)),
-            Some(Ok(message))
-                if message
-                    .timestamp()
-                    .to_millis()
-                    .is_none_or(|at| at >= since_ms) =>
-            {
-                visit(&message)?;
+            // The end as this fetch saw it (past transaction markers, too). It is the end
+            // when it is also at or past the end the read started with: brokers differ in
+            // which of the two they get right (librdkafka's mock reports an end per fetch,
+            // tansu a stale one when asked).
+            Some(Err(KafkaError::PartitionEOF(_))) => {
+                if let Some(Offset::Offset(at)) = consumer
+                    .position()
+                    .ok()
+                    .and_then(|p| p.find_partition(topic, partition).map(|e| e.offset()))
+                {
+                    next = next.max(at);
+                }
+                if next >= high {
+                    return Ok(());
+                }
             }
-            // Written before the window (the broker could not seek by time).
-            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(err(e)),
+            Some(Ok(message)) => {
+                progress = Instant::now();
+                next = message.offset() + 1;
+                visit(&message);
+            }
         }
     }
 }
