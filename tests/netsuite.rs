@@ -68,7 +68,7 @@ async fn upserts_by_external_id_once_and_applies_newer_versions_only() {
 async fn cancelling_closes_every_line_and_refunds_are_credit_memos() {
     let (sim, netsuite) = setup().await;
     let refund = shopify_event("refunds-create");
-    assert_eq!(netsuite.upsert(&refund).await.unwrap(), Upserted::Skipped);
+    assert_eq!(netsuite.upsert(&refund).await.unwrap(), Upserted::NotHeld);
     netsuite
         .upsert(&shopify_event("orders-create-basic"))
         .await

@@ -149,7 +149,7 @@ async fn a_revoked_key_is_transient_and_authentication_happens_again() {
 async fn a_confirmed_order_is_cancelled_not_handed_a_wizard() {
     let (sim, odoo) = setup().await;
     let cancelled = later_event(EventType::Cancelled, 1_000);
-    assert_eq!(odoo.upsert(&cancelled).await.unwrap(), Upserted::Skipped);
+    assert_eq!(odoo.upsert(&cancelled).await.unwrap(), Upserted::NotHeld);
     odoo.upsert(&shopify_event("orders-create-basic"))
         .await
         .unwrap();
@@ -192,7 +192,7 @@ async fn refunds_become_one_credit_note_each() {
     let refund = shopify_event("refunds-create");
     assert_eq!(
         odoo.upsert(&refund).await.unwrap(),
-        Upserted::Skipped,
+        Upserted::NotHeld,
         "nothing to refund in an Odoo that never had the order"
     );
     odoo.upsert(&shopify_event("orders-create-basic"))

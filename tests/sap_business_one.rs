@@ -146,7 +146,7 @@ async fn cancels_once_and_skips_orders_sap_never_had() {
     let cancelled = later_event(EventType::Cancelled, 1_000);
     assert_eq!(
         sap.upsert(&cancelled).await.unwrap(),
-        Upserted::Skipped,
+        Upserted::NotHeld,
         "nothing to cancel yet"
     );
     sap.upsert(&shopify_event("orders-create-basic"))
@@ -224,6 +224,6 @@ async fn a_status_update_without_the_order_creates_nothing() {
     let (sim, sap) = setup().await;
     let mut partial = later_event(EventType::Updated, 1_000);
     partial.partial = true;
-    assert_eq!(sap.upsert(&partial).await.unwrap(), Upserted::Skipped);
+    assert_eq!(sap.upsert(&partial).await.unwrap(), Upserted::NotHeld);
     assert!(sim.orders().is_empty());
 }

@@ -42,6 +42,14 @@ pub struct SinkConfig {
     /// Failed attempts of one record, while the ERP is otherwise healthy, after which it is
     /// parked in the dead-letter topic (class `parked`) so that it cannot hold its order key.
     pub park_after_attempts: u32,
+    /// How long an event for an order the ERP does not hold (a cancellation, a refund, a
+    /// status that came before its order) waits for the order, in milliseconds. It is
+    /// applied as soon as the order lands; past this wait it is dead-lettered as
+    /// `order-unknown` (replayable). Its partition's committed offset stays before it
+    /// meanwhile: a restart delivers what came after it again, which the upserts absorb.
+    pub order_unknown_wait_ms: u64,
+    /// Most such events waiting at once; past it the oldest is dead-lettered at once.
+    pub max_waiting_for_order: usize,
     /// How long a stopping sink waits for ERP calls already running, in milliseconds.
     pub shutdown_grace_ms: u64,
     /// At a rebalance, how long ERP calls already running for the partitions this member
@@ -76,6 +84,8 @@ impl Default for SinkConfig {
             breaker_threshold: 5,
             breaker_probe_ms: 1_000,
             park_after_attempts: 8,
+            order_unknown_wait_ms: 300_000,
+            max_waiting_for_order: 1_000,
             shutdown_grace_ms: 10_000,
             revoke_grace_ms: 60_000,
             instance_id: None,

@@ -32,6 +32,10 @@ pub struct SinkMetrics {
     pub in_flight: IntGaugeVec,
     /// `orderbridge_sink_open_records{erp}`: records fetched and not finished.
     pub open_records: IntGaugeVec,
+    /// `orderbridge_sink_waiting_for_order{erp}`: events waiting for an order the ERP does
+    /// not hold yet (a cancellation or refund before its create), dead-lettered as
+    /// `order-unknown` if it does not come.
+    pub waiting_for_order: IntGaugeVec,
     /// `orderbridge_sink_breaker_open{erp}`: 1 while the ERP is unavailable and partitions
     /// are paused.
     pub breaker_open: IntGaugeVec,
@@ -99,6 +103,10 @@ impl SinkMetrics {
                 "orderbridge_sink_open_records",
                 "Canonical records fetched and not yet finished.",
             )?,
+            waiting_for_order: gauge(
+                "orderbridge_sink_waiting_for_order",
+                "Events waiting for an order the ERP does not hold yet.",
+            )?,
             breaker_open: gauge(
                 "orderbridge_sink_breaker_open",
                 "1 while the ERP is unavailable: partitions paused, probing.",
@@ -121,6 +129,7 @@ impl SinkMetrics {
         registry.register(Box::new(metrics.in_flight.clone()))?;
         registry.register(Box::new(metrics.open_records.clone()))?;
         registry.register(Box::new(metrics.breaker_open.clone()))?;
+        registry.register(Box::new(metrics.waiting_for_order.clone()))?;
         registry.register(Box::new(metrics.consumer_lag.clone()))?;
         Ok(metrics)
     }

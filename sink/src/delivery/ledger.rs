@@ -13,6 +13,10 @@
 //!   again after a pause) and is ignored: it is already open or finished.
 //! - Each partition's entry carries an epoch. After a rebalance a partition that left and came
 //!   back gets a new epoch, and a record finishing under the old one changes nothing.
+//! - A record can be set aside (its order is not in the ERP yet): its chain goes on with the
+//!   next record of the key, but its offset stays open, so nothing is committed past it
+//!   until it is resumed (back at the head of its key's chain) and finished, or released
+//!   (dead-lettered).
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -153,6 +157,65 @@ impl Ledger {
         Finished { commit, next }
     }
 
+    /// Sets a started record aside: it stays open (the partition's commit position does not
+    /// pass it), and its key's chain goes on without it. Returns the next record of the key,
+    /// to start now.
+    pub fn set_aside(&mut self, ticket: &Ticket) -> Option<Ticket> {
+        let message = &ticket.message;
+        let partition = self.partitions.get_mut(&message.partition())?;
+        if partition.epoch != ticket.epoch || !partition.open.contains(&message.offset()) {
+            return None;
+        }
+        let key = chain_key(message);
+        match partition.chains.get_mut(&key).and_then(VecDeque::pop_front) {
+            Some(message) => Some(Ticket {
+                message,
+                epoch: partition.epoch,
+            }),
+            None => {
+                partition.chains.remove(&key);
+                None
+            }
+        }
+    }
+
+    /// Puts a record set aside back at the head of its key's chain: returned to start now
+    /// when nothing of its key runs, else queued before the key's waiting records.
+    pub fn resume(&mut self, ticket: Ticket) -> Option<Ticket> {
+        let message = &ticket.message;
+        let partition = self.partitions.get_mut(&message.partition())?;
+        if partition.epoch != ticket.epoch || !partition.open.contains(&message.offset()) {
+            return None;
+        }
+        let key = chain_key(message);
+        match partition.chains.get_mut(&key) {
+            Some(waiting) => {
+                waiting.push_front(ticket.message);
+                None
+            }
+            None => {
+                partition.chains.insert(key, VecDeque::new());
+                Some(ticket)
+            }
+        }
+    }
+
+    /// Finishes a record set aside (dead-lettered): its offset closes; the new commit
+    /// position, when it moved.
+    pub fn release_aside(&mut self, ticket: &Ticket) -> Option<i64> {
+        let message = &ticket.message;
+        let partition = self.partitions.get_mut(&message.partition())?;
+        if partition.epoch != ticket.epoch || !partition.open.remove(&message.offset()) {
+            return None;
+        }
+        self.open -= 1;
+        let position = partition.position();
+        (position > partition.committed).then(|| {
+            partition.committed = position;
+            position
+        })
+    }
+
     /// Forgets the partitions not in `assigned`: their waiting records are dropped (their new
     /// owner reads them from the committed offset) and records still running for them change
     /// nothing when they finish.
@@ -254,6 +317,39 @@ mod tests {
         assert_eq!(ledger.open(), 1);
         assert_eq!(ledger.finish(&first).commit, Some(6));
         assert!(matches!(ledger.accept(record(0, 5, "a")), Accepted::Repeat));
+    }
+
+    #[test]
+    fn a_record_set_aside_lets_its_key_go_on_but_holds_the_commit() {
+        let mut ledger = Ledger::default();
+        let cancel = start(&mut ledger, 0, 10, "a");
+        assert!(matches!(
+            ledger.accept(record(0, 11, "a")),
+            Accepted::Queued
+        ));
+        let other = start(&mut ledger, 0, 12, "b");
+        // The cancellation's order is not there: the create behind it goes first.
+        let create = ledger
+            .set_aside(&cancel)
+            .expect("the next record of the key");
+        assert_eq!(create.message.offset(), 11);
+        assert_eq!(ledger.finish(&other).commit, None, "10 is still open");
+        // Resumed while the create runs: it waits behind it, at the head of the chain.
+        let cancel = Ticket {
+            message: record(0, 10, "a"),
+            epoch: cancel.epoch,
+        };
+        assert!(ledger.resume(cancel).is_none());
+        let finished = ledger.finish(&create);
+        assert_eq!(finished.commit, None, "10 is still open");
+        let again = finished.next.expect("the cancellation again");
+        assert_eq!(again.message.offset(), 10);
+        assert_eq!(ledger.finish(&again).commit, Some(13));
+        // Released instead (dead-lettered): its offset closes.
+        let status = start(&mut ledger, 0, 13, "c");
+        assert!(ledger.set_aside(&status).is_none());
+        assert_eq!(ledger.release_aside(&status), Some(14));
+        assert_eq!(ledger.open(), 0);
     }
 
     #[test]

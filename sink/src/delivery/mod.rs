@@ -115,8 +115,17 @@ pub struct Delivery {
     shutdown_grace: Duration,
 }
 
-/// A started record's task: the ticket it ran under and how it ended.
-type Task = (Ticket, Settled);
+/// A started record's task: the ticket it ran under, how it ended, and whether it was a
+/// record set aside (dead-lettered because its order did not come) rather than one of its
+/// key's chain.
+type Task = (Ticket, Settled, Aside);
+
+/// Whether a task's record was set aside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Aside {
+    No,
+    Yes,
+}
 
 impl Delivery {
     /// Builds the clients and subscribes to the canonical topic.
@@ -196,6 +205,8 @@ impl Delivery {
             ready: VecDeque::new(),
             partitions: HashMap::new(),
             revoking: None,
+            waiting: HashMap::new(),
+            waited_since: HashMap::new(),
         };
         let mut breaker = worker.breaker.subscribe();
         let mut gauges = tokio::time::interval(Duration::from_secs(1));
@@ -203,6 +214,7 @@ impl Delivery {
             engine.release_if_settled(&self.consumer);
             engine.pause_or_resume(&self.consumer);
             let revoke_deadline = engine.revoking.as_ref().map(|r| r.deadline);
+            let waited_out = engine.next_wait_over();
             tokio::select! {
                 () = shutdown.cancelled() => break Ok(()),
                 event = self.consumer.recv() => match event {
@@ -222,6 +234,9 @@ impl Delivery {
                 }
                 () = sleep_until(revoke_deadline), if revoke_deadline.is_some() => {
                     engine.release_overdue(&self.consumer);
+                }
+                () = sleep_until(waited_out), if waited_out.is_some() => {
+                    engine.expire_waits(tokio::time::Instant::now());
                 }
                 Ok(()) = breaker.changed() => {
                     let open = *breaker.borrow_and_update();
@@ -289,6 +304,11 @@ struct Engine {
     ready: VecDeque<Ticket>,
     partitions: HashMap<i32, PartitionWork>,
     revoking: Option<Revoking>,
+    /// Records set aside because the ERP does not hold their order yet, by partition and
+    /// key, oldest first. They resume when a record of their key finishes.
+    waiting: HashMap<(i32, Vec<u8>), Vec<Ticket>>,
+    /// When each record (partition, offset) first found its order missing.
+    waited_since: HashMap<(i32, i64), tokio::time::Instant>,
 }
 
 impl Engine {
@@ -320,8 +340,98 @@ impl Engine {
         let cancel = work.cancel.clone();
         self.tasks.spawn(async move {
             let settled = worker.settle(&ticket.message, permit, &cancel).await;
-            (ticket, settled)
+            (ticket, settled, Aside::No)
         });
+    }
+
+    /// When the oldest record waiting for its order has waited long enough.
+    fn next_wait_over(&self) -> Option<tokio::time::Instant> {
+        let wait = Duration::from_millis(self.worker.config.order_unknown_wait_ms);
+        self.waiting
+            .values()
+            .flatten()
+            .filter_map(|t| {
+                self.waited_since
+                    .get(&(t.message.partition(), t.message.offset()))
+            })
+            .min()
+            .map(|since| *since + wait)
+    }
+
+    /// Sets aside a record whose order the ERP does not hold; dead-letters the oldest
+    /// waiting ones when there are too many.
+    fn wait_for_order(&mut self, ticket: Ticket) {
+        let at = (ticket.message.partition(), ticket.message.offset());
+        self.waited_since
+            .entry(at)
+            .or_insert_with(tokio::time::Instant::now);
+        let key = (
+            ticket.message.partition(),
+            ticket.message.key().unwrap_or_default().to_vec(),
+        );
+        self.waiting.entry(key).or_default().push(ticket);
+        let waiting: usize = self.waiting.values().map(Vec::len).sum();
+        if waiting > self.worker.config.max_waiting_for_order.max(1) {
+            // The oldest goes to the dead-letter topic now rather than memory growing.
+            if let Some(oldest) = self.next_wait_over() {
+                self.expire_waits(oldest);
+            }
+        }
+    }
+
+    /// Dead-letters every record whose wait for its order is over at `now`.
+    fn expire_waits(&mut self, now: tokio::time::Instant) {
+        let wait = Duration::from_millis(self.worker.config.order_unknown_wait_ms);
+        let mut expired = Vec::new();
+        for tickets in self.waiting.values_mut() {
+            let (over, kept): (Vec<Ticket>, Vec<Ticket>) =
+                std::mem::take(tickets).into_iter().partition(|t| {
+                    self.waited_since
+                        .get(&(t.message.partition(), t.message.offset()))
+                        .is_some_and(|since| *since + wait <= now)
+                });
+            *tickets = kept;
+            expired.extend(over);
+        }
+        self.waiting.retain(|_, tickets| !tickets.is_empty());
+        for ticket in expired {
+            let worker = Arc::clone(&self.worker);
+            let cancel = self
+                .partitions
+                .get(&ticket.message.partition())
+                .map_or_else(|| worker.shutdown.child_token(), |w| w.cancel.clone());
+            let since = self
+                .waited_since
+                .get(&(ticket.message.partition(), ticket.message.offset()))
+                .copied()
+                .unwrap_or(now);
+            if let Some(work) = self.partitions.get_mut(&ticket.message.partition()) {
+                work.running += 1;
+            }
+            self.tasks.spawn(async move {
+                let settled = worker
+                    .order_unknown(&ticket.message, now.duration_since(since), &cancel)
+                    .await;
+                (ticket, settled, Aside::Yes)
+            });
+        }
+    }
+
+    /// Records of `message`'s key that waited for its order go again, first in its chain.
+    fn resume_waiting(&mut self, message: &OwnedMessage) {
+        let key = (
+            message.partition(),
+            message.key().unwrap_or_default().to_vec(),
+        );
+        let Some(tickets) = self.waiting.remove(&key) else {
+            return;
+        };
+        // Newest first, each to the head: the oldest ends up first.
+        for ticket in tickets.into_iter().rev() {
+            if let Some(start) = self.ledger.resume(ticket) {
+                self.ready.push_front(start);
+            }
+        }
     }
 
     /// Takes a task's end. A task that panicked stops the sink: its record would otherwise
@@ -332,7 +442,7 @@ impl Engine {
         joined: Result<Task, tokio::task::JoinError>,
         consumer: &GroupConsumer,
     ) -> Result<(), SinkError> {
-        let (ticket, settled) = match joined {
+        let (ticket, settled, aside) = match joined {
             Ok(task) => task,
             Err(err) => {
                 tracing::error!(error = %err, "a delivery task failed; stopping with its record uncommitted");
@@ -345,21 +455,45 @@ impl Engine {
                 work.running = work.running.saturating_sub(1);
             }
         }
-        if settled == Settled::Abandoned {
-            return Ok(());
+        let at = (partition, ticket.message.offset());
+        match (settled, aside) {
+            (Settled::Abandoned, _) => return Ok(()),
+            (Settled::Done | Settled::NotHeld, Aside::Yes) => {
+                // Dead-lettered after its wait: its offset closes.
+                self.waited_since.remove(&at);
+                if let Some(position) = self.ledger.release_aside(&ticket) {
+                    store(consumer, &ticket.message, position);
+                }
+                return Ok(());
+            }
+            (Settled::NotHeld, Aside::No) => {
+                // Its order is not in the ERP: it waits, and its key's chain goes on.
+                let next = self.ledger.set_aside(&ticket);
+                if !self.is_revoking(partition) {
+                    if let Some(next) = next {
+                        self.ready.push_front(next);
+                    }
+                    self.wait_for_order(ticket);
+                }
+                return Ok(());
+            }
+            (Settled::Done, Aside::No) => {}
         }
+        self.waited_since.remove(&at);
         let finished = self.ledger.finish(&ticket);
         if let Some(position) = finished.commit {
             store(consumer, &ticket.message, position);
         }
+        if self.is_revoking(partition) {
+            // Its partition is going: what waits stays uncommitted for the new owner.
+            return Ok(());
+        }
         if let Some(next) = finished.next {
-            if self.is_revoking(partition) {
-                // Its partition is going: the record stays uncommitted for the new owner.
-                return Ok(());
-            }
             // Older than anything else waiting: it goes first.
             self.ready.push_front(next);
         }
+        // What waited for this key's order may apply now.
+        self.resume_waiting(&ticket.message);
         Ok(())
     }
 
@@ -382,6 +516,10 @@ impl Engine {
         }
         self.ready
             .retain(|ticket| !partitions.contains(&ticket.message.partition()));
+        self.waiting
+            .retain(|(partition, _), _| !partitions.contains(partition));
+        self.waited_since
+            .retain(|(partition, _), _| !partitions.contains(partition));
         tracing::info!(
             partitions = ?partitions,
             lost = revocation.lost,
@@ -479,6 +617,11 @@ impl Engine {
             .set(limit);
         metrics.in_flight.with_label_values(&[erp]).set(in_flight);
         metrics.open_records.with_label_values(&[erp]).set(open);
+        let waiting: usize = self.waiting.values().map(Vec::len).sum();
+        metrics
+            .waiting_for_order
+            .with_label_values(&[erp])
+            .set(i64::try_from(waiting).unwrap_or(i64::MAX));
         metrics
             .breaker_open
             .with_label_values(&[erp])
@@ -497,10 +640,17 @@ impl Engine {
             match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
                 Ok(Some(joined)) => {
                     // Only what already finished counts now; nothing new starts.
-                    if let Ok((ticket, Settled::Done)) = joined {
-                        if let Some(position) = self.ledger.finish(&ticket).commit {
-                            store(consumer, &ticket.message, position);
+                    let position = match joined {
+                        Ok((ticket, Settled::Done, Aside::No)) => {
+                            self.ledger.finish(&ticket).commit.map(|p| (ticket, p))
                         }
+                        Ok((ticket, Settled::Done, Aside::Yes)) => {
+                            self.ledger.release_aside(&ticket).map(|p| (ticket, p))
+                        }
+                        Ok((_, Settled::Abandoned | Settled::NotHeld, _)) | Err(_) => None,
+                    };
+                    if let Some((ticket, position)) = position {
+                        store(consumer, &ticket.message, position);
                     }
                 }
                 Ok(None) => break,

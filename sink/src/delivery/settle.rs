@@ -53,6 +53,9 @@ pub(crate) enum Settled {
     Done,
     /// Shutdown came first: the record stays uncommitted and is delivered again.
     Abandoned,
+    /// The ERP does not hold the record's order yet and nothing was written: the engine sets
+    /// the record aside until its order arrives (or dead-letters it as `order-unknown`).
+    NotHeld,
 }
 
 /// Why a record goes to the dead-letter topic.
@@ -115,7 +118,14 @@ impl Worker {
                     self.breaker.record(pass, Verdict::Answered);
                     self.limiter.succeeded(latency);
                     self.delivered(message, &event, outcome);
-                    return Settled::Done;
+                    return match outcome {
+                        Upserted::NotHeld => Settled::NotHeld,
+                        Upserted::Created
+                        | Upserted::Updated
+                        | Upserted::AlreadyPresent
+                        | Upserted::Stale
+                        | Upserted::Skipped => Settled::Done,
+                    };
                 }
                 Err(ErpError::Rejected { reason }) => {
                     self.breaker.record(pass, Verdict::Answered);
@@ -262,6 +272,31 @@ impl Worker {
                 .with_label_values(&[erp])
                 .observe(seconds(created));
         }
+    }
+
+    /// Dead-letters a record whose order did not arrive within the wait, as `order-unknown`.
+    pub async fn order_unknown(
+        &self,
+        message: &OwnedMessage,
+        waited: Duration,
+        cancel: &CancellationToken,
+    ) -> Settled {
+        let reason = format!(
+            "the ERP ({}) holds no order {:?} for this event, and it did not arrive within {} s \
+             (replay it once the order is there)",
+            self.erp.name(),
+            message
+                .key()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default(),
+            waited.as_secs()
+        );
+        let dead = Dead {
+            class: "order-unknown",
+            reason: &reason,
+            attempts: 1,
+        };
+        self.dead_letter(message, &dead, cancel).await
     }
 
     /// Produces the record to the DLQ and waits for the acknowledgement, retrying until it is

@@ -65,20 +65,24 @@ pub(crate) enum Action {
 pub(crate) fn action(event: &OrderEvent, held: Option<Held>) -> Action {
     use orderbridge_schemas::{EventType, OrderStatus};
     let Some(held) = held else {
+        // What cannot apply to an order the ERP does not hold waits for the order: the
+        // delivery engine applies it once the order is there, or dead-letters it as
+        // `order-unknown` (never committed away: a later or replayed create would otherwise
+        // bring back a cancelled order, and a refund would be lost).
         return match event.event_type {
-            // Nothing to cancel or refund in an ERP that never had the order.
-            EventType::Cancelled | EventType::Refunded => Action::Nothing(Upserted::Skipped),
-            // Nor anything to create for an order that is already cancelled.
+            // Nothing to cancel or refund yet.
+            EventType::Cancelled | EventType::Refunded => Action::Nothing(Upserted::NotHeld),
+            // Nor to create an order as cancelled: it stays out, unless its create comes.
             EventType::Created | EventType::Updated | EventType::Fulfilled | EventType::Unknown
                 if event.status == OrderStatus::Cancelled =>
             {
-                Action::Nothing(Upserted::Skipped)
+                Action::Nothing(Upserted::NotHeld)
             }
             // A status-only event cannot create an order: it has no lines or prices.
             EventType::Created | EventType::Updated | EventType::Fulfilled | EventType::Unknown
                 if event.partial =>
             {
-                Action::Nothing(Upserted::Skipped)
+                Action::Nothing(Upserted::NotHeld)
             }
             EventType::Created | EventType::Updated | EventType::Fulfilled | EventType::Unknown => {
                 Action::Create
@@ -213,9 +217,14 @@ pub enum Upserted {
     AlreadyPresent,
     /// The ERP holds a newer version; this older event was not applied.
     Stale,
-    /// Nothing to apply for this event in this ERP (e.g. a cancellation of an order the ERP
-    /// never had).
+    /// Nothing to apply for this event in this ERP (a change of an order the ERP booked
+    /// into a document that takes no more, or of a cancelled one).
     Skipped,
+    /// The ERP does not hold this event's order, and the event cannot create it (a
+    /// cancellation, a refund, a status): nothing was written. The delivery engine keeps the
+    /// record open until the order arrives, then applies it again; or dead-letters it as
+    /// `order-unknown` when the order does not come in time.
+    NotHeld,
 }
 
 impl Upserted {
@@ -227,6 +236,7 @@ impl Upserted {
             Upserted::AlreadyPresent => "already_present",
             Upserted::Stale => "stale",
             Upserted::Skipped => "skipped",
+            Upserted::NotHeld => "not_held",
         }
     }
 }
@@ -496,14 +506,14 @@ mod tests {
             // Not held.
             (Created, false, None, Action::Create),
             (Updated, false, None, Action::Create),
-            (Updated, true, None, nothing(Upserted::Skipped)),
-            (Cancelled, false, None, nothing(Upserted::Skipped)),
+            (Updated, true, None, nothing(Upserted::NotHeld)),
+            (Cancelled, false, None, nothing(Upserted::NotHeld)),
             // Posted: only refunds still apply.
             (Created, false, posted, nothing(Upserted::AlreadyPresent)),
             (Updated, false, posted, nothing(Upserted::Skipped)),
             (Cancelled, false, posted, nothing(Upserted::Skipped)),
             (Refunded, true, posted, Action::Refund),
-            (Refunded, true, None, nothing(Upserted::Skipped)),
+            (Refunded, true, None, nothing(Upserted::NotHeld)),
             // Held: the version guard.
             (Created, false, at(base), nothing(Upserted::AlreadyPresent)),
             (Updated, false, at(base + 1), nothing(Upserted::Stale)),
@@ -534,7 +544,7 @@ mod tests {
         let mut update = event(Updated, false);
         update.status = orderbridge_schemas::OrderStatus::Cancelled;
         assert_eq!(action(&update, at(base - 1)), Action::Cancel);
-        assert_eq!(action(&update, None), nothing(Upserted::Skipped));
+        assert_eq!(action(&update, None), nothing(Upserted::NotHeld));
     }
 
     #[test]

@@ -244,8 +244,8 @@ macro_rules! upsert_in {
             Some(version) if version > event.version => Ok(Upserted::Stale),
             // A status for an order the staging tables do not hold: there is nothing to
             // update, and a row of zero totals would mislead an import. It waits for the
-            // full order (kept on the canonical topic, replayable).
-            None if event.partial => Ok(Upserted::Skipped),
+            // full order (the delivery engine holds it, then dead-letters it).
+            None if event.partial => Ok(Upserted::NotHeld),
             Some(_) if event.partial => {
                 let written = sqlx::query(UPDATE_STATUS)
                     .bind(&event.order_key)
@@ -488,7 +488,7 @@ mod tests {
         status.event_type = orderbridge_schemas::EventType::Cancelled;
         status.status = orderbridge_schemas::OrderStatus::Cancelled;
         status.payment_status = orderbridge_schemas::PaymentStatus::Unknown;
-        assert_eq!(erp.upsert(&status).await.unwrap(), Upserted::Skipped);
+        assert_eq!(erp.upsert(&status).await.unwrap(), Upserted::NotHeld);
         let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
             .fetch_one(&pool)
             .await
