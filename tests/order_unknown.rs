@@ -75,7 +75,7 @@ async fn a_refund_before_its_order_is_booked_once_the_order_is_there() {
 /// open for the wait, then dead-lettered as `order-unknown` with its value, and committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_whose_order_never_comes_is_dead_lettered_as_order_unknown() {
-    use rdkafka::message::{Headers as _, Message};
+    use rdkafka::message::Message;
     let env = Env::mock();
     let (erp, db, _dir) = support::staging_db().await;
     let group = unique("sink");
@@ -112,13 +112,7 @@ async fn a_status_whose_order_never_comes_is_dead_lettered_as_order_unknown() {
     assert_eq!(rows, 1);
     let dead = env.read(&env.topics.dlq, 1, Duration::from_secs(30)).await;
     assert_eq!(dead[0].key(), Some(status.order_key.as_bytes()));
-    let header = |name: &str| {
-        dead[0]
-            .headers()
-            .and_then(|h| h.iter().find(|h| h.key == name))
-            .and_then(|h| h.value)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-    };
+    let header = |name: &str| support::header(&dead[0], name);
     assert_eq!(
         header("ob-dlq-error-class").as_deref(),
         Some("order-unknown")

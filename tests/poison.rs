@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Headers as _, Message};
+use rdkafka::message::Message;
 use sha1::Digest as _;
 use support::procs::{free_port, Procs};
 use support::signed::hmac_sha256;
@@ -169,12 +169,7 @@ async fn numbers_that_do_not_fit_are_dead_lettered_and_dev_keeps_running() {
         .detach();
     assert_eq!(dead.key(), Some(&b"zephyrcart:-:zc_ord_poison"[..]));
     assert_eq!(dead.payload(), Some(&poison[..]));
-    let header = |name: &str| {
-        dead.headers()
-            .and_then(|h| h.iter().find(|h| h.key == name))
-            .and_then(|h| h.value)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-    };
+    let header = |name: &str| support::header(&dead, name);
     assert_eq!(
         header("ob-dlq-error-class").as_deref(),
         Some("out-of-range")

@@ -155,3 +155,14 @@ pub async fn answer_after(latency: Duration) {
         tokio::time::sleep(latency).await;
     }
 }
+
+/// The value of header `name` of `message`, as text.
+pub fn header(message: &impl rdkafka::Message, name: &str) -> Option<String> {
+    use rdkafka::message::Headers as _;
+    message
+        .headers()?
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}

@@ -68,6 +68,21 @@ impl Partition {
     fn position(&self) -> i64 {
         self.open.first().copied().unwrap_or(self.next)
     }
+
+    /// The next record waiting behind `key`'s running one, which starts now; when none
+    /// waits, the chain ends.
+    fn advance(&mut self, key: Vec<u8>) -> Option<Ticket> {
+        match self.chains.get_mut(&key).and_then(VecDeque::pop_front) {
+            Some(message) => Some(Ticket {
+                message,
+                epoch: self.epoch,
+            }),
+            None => {
+                self.chains.remove(&key);
+                None
+            }
+        }
+    }
 }
 
 /// Every assigned partition's open records and chains.
@@ -138,17 +153,7 @@ impl Ledger {
             return Finished::default(); // revoked and assigned again meanwhile
         }
         self.open -= 1;
-        let key = chain_key(message);
-        let next = match partition.chains.get_mut(&key).and_then(VecDeque::pop_front) {
-            Some(message) => Some(Ticket {
-                message,
-                epoch: partition.epoch,
-            }),
-            None => {
-                partition.chains.remove(&key);
-                None
-            }
-        };
+        let next = partition.advance(chain_key(message));
         let position = partition.position();
         let commit = (position > partition.committed).then(|| {
             partition.committed = position;
@@ -166,17 +171,7 @@ impl Ledger {
         if partition.epoch != ticket.epoch || !partition.open.contains(&message.offset()) {
             return None;
         }
-        let key = chain_key(message);
-        match partition.chains.get_mut(&key).and_then(VecDeque::pop_front) {
-            Some(message) => Some(Ticket {
-                message,
-                epoch: partition.epoch,
-            }),
-            None => {
-                partition.chains.remove(&key);
-                None
-            }
-        }
+        partition.advance(chain_key(message))
     }
 
     /// Puts a record set aside back at the head of its key's chain: returned to start now
