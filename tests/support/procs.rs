@@ -25,6 +25,8 @@ pub fn ready(port: u16) -> bool {
 
 struct Proc {
     name: String,
+    /// The program: `orderbridge` unless said otherwise.
+    program: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
     child: Option<Child>,
@@ -49,8 +51,20 @@ impl Procs {
 
     /// Starts `orderbridge <args>` as `name`, with only `env` in its environment (and `PATH`).
     pub fn spawn(&mut self, name: &str, args: &[&str], env: &[(String, String)]) {
+        self.spawn_program(name, env!("CARGO_BIN_EXE_orderbridge"), args, env);
+    }
+
+    /// Starts `program <args>` (found on `PATH`) as `name`, in the logs directory.
+    pub fn spawn_program(
+        &mut self,
+        name: &str,
+        program: &str,
+        args: &[&str],
+        env: &[(String, String)],
+    ) {
         let mut proc = Proc {
             name: name.to_owned(),
+            program: program.to_owned(),
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             env: env.to_vec(),
             child: None,
@@ -66,7 +80,8 @@ impl Procs {
             .append(true)
             .open(self.log_path(&proc.name))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_orderbridge"))
+        let child = Command::new(&proc.program)
+            .current_dir(&self.logs)
             .args(&proc.args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())

@@ -17,6 +17,21 @@ use super::StateError;
 /// A read that makes progress is never cut, however long the partition is.
 const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The reader's client context: the end of the partition is how the read knows it is done,
+/// not an error worth librdkafka's global error log.
+struct Quiet;
+
+impl rdkafka::ClientContext for Quiet {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF) {
+            return;
+        }
+        tracing::warn!(error = %error, reason, "state reader error");
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for Quiet {}
+
 /// Stops a read from another thread.
 #[derive(Debug, Clone, Default)]
 pub struct Cancel(Arc<AtomicBool>);
@@ -46,7 +61,7 @@ pub(super) fn scan(
     mut visit: impl FnMut(&BorrowedMessage<'_>),
 ) -> Result<(), StateError> {
     let err = |e: KafkaError| StateError::Kafka(format!("{topic}[{partition}]: {e}"));
-    let consumer: BaseConsumer = kafka
+    let consumer: BaseConsumer<Quiet> = kafka
         .client_config()
         // Assigned, not subscribed: this reader never joins the group nor commits.
         .set("group.id", "orderbridge-processor-state")
@@ -55,7 +70,9 @@ pub(super) fn scan(
         .set("isolation.level", "read_committed")
         // The end is reported, so the read knows when it is there (markers included).
         .set("enable.partition.eof", "true")
-        .create()
+        // A read to the end: at the end there is nothing to wait for.
+        .set("fetch.wait.max.ms", "10")
+        .create_with_context(Quiet)
         .map_err(err)?;
     // With read_committed, the end is the last stable offset: no open transaction is waited for.
     let (low, high) = consumer
