@@ -57,6 +57,18 @@ impl Config {
     /// # Errors
     /// When the file cannot be read or parsed, or a value is invalid; the message names it.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        Self::load_with(path, std::env::vars())
+    }
+
+    /// [`Config::load`] with the environment `vars`.
+    ///
+    /// # Errors
+    /// As [`Config::load`]. An error never repeats the value of an environment override:
+    /// it may be a secret.
+    pub fn load_with(
+        path: Option<&Path>,
+        vars: impl Iterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
         let text = match path {
             Some(path) => std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?,
@@ -64,10 +76,25 @@ impl Config {
         };
         let mut document: toml::Table =
             toml::from_str(&text).context("parsing the configuration")?;
-        apply_env_overrides(&mut document, std::env::vars())?;
-        let config: Config = toml::Value::Table(document)
-            .try_into()
-            .context("reading the configuration")?;
+        let overrides = apply_env_overrides(&mut document, vars)?;
+        let config: Config =
+            toml::Value::Table(document)
+                .try_into()
+                .map_err(|err: toml::de::Error| {
+                    let mut message = err.to_string();
+                    for (_, value) in &overrides {
+                        if value.len() >= 4 {
+                            message = message.replace(value.as_str(), "[redacted]");
+                        }
+                    }
+                    let names: Vec<&str> = overrides.iter().map(|(n, _)| n.as_str()).collect();
+                    let from = if names.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (with environment overrides {})", names.join(", "))
+                    };
+                    anyhow::anyhow!("reading the configuration{from}: {message}")
+                })?;
         config.ingest.validate().map_err(anyhow::Error::msg)?;
         config.processor.validate().map_err(anyhow::Error::msg)?;
         config.sink.validate().map_err(anyhow::Error::msg)?;
@@ -78,13 +105,17 @@ impl Config {
     }
 }
 
-/// Sets `ORDERBRIDGE_A__B=value` as `a.b = value` in `document`. Only names with a table
-/// and a key are overrides: `ORDERBRIDGE_CONFIG` (the file's path) and other single-word
-/// variables are not configuration keys.
+/// Sets `ORDERBRIDGE_A__B=value` as `a.b = value` in `document`, and returns the overrides
+/// it applied (`(variable, value)`). Only names with a table and a key are overrides:
+/// `ORDERBRIDGE_CONFIG` (the file's path) and other single-word variables are not
+/// configuration keys. librdkafka properties (`kafka.properties.*`) are strings whatever
+/// they look like (a password of digits); other values are read as TOML when they parse
+/// (numbers, booleans, arrays) and as strings otherwise.
 fn apply_env_overrides(
     document: &mut toml::Table,
     vars: impl Iterator<Item = (String, String)>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut applied = Vec::new();
     for (name, raw) in vars {
         let Some(path) = name.strip_prefix(ENV_PREFIX).filter(|p| p.contains("__")) else {
             continue;
@@ -93,10 +124,15 @@ fn apply_env_overrides(
         if keys.iter().any(String::is_empty) {
             bail!("environment variable {name}: empty key segment");
         }
-        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or(toml::Value::String(raw));
+        let property = keys.len() == 3 && keys[0] == "kafka" && keys[1] == "properties";
+        let value = if property {
+            toml::Value::String(raw.clone())
+        } else {
+            toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(raw.clone()))
+        };
         let (last, parents) = keys.split_last().context("empty override")?;
         let mut table = &mut *document;
         for key in parents {
@@ -108,8 +144,9 @@ fn apply_env_overrides(
                 .with_context(|| format!("environment variable {name}: {key} is not a table"))?;
         }
         table.insert(last.clone(), value);
+        applied.push((name, raw));
     }
-    Ok(())
+    Ok(applied)
 }
 
 #[cfg(test)]
@@ -185,6 +222,41 @@ mod tests {
             config.processor.guarantee,
             orderbridge_processor::Guarantee::AtLeastOnce
         );
+    }
+
+    #[test]
+    fn an_override_that_does_not_fit_is_refused_without_echoing_its_value() {
+        let vars = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<Vec<_>>()
+        };
+        // A password where a secret reference belongs: refused, the value not repeated.
+        let err = Config::load_with(
+            None,
+            vars(&[("ORDERBRIDGE_SCHEMA_REGISTRY__PASSWORD", "hunter2-pa55")]).into_iter(),
+        )
+        .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(!message.contains("hunter2-pa55"), "{message}");
+        assert!(
+            message.contains("ORDERBRIDGE_SCHEMA_REGISTRY__PASSWORD"),
+            "{message}"
+        );
+        // A numeric or array-looking librdkafka property is a property, not TOML.
+        let config = Config::load_with(
+            None,
+            vars(&[
+                ("ORDERBRIDGE_KAFKA__BOOTSTRAP_SERVERS", "kafka:9092"),
+                ("ORDERBRIDGE_KAFKA__PROPERTIES__SASL.PASSWORD", "123456"),
+                ("ORDERBRIDGE_KAFKA__PROPERTIES__CLIENT.ID", "[edge]"),
+            ])
+            .into_iter(),
+        )
+        .unwrap();
+        assert_eq!(config.kafka.properties["sasl.password"], "123456");
+        assert_eq!(config.kafka.properties["client.id"], "[edge]");
     }
 
     #[test]

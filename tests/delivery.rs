@@ -373,3 +373,78 @@ async fn a_panicking_adapter_stops_the_sink_with_the_record_uncommitted() {
     );
     assert_eq!(env.uncommitted(&group), 1, "the record is delivered again");
 }
+
+/// An ERP that answers every order but one, whose requests always time out.
+struct OneTimesOut {
+    stuck: String,
+}
+
+#[async_trait::async_trait]
+impl orderbridge_sink::ErpClient for OneTimesOut {
+    fn name(&self) -> &'static str {
+        "one-times-out"
+    }
+
+    async fn upsert(
+        &self,
+        event: &OrderEvent,
+    ) -> Result<orderbridge_sink::Upserted, orderbridge_sink::ErpError> {
+        if event.order_key == self.stuck {
+            // What the adapters make of a request that gets no answer in time.
+            return Err(orderbridge_sink::ErpError::unavailable(
+                "timed out: operation timed out",
+                None,
+            ));
+        }
+        Ok(orderbridge_sink::Upserted::Created)
+    }
+}
+
+/// A record whose own request always times out, while the ERP answers every other order,
+/// is parked after its attempts: it cannot hold its key and its partition's commit forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_record_that_always_times_out_while_others_pass_is_parked() {
+    let env = Env::mock();
+    let group = unique("sink");
+    let mut config = sink_config(&group);
+    config.park_after_attempts = 4;
+    config.retry_initial_ms = 20;
+    config.retry_max_ms = 100;
+    let stuck = order(0);
+    let erp = Arc::new(OneTimesOut {
+        stuck: stuck.order_key.clone(),
+    });
+    let registry = prometheus::Registry::new();
+    let shutdown = CancellationToken::new();
+    let sink = env.spawn_sink_with(&config, erp, &registry, Health::new(), &shutdown);
+    env.publish_canonical(std::slice::from_ref(&stuck)).await;
+    // Other orders keep the ERP visibly healthy meanwhile.
+    let mut n = 1;
+    let parked = wait_for("the stuck record parked", Duration::from_secs(60), || {
+        let (env, registry) = (&env, &registry);
+        n += 5;
+        let batch: Vec<OrderEvent> = (n..n + 5).map(order).collect();
+        async move {
+            env.publish_canonical(&batch).await;
+            let parked = counter(
+                registry,
+                "orderbridge_sink_dead_letters_total",
+                &[("class", "parked")],
+            );
+            (parked > 0).then_some(parked)
+        }
+    })
+    .await;
+    assert_eq!(parked, 1);
+    let dead = env.read(&env.topics.dlq, 1, Duration::from_secs(30)).await;
+    assert_eq!(
+        rdkafka::Message::key(&dead[0]),
+        Some(stuck.order_key.as_bytes())
+    );
+    wait_for("everything committed", Duration::from_secs(30), || async {
+        (env.uncommitted(&group) == 0).then_some(())
+    })
+    .await;
+    shutdown.cancel();
+    sink.await.unwrap();
+}

@@ -215,3 +215,34 @@ async fn refunds_become_one_credit_note_each() {
     assert_eq!(notes[0].lines[0][2]["product_id"], 100);
     assert_eq!(sim.orders().len(), 1);
 }
+
+#[tokio::test]
+async fn database_concurrency_errors_are_retried_not_rejected() {
+    // What Odoo reports when PostgreSQL gave up on a transaction and Odoo's own retries
+    // ran out: worth another try later, never the order's fault.
+    for (exception, message) in [
+        ("psycopg2.errors.DeadlockDetected", "deadlock detected"),
+        (
+            "psycopg2.errors.LockNotAvailable",
+            "could not obtain lock on row in relation \"sale_order\"",
+        ),
+        (
+            "psycopg2.errors.SerializationFailure",
+            "could not serialize access due to concurrent update",
+        ),
+    ] {
+        let (sim, odoo) = setup().await;
+        sim.fail_next_create(exception, message);
+        let order = shopify_event("orders-create-basic");
+        match odoo.upsert(&order).await {
+            Err(ErpError::Transient { .. }) => {}
+            other => panic!("{exception}: {other:?}"),
+        }
+        assert_eq!(
+            odoo.upsert(&order).await.unwrap(),
+            Upserted::Created,
+            "{exception}"
+        );
+        assert_eq!(sim.orders().len(), 1);
+    }
+}

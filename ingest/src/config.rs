@@ -237,6 +237,11 @@ pub struct HmacConfig {
     pub app_key: Option<String>,
     /// This endpoint's public URL exactly as registered, where the scheme signs it (Square).
     pub url: Option<String>,
+    /// Shopify only: the shops (`*.myshopify.com` domains) this account takes webhooks from.
+    /// Shopify signs the body, not the `X-Shopify-Shop-Domain` header, and one app secret
+    /// serves every shop that installed the app: with a list, a delivery naming another shop
+    /// is refused (401) even when its signature holds. Empty: any shop.
+    pub shops: Vec<String>,
     /// Where event id, type, order id and account are found, over the source's defaults.
     pub extract: Extraction,
 }
@@ -255,10 +260,20 @@ pub struct SnsConfig {
     /// `SubscribeURL` (default true).
     #[serde(default = "yes")]
     pub confirm_subscriptions: bool,
+    /// How far a message's signed `Timestamp` may be from now, in seconds (default 3600:
+    /// SNS retries an HTTPS delivery for up to an hour under a custom delivery policy).
+    /// An older or later message is refused (401), so a captured message cannot be replayed
+    /// for ever. `0` turns the check off.
+    #[serde(default = "sns_tolerance")]
+    pub tolerance_secs: u64,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn sns_tolerance() -> u64 {
+    3600
 }
 
 /// eBay Notification API.

@@ -71,6 +71,7 @@ pub fn sources_with(base: &str, secret: &str) -> SourcesConfig {
             topic_arns: vec![DEV_SNS_TOPIC.into()],
             regions: Vec::new(),
             confirm_subscriptions: true,
+            tolerance_secs: 3600,
         })),
         ebay: Some(Accounts::single(EbayConfig {
             verification_token: Secret::new(DEV_EBAY_TOKEN),

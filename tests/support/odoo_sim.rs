@@ -68,6 +68,9 @@ struct Sim {
     key_revoked: bool,
     maintenance: bool,
     create_lands_then_504: bool,
+    /// The next `sale.order.create` fails with this exception (name, message), as Odoo
+    /// reports a PostgreSQL concurrency error it gave up retrying itself.
+    fail_next_create: Option<(String, String)>,
     authentications: u32,
     creates: u32,
 }
@@ -136,6 +139,12 @@ impl OdooSim {
             .iter()
             .filter(|o| o.client_order_ref == reference)
             .count()
+    }
+
+    /// The next `sale.order.create` fails with Odoo's error envelope for `exception`.
+    pub fn fail_next_create(&self, exception: &str, message: &str) {
+        self.state.lock().unwrap().fail_next_create =
+            Some((exception.to_owned(), message.to_owned()));
     }
 
     pub fn create_lands_then_504(&self) {
@@ -314,6 +323,9 @@ fn execute(
             reply(id, json!(found))
         }
         ("sale.order", "create") => {
+            if let Some((exception, message)) = state.fail_next_create.take() {
+                return odoo_error(id, &exception, &message);
+            }
             state.creates += 1;
             let values = &positional[0];
             let partner = values["partner_id"].as_i64().unwrap_or_default();

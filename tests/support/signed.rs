@@ -50,6 +50,7 @@ pub fn config(ebay: &EbaySim) -> IngestConfig {
             topic_arns: vec![sns_sim::TOPIC.into()],
             regions: Vec::new(),
             confirm_subscriptions: true,
+            tolerance_secs: 3600,
         })),
         ebay: Some(Accounts::single(EbayConfig {
             verification_token: Secret::new(EBAY_TOKEN),

@@ -222,6 +222,10 @@ async fn action(
 /// Fills in `Signature` as SNS would: the documented fields, in order, `Name\nValue\n`,
 /// signed with the test key (SHA1withRSA for version 1, SHA256withRSA for 2).
 pub fn sign(message: &mut Value) {
+    // Sent now, as SNS stamps a message when it sends it (ingest checks the window).
+    message["Timestamp"] = chrono::Utc::now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        .into();
     let fields: &[&str] = if message["Type"] == "Notification" {
         &[
             "Message",

@@ -37,6 +37,8 @@ pub const API_VERSION_HEADER: &str = "x-shopify-api-version";
 pub struct ShopifyVerifier {
     check: HmacCheck,
     extraction: Extraction,
+    /// Allowed shop domains, lower-cased; empty: any.
+    shops: Vec<String>,
 }
 
 impl ShopifyVerifier {
@@ -55,6 +57,11 @@ impl ShopifyVerifier {
                 account: vec![Field::header(SHOP_DOMAIN_HEADER)],
             }
             .overridden_by(&config.extract),
+            shops: config
+                .shops
+                .iter()
+                .map(|s| s.trim().to_ascii_lowercase())
+                .collect(),
         })
     }
 }
@@ -79,6 +86,16 @@ impl Verifier for ShopifyVerifier {
     async fn verify(&self, request: &WebhookRequest<'_>) -> Result<Accepted, VerifyError> {
         let matched = self.check.verify(request)?;
         let headers = request.headers;
+        // The shop header is not signed: only a listed shop's deliveries are taken.
+        if !self.shops.is_empty() {
+            let shop = header(headers, SHOP_DOMAIN_HEADER)
+                .map(|s| s.trim().to_ascii_lowercase())
+                .unwrap_or_default();
+            if !self.shops.contains(&shop) {
+                tracing::warn!(shop = %shop, "Shopify delivery from a shop not on the account's list");
+                return Err(VerifyError::NotAllowed);
+            }
+        }
         let mut parts: VerifiedParts = self.extraction.extract(request);
         let topic = parts.event_type.clone().unwrap_or_default();
         if parts.order_id.is_none() {
@@ -207,6 +224,34 @@ mod tests {
         assert_eq!(
             verify(&v, &json, BODY).unwrap().content_type(),
             "application/json"
+        );
+    }
+
+    #[test]
+    fn only_the_listed_shops_deliveries_are_taken() {
+        let v = ShopifyVerifier::new(&HmacConfig {
+            secrets: vec![secret("app", "shpss_app")],
+            shops: vec!["Example-Store.myshopify.com".into()],
+            ..HmacConfig::default()
+        })
+        .unwrap();
+        let h = request_headers(Some(&sign("shpss_app", BODY.as_bytes())));
+        assert!(verify(&v, &h, BODY).is_ok(), "a listed shop, in any case");
+        // The same signed body with another shop's header: the signature does not cover it.
+        let mut other = h.clone();
+        other.insert(
+            SHOP_DOMAIN_HEADER,
+            "attacker.myshopify.com".parse().unwrap(),
+        );
+        assert_eq!(
+            verify(&v, &other, BODY).unwrap_err(),
+            VerifyError::NotAllowed
+        );
+        let mut none = h.clone();
+        none.remove(SHOP_DOMAIN_HEADER);
+        assert_eq!(
+            verify(&v, &none, BODY).unwrap_err(),
+            VerifyError::NotAllowed
         );
     }
 

@@ -150,29 +150,43 @@ impl Worker {
                 .failures
                 .with_label_values(&[erp, cause.label()])
                 .inc();
-            match cause {
-                Cause::Unavailable => self.breaker.record(pass, Verdict::Unavailable),
+            let counts = match cause {
+                Cause::Unavailable => {
+                    self.breaker.record(pass, Verdict::Unavailable);
+                    // ERP-wide trouble, or this record's own (a request that always times
+                    // out): told apart by the breaker. While other calls get answers it stays
+                    // closed and the failure counts; once it opens, the failures so far were
+                    // the ERP's and count no more.
+                    if self.breaker.is_open() {
+                        request_failures = 0;
+                        false
+                    } else {
+                        true
+                    }
+                }
                 Cause::Throttled => {
                     self.breaker.record(pass, Verdict::Answered);
                     self.limiter.throttled();
+                    false
                 }
                 Cause::Request => {
                     self.breaker.record(pass, Verdict::Answered);
                     // Only a failure while the ERP is otherwise healthy counts against the record.
-                    if !self.breaker.is_open() {
-                        request_failures += 1;
-                    }
-                    if request_failures >= self.config.park_after_attempts {
-                        let reason = format!(
+                    !self.breaker.is_open()
+                }
+            };
+            if counts {
+                request_failures += 1;
+                if request_failures >= self.config.park_after_attempts {
+                    let reason = format!(
                             "parked after {request_failures} failed attempts while the ERP was otherwise healthy; last: {reason}"
                         );
-                        let dead = Dead {
-                            class: "parked",
-                            reason: &reason,
-                            attempts: backoff.attempts() + 1,
-                        };
-                        return self.dead_letter(message, &dead, cancel).await;
-                    }
+                    let dead = Dead {
+                        class: "parked",
+                        reason: &reason,
+                        attempts: backoff.attempts() + 1,
+                    };
+                    return self.dead_letter(message, &dead, cancel).await;
                 }
             }
             self.metrics.retries.with_label_values(&[erp]).inc();

@@ -5,7 +5,7 @@
 //!   `object.execute_kw` call carries the id and the key. The id is cached and asked for again
 //!   after Odoo answers `AccessDenied` (a rotated or revoked key).
 //! - Errors: Odoo answers HTTP 200 with an `error` member. `AccessDenied` and database
-//!   serialization conflicts are transient; validation and user errors reject the order with
+//!   concurrency failures (serialization conflicts, deadlocks, lock timeouts) are transient; validation and user errors reject the order with
 //!   Odoo's own message; anything else goes through the status table ("200 with errors" is
 //!   rejected).
 //! - Idempotency: `client_order_ref` has no uniqueness constraint, so the lookup
@@ -430,7 +430,12 @@ fn odoo_fault(
         .to_owned();
     match name {
         "odoo.exceptions.AccessDenied" => OdooFault::AccessDenied(format!("Odoo: {message}")),
-        "psycopg2.errors.SerializationFailure" | "psycopg2.extensions.TransactionRollbackError" => {
+        // PostgreSQL gave up on the transaction for another's sake (Odoo retries these
+        // itself a few times, then reports them): the next attempt may well pass.
+        "psycopg2.errors.SerializationFailure"
+        | "psycopg2.errors.DeadlockDetected"
+        | "psycopg2.errors.LockNotAvailable"
+        | "psycopg2.extensions.TransactionRollbackError" => {
             OdooFault::Other(ErpError::transient(format!("Odoo: {message}")))
         }
         "odoo.exceptions.ValidationError"

@@ -69,6 +69,7 @@ pub fn verifier(
         topic_arns: config.topic_arns.iter().cloned().collect(),
         regions: config.regions.clone(),
         confirm: config.confirm_subscriptions,
+        tolerance_secs: config.tolerance_secs,
         http,
         fetch_timeout,
         certs: KeyCache::default(),
@@ -80,6 +81,8 @@ pub struct SnsVerifier {
     topic_arns: HashSet<String>,
     regions: Vec<String>,
     confirm: bool,
+    /// Largest distance of a message's `Timestamp` from now; 0: not checked.
+    tolerance_secs: u64,
     http: reqwest::Client,
     fetch_timeout: Duration,
     certs: KeyCache<String, CachedCert>,
@@ -353,6 +356,17 @@ impl Verifier for SnsVerifier {
             return Err(VerifyError::Untrusted);
         }
         verify_signature(&cert, &message.signature_version, &signed, &signature)?;
+        // The signature covers the Timestamp: a message from outside the window is a replay
+        // (or a clock far off), not a delivery.
+        if self.tolerance_secs > 0 {
+            let at = chrono::DateTime::parse_from_rfc3339(message.timestamp.trim())
+                .map_err(|_| VerifyError::Malformed)?
+                .timestamp();
+            let skew = request.now.saturating_sub(at);
+            if skew.unsigned_abs() > self.tolerance_secs {
+                return Err(VerifyError::Expired { skew_secs: skew });
+            }
+        }
 
         match kind {
             Kind::Notification => {

@@ -43,11 +43,15 @@ fn sns(topics: &[&str]) -> SnsVerifier {
         topic_arns: topics.iter().map(|t| (*t).to_owned()).collect(),
         regions: Vec::new(),
         confirm_subscriptions: true,
+        tolerance_secs: 0,
     };
     let verifier = SnsVerifier {
         topic_arns: config.topic_arns.iter().cloned().collect(),
         regions: Vec::new(),
         confirm: true,
+        // The known answers below were signed in 2025, before the test certificate's
+        // validity: their Timestamp is not checked here (see the window's own test).
+        tolerance_secs: config.tolerance_secs,
         // No server answers here: a fetch would fail the test with Unavailable.
         http: reqwest::Client::builder().build().unwrap(),
         fetch_timeout: Duration::from_millis(200),
@@ -232,4 +236,51 @@ fn our_signer_agrees_with_openssl() {
     let signed = message.string_to_sign(Kind::Notification).unwrap();
     let ours = rsa::pkcs1v15::SigningKey::<sha1::Sha1>::new(key).sign(signed.as_bytes());
     assert_eq!(BASE64.encode(ours.to_bytes()), V1);
+}
+
+#[test]
+fn a_message_from_outside_the_window_is_a_replay() {
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::signature::{SignatureEncoding, Signer};
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(include_str!(
+        "../../../../tests/support/keys/sns-signing.key"
+    ))
+    .unwrap();
+    let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key);
+    // Within the test certificate's validity.
+    let at = 1_800_000_000;
+    let timestamp = chrono::DateTime::from_timestamp(at, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let message = serde_json::json!({
+        "Type": "Notification",
+        "MessageId": "4f7c3a53-0000-4000-8000-00000000beef",
+        "TopicArn": TOPIC,
+        "Message": "{}",
+        "Timestamp": timestamp,
+        "SignatureVersion": "2",
+        "SigningCertURL": CERT_URL,
+    });
+    let signed = format!(
+        "Message\n{{}}\nMessageId\n4f7c3a53-0000-4000-8000-00000000beef\nTimestamp\n{timestamp}\nTopicArn\n{TOPIC}\nType\nNotification\n"
+    );
+    let mut message = message;
+    message["Signature"] = BASE64
+        .encode(signer.sign(signed.as_bytes()).to_bytes())
+        .into();
+    let body = message.to_string();
+    let mut verifier = sns(&[TOPIC]);
+    verifier.tolerance_secs = 3600;
+    assert!(
+        run(&verifier, &body, at + 600).is_ok(),
+        "ten minutes late: a retry"
+    );
+    assert_eq!(
+        run(&verifier, &body, at + 7200).unwrap_err(),
+        VerifyError::Expired { skew_secs: 7200 }
+    );
+    assert_eq!(
+        run(&verifier, &body, at - 7200).unwrap_err(),
+        VerifyError::Expired { skew_secs: -7200 }
+    );
 }
