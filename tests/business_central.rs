@@ -311,3 +311,38 @@ async fn a_status_only_event_creates_no_sales_order() {
     assert_eq!(bc.upsert(&event).await.unwrap(), Upserted::NotHeld);
     assert!(sim.orders().is_empty());
 }
+
+#[tokio::test]
+async fn updates_run_the_mapping_program_as_creates_do() {
+    use orderbridge_sink::mapping::{Mapping, MappingConfig};
+    let sim = BcSim::start(&["IPOD2008GREEN"]).await;
+    let config: MappingConfig = toml::from_str(
+        r#"program = '.salesOrderLines |= map(if .lineType == "Item" then .description = "mapped: " + .description else . end)'"#,
+    )
+    .unwrap();
+    let bc = BusinessCentral::new(sim.config(5_000))
+        .unwrap()
+        .with_mapping(std::sync::Arc::new(Mapping::new(config).unwrap()));
+    bc.upsert(&shopify_event("orders-create-basic"))
+        .await
+        .unwrap();
+    let mut update = later_event(EventType::Updated, 1_000);
+    update.line_items[0].quantity = 5;
+    assert_eq!(bc.upsert(&update).await.unwrap(), Upserted::Updated);
+    let order = &sim.orders()[0];
+    let lines = order.item_lines();
+    assert_eq!(lines[0]["quantity"], 5, "{order:?}");
+    assert!(
+        lines[0]["description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("mapped: ")),
+        "the update's lines went through the program: {order:?}"
+    );
+    assert!(
+        order
+            .comments()
+            .iter()
+            .any(|c| c.ends_with(&update.version.to_string())),
+        "the version line is there: {order:?}"
+    );
+}

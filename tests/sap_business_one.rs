@@ -227,3 +227,22 @@ async fn a_status_update_without_the_order_creates_nothing() {
     assert_eq!(sap.upsert(&partial).await.unwrap(), Upserted::NotHeld);
     assert!(sim.orders().is_empty());
 }
+
+#[tokio::test]
+async fn a_session_refused_right_after_logging_in_is_the_erps_trouble_not_the_orders() {
+    // As Business Central and NetSuite treat a 401 after fresh credentials: unavailable, so
+    // the breaker decides and the order is never parked for it.
+    let (sim, sap) = setup().await;
+    sim.refuse_sessions(true);
+    match sap.upsert(&shopify_event("orders-create-basic")).await {
+        Err(ErpError::Transient { cause, .. }) => assert_eq!(cause, Cause::Unavailable),
+        other => panic!("{other:?}"),
+    }
+    sim.refuse_sessions(false);
+    assert_eq!(
+        sap.upsert(&shopify_event("orders-create-basic"))
+            .await
+            .unwrap(),
+        Upserted::Created
+    );
+}

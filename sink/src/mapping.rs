@@ -72,10 +72,24 @@ pub struct MappingConfig {
 }
 
 /// A checked mapping.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Mapping {
     config: MappingConfig,
     customers: BTreeMap<String, String>,
+    /// The program, compiled once (running it is cheap; compiling it is not).
+    program: Option<std::sync::Arc<Program>>,
+}
+
+/// A compiled jq program.
+type Program = jaq_core::Filter<jaq_core::Native<Val>>;
+
+impl std::fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapping")
+            .field("config", &self.config)
+            .field("compiled", &self.program.is_some())
+            .finish()
+    }
 }
 
 impl Mapping {
@@ -84,15 +98,22 @@ impl Mapping {
     /// # Errors
     /// The jq program's parse or compile errors.
     pub fn new(config: MappingConfig) -> Result<Self, String> {
-        if let Some(program) = &config.program {
-            compile(program)?;
-        }
+        let program = config
+            .program
+            .as_deref()
+            .map(compile)
+            .transpose()?
+            .map(std::sync::Arc::new);
         let customers = config
             .customers
             .iter()
             .map(|(email, number)| (email.trim().to_lowercase(), number.clone()))
             .collect();
-        Ok(Self { config, customers })
+        Ok(Self {
+            config,
+            customers,
+            program,
+        })
     }
 
     /// The ERP item number of `line` (named `erp` in the errors).
@@ -175,7 +196,7 @@ impl Mapping {
     /// # Errors
     /// Rejected when the program fails or gives no output.
     pub fn transform(&self, event: &OrderEvent, body: Value) -> Result<Value, ErpError> {
-        let Some(program) = &self.config.program else {
+        let Some(program) = &self.program else {
             return Ok(body);
         };
         let order = serde_json::to_value(event)
@@ -186,7 +207,7 @@ impl Mapping {
 }
 
 /// Compiles `program` with the standard library and `$order`.
-fn compile(program: &str) -> Result<jaq_core::Filter<jaq_core::Native<Val>>, String> {
+fn compile(program: &str) -> Result<Program, String> {
     let loader = Loader::new(jaq_std::defs().chain(jaq_json::defs()));
     let arena = Arena::default();
     let modules = loader
@@ -205,9 +226,8 @@ fn compile(program: &str) -> Result<jaq_core::Filter<jaq_core::Native<Val>>, Str
         .map_err(|errors| format!("the jq program does not compile: {errors:?}"))
 }
 
-/// Runs `program` on `body` with `$order`; its first output.
-fn run(program: &str, order: Value, body: Value) -> Result<Value, String> {
-    let filter = compile(program)?;
+/// Runs `filter` on `body` with `$order`; its first output.
+fn run(filter: &Program, order: Value, body: Value) -> Result<Value, String> {
     let inputs = RcIter::new(core::iter::empty());
     let mut outputs = filter.run((Ctx::new([Val::from(order)], &inputs), Val::from(body)));
     match outputs.next() {

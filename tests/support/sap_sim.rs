@@ -102,6 +102,9 @@ struct Sim {
     items: HashSet<String>,
     faults: VecDeque<Fault>,
     maintenance: bool,
+    /// Every session is refused (401), even right after a login: a user without the
+    /// licence the Service Layer needs.
+    sessions_refused: bool,
     latency: Duration,
     calls: Vec<Call>,
     logins: u32,
@@ -163,6 +166,11 @@ impl SapSim {
 
     pub fn set_maintenance(&self, on: bool) {
         self.state.lock().unwrap().maintenance = on;
+    }
+
+    /// While set, logins succeed and every call with their session is refused (401).
+    pub fn refuse_sessions(&self, refused: bool) {
+        self.state.lock().unwrap().sessions_refused = refused;
     }
 
     /// Every session times out now, as after `SessionTimeout` idle minutes.
@@ -313,7 +321,7 @@ fn gate(state: &mut Sim, headers: &HeaderMap) -> Result<(), Response> {
         .and_then(|s| state.sessions.get(s))
         .is_some_and(|until| Instant::now() < *until);
     // Without ROUTEID the balancer may send the call to a node that never saw the session.
-    if !alive || !routed {
+    if !alive || !routed || state.sessions_refused {
         return Err(sap_error(
             StatusCode::UNAUTHORIZED,
             301,

@@ -37,7 +37,7 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::status::{classify, json_body, transport};
+use super::status::{classify, json_body};
 use super::token::TokenCache;
 use super::{
     action, external_reference, json_number, odata_eq, reference, Action, ErpClient, ErpError,
@@ -181,37 +181,27 @@ impl BusinessCentral {
         body: Option<&Value>,
         snapshot: bool,
     ) -> Result<(StatusCode, Value), ErpError> {
-        for attempt in 0..2 {
-            let token = self.bearer().await?;
-            let mut request = self.http.request(method.clone(), url).bearer_auth(token);
-            if method == Method::PATCH || method == Method::DELETE {
-                request = request.header(reqwest::header::IF_MATCH, "*");
-            }
-            if snapshot {
-                request = request.header("Isolation", "snapshot");
-            }
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let response = request.send().await.map_err(|err| transport(&err))?;
-            let status = response.status();
-            if status == StatusCode::UNAUTHORIZED && attempt == 0 {
-                tracing::info!(
-                    erp = "business-central",
-                    "token refused; fetching a new one"
-                );
-                self.token.forget().await;
-                continue;
-            }
-            let headers = response.headers().clone();
-            let text = response.text().await.map_err(|err| transport(&err))?;
-            classify(status, &headers, &text)?;
-            return Ok((status, json_body(&text)?));
-        }
-        Err(ErpError::unavailable(
-            "401 after a fresh token (check the app's permissions in BC)",
-            None,
-        ))
+        let reply = super::transport::send(
+            "business-central",
+            self,
+            "check the app's permissions in BC",
+            || {
+                let mut request = self.http.request(method.clone(), url);
+                if method == Method::PATCH || method == Method::DELETE {
+                    request = request.header(reqwest::header::IF_MATCH, "*");
+                }
+                if snapshot {
+                    request = request.header("Isolation", "snapshot");
+                }
+                if let Some(body) = body {
+                    request = request.json(body);
+                }
+                request
+            },
+        )
+        .await?;
+        classify(reply.status, &reply.headers, &reply.text)?;
+        Ok((reply.status, json_body(&reply.text)?))
     }
 
     /// The first `entity` (`salesOrders`, `salesInvoices`, `salesCreditMemos`) whose external
@@ -313,8 +303,22 @@ impl BusinessCentral {
         request
     }
 
-    /// Replaces the order's lines with the event's (and its version line), atomically.
+    /// Replaces the order's lines with the event's (and its version line), atomically. The
+    /// lines are the create body's after `[sink.mapping]`'s program, so an update books what
+    /// a create would have.
     async fn update(&self, order: &Order, event: &OrderEvent) -> Result<(), ErpError> {
+        let body = self.order_body(event, &external_reference(&event.order_key))?;
+        let mut lines: Vec<Value> = body
+            .get("salesOrderLines")
+            .and_then(Value::as_array)
+            .cloned()
+            .ok_or_else(|| {
+                ErpError::rejected("sink.mapping.program left the order without salesOrderLines")
+            })?;
+        // The version guard needs its line, whatever the program did with the rest.
+        if !lines.iter().any(|line| version_line(line).is_some()) {
+            lines.push(version_line_body(event.version));
+        }
         let mut requests = Vec::new();
         for line in &order.lines {
             let line_id = entity_id(line)?;
@@ -322,7 +326,7 @@ impl BusinessCentral {
             requests.push(self.batch_request(requests.len() + 1, "DELETE", &path, None));
         }
         let path = format!("salesOrders({})/salesOrderLines", order.id);
-        for line in self.lines_body(event)? {
+        for line in lines {
             requests.push(self.batch_request(requests.len() + 1, "POST", &path, Some(line)));
         }
         if requests.len() > BATCH_MAX {
@@ -484,6 +488,21 @@ fn entity_id(entity: &Value) -> Result<String, ErpError> {
         .and_then(Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| ErpError::transient("BC entity without id"))
+}
+
+/// BC's bearer token from Entra ID, for the shared transport.
+#[async_trait]
+impl super::transport::Auth for BusinessCentral {
+    async fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, ErpError> {
+        Ok(request.bearer_auth(self.bearer().await?))
+    }
+
+    async fn refused(&self) {
+        self.token.forget().await;
+    }
 }
 
 #[async_trait]

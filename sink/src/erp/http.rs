@@ -21,7 +21,8 @@ use orderbridge_schemas::OrderEvent;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::status::{classify, transport};
+use super::status::classify;
+use super::transport::Fixed;
 use super::{external_reference, ErpClient, ErpError, ErpSetupError, Upserted};
 use crate::mapping::Mapping;
 
@@ -117,22 +118,26 @@ impl ErpClient for HttpErp {
 
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
         let reference = external_reference(&event.order_key);
-        let mut request = self
-            .http
-            .put(self.config.url.replace("{reference}", &reference))
-            .header(IDEMPOTENCY_KEY, idempotency_key(event))
-            .json(&self.body(event)?);
-        if let Some(token) = &self.config.bearer_token {
-            request = request.bearer_auth(token.expose());
-        }
-        let response = request.send().await.map_err(|err| transport(&err))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.text().await.map_err(|err| transport(&err))?;
+        let url = self.config.url.replace("{reference}", &reference);
+        let body = self.body(event)?;
+        let auth = Fixed(
+            self.config
+                .bearer_token
+                .as_ref()
+                .map(|t| t.expose().to_owned()),
+        );
+        let reply = super::transport::send("http", &auth, "check sink.erp.bearer_token", || {
+            self.http
+                .put(&url)
+                .header(IDEMPOTENCY_KEY, idempotency_key(event))
+                .json(&body)
+        })
+        .await?;
+        let status = reply.status;
         if status == StatusCode::CONFLICT {
             return Ok(Upserted::Stale);
         }
-        classify(status, &headers, &body)?;
+        classify(status, &reply.headers, &reply.text)?;
         Ok(if status == StatusCode::CREATED {
             Upserted::Created
         } else {

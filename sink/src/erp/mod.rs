@@ -14,6 +14,7 @@ pub mod sap_business_one;
 pub mod sql;
 pub mod status;
 mod token;
+mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -42,7 +42,7 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::status::{classify, json_body, retry_after, transport};
+use super::status::{classify, json_body, retry_after};
 use super::token::TokenCache;
 use super::{
     action, external_reference, json_number, reference, Action, Cause, ErpClient, ErpError,
@@ -198,33 +198,26 @@ impl NetSuite {
         url: &str,
         body: Option<&Value>,
     ) -> Result<Option<Value>, ErpError> {
-        for attempt in 0..2 {
-            let token = self.bearer().await?;
-            let mut request = self.http.request(method.clone(), url).bearer_auth(token);
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let response = request.send().await.map_err(|err| transport(&err))?;
-            let status = response.status();
-            if status == StatusCode::UNAUTHORIZED && attempt == 0 {
-                tracing::info!(erp = "netsuite", "token refused; fetching a new one");
-                self.token.forget().await;
-                continue;
-            }
-            let headers = response.headers().clone();
-            let text = response.text().await.map_err(|err| transport(&err))?;
-            if status == StatusCode::NOT_FOUND && method == Method::GET {
-                return Ok(None);
-            }
-            if !status.is_success() {
-                return Err(netsuite_error(status, &headers, &text));
-            }
-            return json_body(&text).map(Some);
+        let reply = super::transport::send(
+            "netsuite",
+            self,
+            "check the integration's role and the certificate mapping",
+            || {
+                let request = self.http.request(method.clone(), url);
+                match body {
+                    Some(body) => request.json(body),
+                    None => request,
+                }
+            },
+        )
+        .await?;
+        if reply.status == StatusCode::NOT_FOUND && method == Method::GET {
+            return Ok(None);
         }
-        Err(ErpError::unavailable(
-            "401 after a fresh token (check the integration's role and the certificate mapping)",
-            None,
-        ))
+        if !reply.status.is_success() {
+            return Err(netsuite_error(reply.status, &reply.headers, &reply.text));
+        }
+        json_body(&reply.text).map(Some)
     }
 
     fn order_body(&self, event: &OrderEvent, reference: &str) -> Result<Value, ErpError> {
@@ -361,6 +354,21 @@ fn netsuite_error(
     classify(status, headers, &shaped)
         .err()
         .unwrap_or_else(|| ErpError::transient(format!("unexpected {status}")))
+}
+
+/// NetSuite's M2M bearer token, for the shared transport.
+#[async_trait]
+impl super::transport::Auth for NetSuite {
+    async fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, ErpError> {
+        Ok(request.bearer_auth(self.bearer().await?))
+    }
+
+    async fn refused(&self) {
+        self.token.forget().await;
+    }
 }
 
 #[async_trait]

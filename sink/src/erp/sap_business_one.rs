@@ -31,7 +31,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use orderbridge_runtime::Secret;
 use orderbridge_schemas::{OrderEvent, Refund};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
@@ -203,50 +203,34 @@ impl SapBusinessOne {
         Ok(cookie)
     }
 
-    /// Sends one call with the session cookie; on 401 logs in again and tries once more.
-    /// Returns the parsed JSON body (null when empty) after the status table accepted it.
+    /// Sends one call with the session cookie (the shared transport logs in again after a
+    /// 401). Returns the parsed JSON body (null when empty) after the status table accepted
+    /// it.
     async fn call(
         &self,
         method: Method,
         url: &str,
         body: Option<&Value>,
     ) -> Result<Value, ErpError> {
-        for attempt in 0..2 {
-            let cookie = self.cookie().await?;
-            let mut request = self
-                .http
-                .request(method.clone(), url)
-                .header(reqwest::header::COOKIE, cookie);
-            if method == Method::PATCH {
-                // Replace the document's lines with the ones sent, instead of appending.
-                request = request.header("B1S-ReplaceCollectionsOnPatch", "true");
-            }
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let response = request.send().await.map_err(|err| transport(&err))?;
-            let status = response.status();
-            if status == StatusCode::UNAUTHORIZED && attempt == 0 {
-                tracing::info!(
-                    erp = "sap-business-one",
-                    "session refused; logging in again"
-                );
-                *self.session.lock().await = None;
-                continue;
-            }
-            let headers = response.headers().clone();
-            let text = response.text().await.map_err(|err| transport(&err))?;
-            classify(status, &headers, &text)?;
-            // The timeout slides with every call the Service Layer accepted.
-            if let Some(session) = self.session.lock().await.as_mut() {
-                session.renew_at =
-                    Instant::now() + session.timeout.saturating_sub(Duration::from_secs(60));
-            }
-            return json_body(&text);
-        }
-        Err(ErpError::transient(
-            "401 right after logging in (check the Service Layer user's licence)",
-        ))
+        let reply = super::transport::send(
+            "sap-business-one",
+            self,
+            "check the Service Layer user's licence",
+            || {
+                let mut request = self.http.request(method.clone(), url);
+                if method == Method::PATCH {
+                    // Replace the document's lines with the ones sent, instead of appending.
+                    request = request.header("B1S-ReplaceCollectionsOnPatch", "true");
+                }
+                match body {
+                    Some(body) => request.json(body),
+                    None => request,
+                }
+            },
+        )
+        .await?;
+        classify(reply.status, &reply.headers, &reply.text)?;
+        json_body(&reply.text)
     }
 
     /// The first document of `entity` (`Orders`, `CreditNotes`) whose `NumAtCard` is
@@ -372,6 +356,29 @@ impl SapBusinessOne {
         self.call(Method::POST, &self.url(entity), Some(body))
             .await?;
         Ok(())
+    }
+}
+
+/// The Service Layer's session cookie, for the shared transport.
+#[async_trait]
+impl super::transport::Auth for SapBusinessOne {
+    async fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, ErpError> {
+        Ok(request.header(reqwest::header::COOKIE, self.cookie().await?))
+    }
+
+    async fn refused(&self) {
+        *self.session.lock().await = None;
+    }
+
+    async fn accepted(&self) {
+        // The timeout slides with every call the Service Layer accepted.
+        if let Some(session) = self.session.lock().await.as_mut() {
+            session.renew_at =
+                Instant::now() + session.timeout.saturating_sub(Duration::from_secs(60));
+        }
     }
 }
 
