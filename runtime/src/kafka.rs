@@ -49,6 +49,7 @@ impl KafkaSettings {
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap_servers);
+        config.set("reconnect.backoff.max.ms", RECONNECT_BACKOFF_MAX_MS);
         for (key, value) in &self.properties {
             config.set(key, value);
         }
@@ -63,12 +64,19 @@ impl KafkaSettings {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap_servers);
         config.set("partitioner", "murmur2_random");
+        config.set("reconnect.backoff.max.ms", RECONNECT_BACKOFF_MAX_MS);
         for (key, value) in &self.properties {
             config.set(key, value);
         }
         config
     }
 }
+
+/// The longest wait between attempts to reach a broker that went away (librdkafka's default
+/// is 10 s): after a broker restart a client tries again within a second, so ingest is not
+/// answering 503 for up to ten seconds after its broker is back. `[kafka] properties` can
+/// set another.
+const RECONNECT_BACKOFF_MAX_MS: &str = "1000";
 
 /// How long a stage may take to release revoked partitions unless it says otherwise.
 pub const DEFAULT_REVOKE_GRACE: Duration = Duration::from_secs(60);
