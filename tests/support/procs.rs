@@ -109,26 +109,6 @@ impl Procs {
         }
     }
 
-    /// Stops `name` with SIGTERM (a graceful stop, as a rolling restart does), SIGKILL if it
-    /// has not exited within ten seconds.
-    pub fn terminate(&mut self, name: &str) {
-        let Some(mut child) = self.find(name).child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::time::Instant::now() < deadline {
-            if child.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50)); // polling its exit
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-
     /// Starts `name` again with its arguments and environment; its log goes on.
     pub fn restart(&mut self, name: &str) {
         self.kill(name);
