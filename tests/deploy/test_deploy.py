@@ -76,6 +76,11 @@ def of_kind(docs: list[dict], kind: str) -> list[dict]:
     return [d for d in docs if d["kind"] == kind]
 
 
+def workloads(docs: list[dict]) -> list[dict]:
+    """The stages' workloads: ingest's Deployment, the consumers' StatefulSets."""
+    return of_kind(docs, "Deployment") + of_kind(docs, "StatefulSet")
+
+
 # A value every secret form of the sources accepts (whsec_ + base64, 32-80 of [A-Za-z0-9_-]).
 DUMMY_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -103,9 +108,16 @@ def config_check(config_text: str, env: dict[str, str], files: dict[str, str] | 
     return [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("/")]
 
 
-def pod_env(deployment: dict) -> dict[str, str]:
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+def pod_env(workload: dict) -> dict[str, str]:
+    """The first pod's environment; a pod's own name is the workload's name and ordinal 0."""
+    container = workload["spec"]["template"]["spec"]["containers"][0]
+    env = {}
+    for e in container.get("env", []):
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        elif e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name":
+            env[e["name"]] = workload["metadata"]["name"] + "-0"
+    return env
 
 
 class Chart(unittest.TestCase):
@@ -135,11 +147,20 @@ class Chart(unittest.TestCase):
 
     def test_default_values_install_the_three_stages_securely(self):
         docs = manifests(render(None))
-        deployments = {d["metadata"]["name"]: d for d in of_kind(docs, "Deployment")}
+        deployments = {d["metadata"]["name"]: d for d in workloads(docs)}
         self.assertEqual(
             sorted(deployments),
             [f"{RELEASE}-{stage}" for stage in ("ingest", "processor", "sink")],
         )
+        # The consumers are StatefulSets: a pod's stable name is its static group member id.
+        self.assertEqual(deployments[f"{RELEASE}-ingest"]["kind"], "Deployment")
+        for stage in ("processor", "sink"):
+            workload = deployments[f"{RELEASE}-{stage}"]
+            self.assertEqual(workload["kind"], "StatefulSet", stage)
+            self.assertEqual(
+                pod_env(workload)[f"ORDERBRIDGE_{stage.upper()}__INSTANCE_ID"], f"{RELEASE}-{stage}-0"
+            )
+        self.assertNotIn("ORDERBRIDGE_INGEST__INSTANCE_ID", pod_env(deployments[f"{RELEASE}-ingest"]))
         commands = {}
         for name, deployment in deployments.items():
             pod = deployment["spec"]["template"]["spec"]
@@ -179,7 +200,7 @@ class Chart(unittest.TestCase):
         (ingress,) = of_kind(docs, "Ingress")
         self.assertEqual(ingress["spec"]["tls"][0]["hosts"], ["orders.example.com"])
         self.assertEqual(ingress["spec"]["rules"][0]["http"]["paths"][0]["path"], "/webhooks")
-        deployments = {d["metadata"]["name"]: d for d in of_kind(docs, "Deployment")}
+        deployments = {d["metadata"]["name"]: d for d in workloads(docs)}
         self.assertEqual(deployments[f"{RELEASE}-processor"]["spec"]["replicas"], 6)
         for deployment in deployments.values():
             container = deployment["spec"]["template"]["spec"]["containers"][0]
@@ -222,7 +243,7 @@ class Chart(unittest.TestCase):
         secrets = set(re.findall(r'env = "([A-Z0-9_]+)"', text))
         secrets.add("ORDERBRIDGE_KAFKA__PROPERTIES__SASL.PASSWORD")
         env = dict.fromkeys(secrets, DUMMY_SECRET)
-        for deployment in of_kind(docs, "Deployment"):
+        for deployment in workloads(docs):
             with self.subTest(deployment=deployment["metadata"]["name"]):
                 routes = config_check(
                     text,
