@@ -49,14 +49,14 @@ pub struct ProcessorConfig {
     /// latency, so `dev` turns it down.
     pub fetch_wait_max_ms: u64,
     /// How far back a repeated delivery (same `ob-event-id`) is recognised, in seconds
-    /// (default 7 days); `0` turns the duplicate filter off. The filter's state is read from
-    /// the canonical topic, so this should not exceed that topic's retention.
+    /// (default 7 days); `0` turns the duplicate filter off. The filter's state is kept in the
+    /// compacted processor-state topic, one entry per order.
     pub dedup_retention_secs: u64,
     /// How long attribution and orders wait for each other, in seconds (default 7 days): an
     /// order emitted up to this long after its attribution carries it, and attribution
     /// arriving up to this long after its order emits an update of it. `0` turns the join
     /// off (the attribution topic is then not read). Like the duplicate filter, the state is
-    /// read back from the canonical and attribution topics, which should retain this long.
+    /// kept in the processor-state topic; the attribution topic should retain this long.
     pub attribution_window_secs: u64,
     /// How long a new order without attribution waits for it before it is emitted, in ms
     /// (default 0: orders go out at once, and late attribution is an update). While an order
