@@ -40,6 +40,10 @@ impl From<KafkaError> for PublishError {
     }
 }
 
+/// How long librdkafka keeps trying to deliver a webhook's write after its request was
+/// answered (see `build_producer`).
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Builds the raw-topic producer. The one place these settings live.
 ///
 /// # Errors
@@ -54,11 +58,18 @@ pub fn build_producer(
         .set("acks", "all")
         // Our own retries must never duplicate or reorder a webhook within a partition.
         .set("enable.idempotence", "true")
-        // Give up on delivery when we give up on the request, so a 503 is not followed by a
-        // late write the provider will also retry (dedup would absorb it, but why make one).
+        // Not bounded by the answer's deadline: a write of an idempotent producer that times
+        // out in flight makes librdkafka drain every partition and bump the producer's epoch,
+        // stalling all webhooks of this pod, just when the broker is slow. A request whose
+        // write is not acknowledged within `publish_timeout` gets its 503 anyway; the write
+        // may still land, and the provider's retry of it is then a duplicate the processor
+        // drops (same source, account and event id).
         .set(
             "message.timeout.ms",
-            publish_timeout.as_millis().to_string(),
+            DELIVERY_TIMEOUT
+                .max(publish_timeout)
+                .as_millis()
+                .to_string(),
         )
         // Webhook latency matters more than batching throughput.
         .set("linger.ms", "2")
@@ -140,10 +151,10 @@ impl Publisher {
             .key(&key)
             .payload(verified.body().as_ref())
             .headers(headers);
-        // `send` waits up to the timeout for queue space; delivery itself is bounded by
-        // message.timeout.ms. The outer timeout is a backstop so no request hangs.
+        // `send` waits up to the timeout for queue space; the acknowledgement is waited for
+        // until the request's deadline (the write itself goes on, see `build_producer`).
         let delivery = self.producer.send(record, Timeout::After(self.timeout));
-        match tokio::time::timeout(self.timeout + Duration::from_secs(1), delivery).await {
+        match tokio::time::timeout(self.timeout, delivery).await {
             Ok(Ok(delivered)) => Ok((delivered.partition, delivered.offset)),
             Ok(Err((err, _message))) => Err(err.into()),
             Err(_elapsed) => Err(PublishError::Timeout),
