@@ -136,19 +136,49 @@ async fn deliver(
 ///   Apache Kafka allows since KIP-360. tansu's SQLite storage looks the new epoch up, finds
 ///   no row and panics ("more or less than one row", tansu-storage's `lite.rs`), on every
 ///   write of that producer, across restarts. Answer: restart the broker and the stages, so
-///   that each producer asks for a new id. A real Kafka needs neither.
-#[derive(Default)]
+///   that each producer asks for a new id.
+/// - **It hangs.** Once its SQLite file has grown for some minutes, tansu sometimes answers
+///   no request at all (metadata included) for minutes while its process stays up. Answer:
+///   what a liveness probe does, restart it after 30 s without an answer.
+///
+/// A real Kafka needs none of this.
 struct BrokerWatch {
     /// How much of the broker's log has been read.
     seen: usize,
+    /// When the broker last answered a metadata request (asked every two seconds).
+    answered: Arc<Mutex<Instant>>,
     storage: u32,
     epoch: u32,
+    hung: u32,
 }
 
 impl BrokerWatch {
-    /// Marks everything the broker logged so far as read.
+    /// A watch of the broker at `kafka`, its liveness probe running until the test ends.
+    fn new(kafka: &KafkaSettings) -> Self {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let answered = Arc::new(Mutex::new(Instant::now()));
+        let probe: BaseConsumer = kafka.client_config().create().unwrap();
+        let last = Arc::clone(&answered);
+        std::thread::spawn(move || loop {
+            if probe.fetch_metadata(None, Duration::from_secs(3)).is_ok() {
+                *last.lock().unwrap() = Instant::now();
+            }
+            std::thread::sleep(Duration::from_secs(2)); // the probe's period
+        });
+        Self {
+            seen: 0,
+            answered,
+            storage: 0,
+            epoch: 0,
+            hung: 0,
+        }
+    }
+
+    /// Marks everything the broker logged so far as read, and its silence so far as over (it
+    /// was just restarted).
     fn skip(&mut self, procs: &Procs) {
         self.seen = procs.log("broker").len();
+        *self.answered.lock().unwrap() = Instant::now();
     }
 
     /// Restarts what tansu's failure since the last look needs restarted.
@@ -163,6 +193,9 @@ impl BrokerWatch {
             }
         } else if new.contains("panicked at") || new.contains("UnableToSend") {
             self.storage += 1;
+            procs.restart("broker");
+        } else if self.answered.lock().unwrap().elapsed() > Duration::from_secs(30) {
+            self.hung += 1;
             procs.restart("broker");
         } else {
             return;
@@ -398,7 +431,7 @@ request_timeout_ms = 5000
     let mut kill_times: Vec<(&str, Instant, Duration)> = Vec::new();
     let started = Instant::now();
     let mut round = 0usize;
-    let mut wedges = BrokerWatch::default();
+    let mut wedges = BrokerWatch::new(&kafka);
     // Whether an order first sent after `since` has reached the ERP: the pipeline flows.
     let flowing = |since: Instant| {
         let sent = sent_at.lock().unwrap();
@@ -528,13 +561,14 @@ request_timeout_ms = 5000
         bc.counts()
     );
     println!(
-        "chaos figures: orders {}, deliveries {}, kills {:?}, lost {lost}, doubled {doubled}, regressed {regressed}, converged in {:?}; tansu wedges answered by the harness: {} storage, {} producer epoch",
+        "chaos figures: orders {}, deliveries {}, kills {:?}, lost {lost}, doubled {doubled}, regressed {regressed}, converged in {:?}; tansu failures answered by the harness: storage {}, producer epoch {}, hung {}",
         orders.len(),
         sent_deliveries,
         kills,
         converge_time,
         wedges.storage,
-        wedges.epoch
+        wedges.epoch,
+        wedges.hung
     );
     for (victim, times) in &recoveries {
         let n = u32::try_from(times.len()).unwrap_or(1).max(1);
