@@ -147,9 +147,17 @@ struct BrokerWatch {
     seen: usize,
     /// When the broker last answered a metadata request (asked every two seconds).
     answered: Arc<Mutex<Instant>>,
+    /// Ends the probe's thread when the watch goes.
+    stop: Arc<AtomicBool>,
     storage: u32,
     epoch: u32,
     hung: u32,
+}
+
+impl Drop for BrokerWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
 }
 
 impl BrokerWatch {
@@ -158,16 +166,20 @@ impl BrokerWatch {
         use rdkafka::consumer::{BaseConsumer, Consumer};
         let answered = Arc::new(Mutex::new(Instant::now()));
         let probe: BaseConsumer = kafka.client_config().create().unwrap();
-        let last = Arc::clone(&answered);
-        std::thread::spawn(move || loop {
-            if probe.fetch_metadata(None, Duration::from_secs(3)).is_ok() {
-                *last.lock().unwrap() = Instant::now();
+        let (last, stop) = (Arc::clone(&answered), Arc::new(AtomicBool::new(false)));
+        let stopped = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::Acquire) {
+                if probe.fetch_metadata(None, Duration::from_secs(3)).is_ok() {
+                    *last.lock().unwrap() = Instant::now();
+                }
+                std::thread::sleep(Duration::from_secs(2)); // the probe's period
             }
-            std::thread::sleep(Duration::from_secs(2)); // the probe's period
         });
         Self {
             seen: 0,
             answered,
+            stop,
             storage: 0,
             epoch: 0,
             hung: 0,

@@ -603,7 +603,7 @@ async fn api(
     let hold = shared.lock().unwrap().hold_creates.filter(|_| creates);
     if let Some(hold) = hold {
         shared.lock().unwrap().holding += 1;
-        tokio::time::sleep(hold).await; // the slow ERP: the create lands only after this
+        super::answer_after(hold).await; // the slow ERP: the create lands only after this
         shared.lock().unwrap().holding -= 1;
     }
     let (answer, stall) = {
@@ -646,7 +646,7 @@ async fn api(
         (answer, stall)
     };
     if let Some(delay) = stall {
-        tokio::time::sleep(delay).await; // the slow ERP: stalls past the client deadline
+        super::answer_after(delay).await; // the slow ERP: stalls past the client deadline
     }
     match answer {
         (status, Value::Null) => status.into_response(),

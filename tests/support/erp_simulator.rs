@@ -17,6 +17,8 @@
 #[allow(dead_code)] // the tests' handles (faults, counters) are not all used here
 #[path = "bc_sim.rs"]
 mod bc_sim;
+#[path = "latency.rs"]
+mod latency;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,6 +32,7 @@ use clap::Parser;
 use serde_json::{json, Value};
 
 use bc_sim::{BcSim, SalesOrder};
+use latency::answer_after; // bc_sim's `super::answer_after`
 
 #[derive(Debug, Parser)]
 #[command(

@@ -5,6 +5,7 @@
 pub mod bc_sim;
 pub mod ebay_sim;
 pub mod http_sim;
+mod latency;
 pub mod netsuite_sim;
 pub mod odoo_sim;
 pub mod pipeline;
@@ -13,6 +14,8 @@ pub mod registry_sim;
 pub mod sap_sim;
 pub mod signed;
 pub mod sns_sim;
+
+pub use latency::answer_after;
 
 use std::future::Future;
 use std::time::Duration;
@@ -145,15 +148,6 @@ pub async fn staging_db() -> (
         .unwrap();
     let db = sqlx::SqlitePool::connect(&url).await.unwrap();
     (std::sync::Arc::new(erp), db, dir)
-}
-
-/// A simulated ERP taking `latency` to answer a call (nothing when zero). This is the
-/// simulator's behaviour under test, a loaded ERP, not a test waiting for something: tests
-/// wait with [`wait_for`].
-pub async fn answer_after(latency: Duration) {
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
 }
 
 /// The value of header `name` of `message`, as text.

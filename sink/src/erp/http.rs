@@ -120,12 +120,7 @@ impl ErpClient for HttpErp {
         let reference = external_reference(&event.order_key);
         let url = self.config.url.replace("{reference}", &reference);
         let body = self.body(event)?;
-        let auth = Fixed(
-            self.config
-                .bearer_token
-                .as_ref()
-                .map(|t| t.expose().to_owned()),
-        );
+        let auth = Fixed(self.config.bearer_token.as_ref().map(|t| t.expose()));
         let reply = super::transport::send("http", &auth, "check sink.erp.bearer_token", || {
             self.http
                 .put(&url)

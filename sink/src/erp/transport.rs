@@ -43,10 +43,10 @@ pub(crate) trait Auth: Send + Sync {
 }
 
 /// A fixed credential, or none: nothing to renew.
-pub(crate) struct Fixed(pub Option<String>);
+pub(crate) struct Fixed<'a>(pub Option<&'a str>);
 
 #[async_trait]
-impl Auth for Fixed {
+impl Auth for Fixed<'_> {
     async fn authorize(&self, request: RequestBuilder) -> Result<RequestBuilder, ErpError> {
         Ok(match &self.0 {
             Some(token) => request.bearer_auth(token),
