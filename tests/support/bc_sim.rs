@@ -87,11 +87,17 @@ impl SalesOrder {
     }
 }
 
+/// The company's documents. Each is shared, so that a `$batch` snapshot (a copy of the books
+/// taken before a changeset, put back if it fails) costs a pointer per document, and a
+/// document is copied only when a batch changes it: a long run keeps tens of thousands.
 #[derive(Default, Clone)]
 struct Books {
-    orders: Vec<SalesOrder>,
-    invoices: Vec<SalesOrder>,
-    credit_memos: Vec<SalesOrder>,
+    orders: Vec<Arc<SalesOrder>>,
+    invoices: Vec<Arc<SalesOrder>>,
+    credit_memos: Vec<Arc<SalesOrder>>,
+    /// The external document numbers of the sales orders created, oldest first (a created
+    /// order that is later deleted or invoiced stays here).
+    created: Vec<String>,
     next_id: u64,
 }
 
@@ -197,15 +203,23 @@ impl BcSim {
     }
 
     pub fn orders(&self) -> Vec<SalesOrder> {
-        self.state.lock().unwrap().books.orders.clone()
+        unshared(&self.state.lock().unwrap().books.orders)
     }
 
     pub fn invoices(&self) -> Vec<SalesOrder> {
-        self.state.lock().unwrap().books.invoices.clone()
+        unshared(&self.state.lock().unwrap().books.invoices)
     }
 
     pub fn credit_memos(&self) -> Vec<SalesOrder> {
-        self.state.lock().unwrap().books.credit_memos.clone()
+        unshared(&self.state.lock().unwrap().books.credit_memos)
+    }
+
+    /// The external document numbers of the sales orders created after the first `from`, in
+    /// the order they were created: how a watcher follows a long run without copying the
+    /// books on every look.
+    pub fn created_since(&self, from: usize) -> Vec<String> {
+        let state = self.state.lock().unwrap();
+        state.books.created.get(from..).unwrap_or_default().to_vec()
     }
 
     pub fn orders_with_reference(&self, reference: &str) -> usize {
@@ -226,7 +240,8 @@ impl BcSim {
             .position(|o| o.external_document_number == reference)
         {
             let mut invoice = books.orders.remove(at);
-            invoice.number = invoice.number.replace("S-ORD", "PS-INV");
+            let posted = Arc::make_mut(&mut invoice);
+            posted.number = posted.number.replace("S-ORD", "PS-INV");
             books.invoices.push(invoice);
         }
     }
@@ -387,7 +402,13 @@ fn operate(
                 return not_found("resource");
             };
             let items = state.items.clone();
-            let Some(order) = state.books.orders.iter_mut().find(|o| o.id == order_id) else {
+            let Some(order) = state
+                .books
+                .orders
+                .iter_mut()
+                .find(|o| o.id == order_id)
+                .map(Arc::make_mut)
+            else {
                 return not_found("Sales Header");
             };
             let next_id = &mut state.books.next_id;
@@ -447,13 +468,19 @@ fn lookup(state: &mut State_, collection: &str, query: &HashMap<String, String>)
             "The $filter expression is not supported.",
         );
     };
+    // Code fields compare upper-cased.
+    let wanted = wanted.to_uppercase();
     let found: Vec<Value> = documents
         .iter()
-        // Code fields compare upper-cased.
-        .filter(|o| o.external_document_number == wanted.to_uppercase())
-        .map(document_json)
+        .filter(|o| o.external_document_number == wanted)
+        .map(|o| document_json(o))
         .collect();
     (StatusCode::OK, json!({ "value": found }))
+}
+
+/// Copies of shared documents, for a test to look at.
+fn unshared(documents: &[Arc<SalesOrder>]) -> Vec<SalesOrder> {
+    documents.iter().map(|d| SalesOrder::clone(d)).collect()
 }
 
 fn document_json(document: &SalesOrder) -> Value {
@@ -574,9 +601,12 @@ fn create(state: &mut State_, body: &Value, lines_field: &str, credit_memo: bool
         lines,
     };
     if credit_memo {
-        books.credit_memos.push(document.clone());
+        books.credit_memos.push(Arc::new(document.clone()));
     } else {
-        books.orders.push(document.clone());
+        books
+            .created
+            .push(document.external_document_number.clone());
+        books.orders.push(Arc::new(document.clone()));
     }
     (StatusCode::CREATED, document_json(&document))
 }
