@@ -88,8 +88,9 @@ impl SalesOrder {
 }
 
 /// The company's documents. Each is shared, so that a `$batch` snapshot (a copy of the books
-/// taken before a changeset, put back if it fails) costs a pointer per document, and a
-/// document is copied only when a batch changes it: a long run keeps tens of thousands.
+/// taken before a changeset, put back if it fails) costs a pointer per document (and per
+/// entry of `created`), and a document is copied only when a batch changes it: a long run
+/// keeps tens of thousands.
 #[derive(Default, Clone)]
 struct Books {
     orders: Vec<Arc<SalesOrder>>,
@@ -97,7 +98,7 @@ struct Books {
     credit_memos: Vec<Arc<SalesOrder>>,
     /// The external document numbers of the sales orders created, oldest first (a created
     /// order that is later deleted or invoiced stays here).
-    created: Vec<String>,
+    created: Vec<Arc<str>>,
     next_id: u64,
 }
 
@@ -219,7 +220,8 @@ impl BcSim {
     /// books on every look.
     pub fn created_since(&self, from: usize) -> Vec<String> {
         let state = self.state.lock().unwrap();
-        state.books.created.get(from..).unwrap_or_default().to_vec()
+        let new = state.books.created.get(from..).unwrap_or_default();
+        new.iter().map(|reference| reference.to_string()).collect()
     }
 
     pub fn orders_with_reference(&self, reference: &str) -> usize {
@@ -600,15 +602,16 @@ fn create(state: &mut State_, body: &Value, lines_field: &str, credit_memo: bool
         currency_code: body["currencyCode"].as_str().unwrap_or_default().to_owned(),
         lines,
     };
+    let answer = document_json(&document);
     if credit_memo {
-        books.credit_memos.push(Arc::new(document.clone()));
+        books.credit_memos.push(Arc::new(document));
     } else {
         books
             .created
-            .push(document.external_document_number.clone());
-        books.orders.push(Arc::new(document.clone()));
+            .push(Arc::from(document.external_document_number.as_str()));
+        books.orders.push(Arc::new(document));
     }
-    (StatusCode::CREATED, document_json(&document))
+    (StatusCode::CREATED, answer)
 }
 
 async fn api(
