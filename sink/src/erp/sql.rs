@@ -324,7 +324,11 @@ impl ErpClient for SqlErp {
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
         match &self.pool {
             Pool::Sqlite(pool) => {
-                let mut tx = pool.begin().await.map_err(db_error)?;
+                // The write lock up front: a deferred transaction reads, then cannot become a
+                // writer while another wrote meanwhile, and SQLite fails it at once ("database
+                // is locked") instead of waiting out `busy_timeout`. Taken first, the lock is
+                // waited for, and concurrent upserts go one after the other.
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
                 let result: Result<Upserted, ErpError> = upsert_in!(tx, event);
                 tx.commit().await.map_err(db_error)?;
                 result
@@ -428,6 +432,45 @@ mod tests {
             panic!("sqlite")
         };
         (erp, pool, dir)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_upserts_of_different_orders_all_succeed() {
+        // The sink runs up to 16 upserts at once. Each reads what the database holds, then
+        // writes; on SQLite, two transactions that both read before either writes cannot both
+        // go on, and one of them failed at once ("database is locked") without waiting.
+        let (erp, pool, _dir) = erp().await;
+        let erp = std::sync::Arc::new(erp);
+        let mut tasks = tokio::task::JoinSet::new();
+        for task in 0..16 {
+            let erp = std::sync::Arc::clone(&erp);
+            tasks.spawn(async move {
+                let mut failures = Vec::new();
+                for n in 0..25 {
+                    let mut order = event(1, "10.00", 2);
+                    order.order_key = format!("shopify:shop.myshopify.com:{task}-{n}");
+                    if let Err(err) = erp.upsert(&order).await {
+                        failures.push(err.to_string());
+                    }
+                }
+                failures
+            });
+        }
+        let mut failures = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            failures.extend(done.unwrap());
+        }
+        assert!(
+            failures.is_empty(),
+            "{} of 400 upserts failed: {:?}",
+            failures.len(),
+            failures.first()
+        );
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, 400);
     }
 
     #[tokio::test]
