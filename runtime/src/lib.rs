@@ -5,6 +5,8 @@
 //! - `backoff.rs` — [`Backoff`], exponential with jitter, honouring `Retry-After`.
 //! - `dlq.rs` — the headers of a dead-letter record ([`dlq_headers`]), shared by every stage
 //!   that dead-letters.
+//! - `scan.rs` — reading a partition from its start to its end ([`scan_partition`]): the
+//!   processor's memory and the commands' checkpoints are read back this way.
 //! - `ops.rs` — the operations endpoints every service serves: `/metrics` (Prometheus),
 //!   `/healthz` (the process runs) and `/readyz` (it can do its job), with [`Health`].
 //!
@@ -16,6 +18,7 @@ pub mod consumer;
 pub mod dlq;
 pub mod kafka;
 pub mod ops;
+pub mod scan;
 pub mod topics;
 
 pub use backoff::Backoff;
@@ -23,6 +26,7 @@ pub use consumer::{Event, GroupConsumer, Revocation};
 pub use dlq::{dlq_headers, header_str, DeadLetter};
 pub use kafka::{pause_after_consumer_error, GroupContext, KafkaSettings};
 pub use ops::{ops_router, spawn_ops_server, Dependency, Health, Ops};
+pub use scan::{scan_partition, Cancel, ScanError};
 pub use topics::{check_copartitioned, ensure_topics, TopicError, TopicLayout, TopicState};
 pub mod secret;
 

@@ -30,8 +30,6 @@
 //! deduplicated by the idempotent sink instead, and joined only with attribution that
 //! happens to share its partition.
 
-mod scan;
-
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -40,7 +38,7 @@ use orderbridge_schemas::{headers as ob, Attribution, AttributionEvent, OrderEve
 use rdkafka::Message;
 use serde::{Deserialize, Serialize};
 
-pub use scan::Cancel;
+pub use orderbridge_runtime::Cancel;
 
 /// Why the state of a partition could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -282,22 +280,33 @@ pub fn load(
     }
     let (dedup, join) = windows.horizons(now_ms());
     let mut read = 0u64;
-    scan::scan(kafka, topic, partition, cancel, |message| {
-        read += 1;
-        let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
-            return;
-        };
-        let entry = message
-            .payload()
-            .and_then(|p| serde_json::from_slice::<Entry>(p).ok());
-        match entry {
-            // A newer entry of the key replaces the older; a tombstone removes it.
-            Some(mut entry) => {
-                entry.prune(dedup, join);
-                state.put(key, entry);
+    let scanned = orderbridge_runtime::scan_partition(
+        kafka,
+        "orderbridge-processor-state",
+        topic,
+        partition,
+        cancel,
+        |message| {
+            read += 1;
+            let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
+                return;
+            };
+            let entry = message
+                .payload()
+                .and_then(|p| serde_json::from_slice::<Entry>(p).ok());
+            match entry {
+                // A newer entry of the key replaces the older; a tombstone removes it.
+                Some(mut entry) => {
+                    entry.prune(dedup, join);
+                    state.put(key, entry);
+                }
+                None => state.put(key, Entry::default()),
             }
-            None => state.put(key, Entry::default()),
-        }
+        },
+    );
+    scanned.map_err(|err| match err {
+        orderbridge_runtime::ScanError::Kafka(reason) => StateError::Kafka(reason),
+        orderbridge_runtime::ScanError::Cancelled => StateError::Cancelled,
     })?;
     tracing::info!(
         partition,

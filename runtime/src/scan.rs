@@ -1,17 +1,27 @@
-//! Reading one partition of the state topic from its start to its end: how a new owner of a
-//! partition gets the processor's memory back instead of keeping it on disk.
+//! Reading one partition of a compacted topic from its start to its end: how a new owner of a
+//! partition gets the processor's memory back instead of keeping it on disk, and how a
+//! command finds where it stopped (its checkpoint).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orderbridge_runtime::KafkaSettings;
+use crate::KafkaSettings;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use super::StateError;
+/// Why a partition could not be read to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// Reading failed, or made no progress for too long.
+    #[error("{0}")]
+    Kafka(String),
+    /// The read was cancelled.
+    #[error("the read was cancelled")]
+    Cancelled,
+}
 
 /// How long a read may go without a record (or the end) before it fails and is retried.
 /// A read that makes progress is never cut, however long the partition is.
@@ -26,7 +36,7 @@ impl rdkafka::ClientContext for Quiet {
         if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF) {
             return;
         }
-        tracing::warn!(error = %error, reason, "state reader error");
+        tracing::warn!(error = %error, reason, "partition reader error");
     }
 }
 
@@ -48,23 +58,24 @@ impl Cancel {
 }
 
 /// Calls `visit` with every committed record of `topic`'s `partition`, oldest first, up to
-/// its end. Blocking: run it on a blocking
-/// thread.
+/// its end, reading as `group` (which is never joined nor committed to). Blocking: run it on
+/// a blocking thread.
 ///
 /// # Errors
 /// When the partition cannot be read, the read stalls, or `cancel` stopped it.
-pub(super) fn scan(
+pub fn scan_partition(
     kafka: &KafkaSettings,
+    group: &str,
     topic: &str,
     partition: i32,
     cancel: &Cancel,
     mut visit: impl FnMut(&BorrowedMessage<'_>),
-) -> Result<(), StateError> {
-    let err = |e: KafkaError| StateError::Kafka(format!("{topic}[{partition}]: {e}"));
+) -> Result<(), ScanError> {
+    let err = |e: KafkaError| ScanError::Kafka(format!("{topic}[{partition}]: {e}"));
     let consumer: BaseConsumer<Quiet> = kafka
         .client_config()
         // Assigned, not subscribed: this reader never joins the group nor commits.
-        .set("group.id", "orderbridge-processor-state")
+        .set("group.id", group)
         .set("enable.auto.commit", "false")
         // Entries of aborted transactions never happened; they are not state.
         .set("isolation.level", "read_committed")
@@ -90,10 +101,10 @@ pub(super) fn scan(
     let mut next = low;
     loop {
         if cancel.cancelled() {
-            return Err(StateError::Cancelled);
+            return Err(ScanError::Cancelled);
         }
         if progress.elapsed() > STALL_TIMEOUT {
-            return Err(StateError::Kafka(format!(
+            return Err(ScanError::Kafka(format!(
                 "{topic}[{partition}]: no record for {STALL_TIMEOUT:?} before offset {high}"
             )));
         }
