@@ -36,6 +36,9 @@ pub struct Config {
     pub processor: ProcessorConfig,
     /// Sink.
     pub sink: SinkConfig,
+    /// Providers' APIs, per source and account (completion, backfill, polling,
+    /// subscriptions).
+    pub api: orderbridge_providers::ApiConfig,
 }
 
 /// Where schemas are registered.

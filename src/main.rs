@@ -2,6 +2,7 @@
 //! (`ingest/`, `processor/`, `sink/`); this file reads the configuration, builds what they
 //! share (registry, codec, ERP client) and runs the chosen one until SIGINT or SIGTERM.
 
+mod backfill;
 mod config;
 mod dev;
 mod probe;
@@ -46,6 +47,8 @@ enum Command {
     Sink,
     /// Everything in one process on an embedded broker, writing to a local SQLite file.
     Dev(dev::DevArgs),
+    /// Read a provider's past orders from its API into the raw topic, resumably.
+    Backfill(backfill::BackfillArgs),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -116,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
+        Command::Backfill(args) => backfill::run(&args, &config, shutdown).await?,
         Command::Ingest => {
             let listener = TcpListener::bind(config.ingest.listen)
                 .await

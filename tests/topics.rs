@@ -58,6 +58,8 @@ fn disagreeing() -> (
     mock.create_topic(&topics.attribution, 2, 1).unwrap();
     mock.create_topic(&topics.dlq, 1, 1).unwrap();
     mock.create_topic(&topics.processor_state, 3, 1).unwrap();
+    mock.create_topic(&topics.enrich_retry, 3, 1).unwrap();
+    mock.create_topic(&topics.checkpoints, 1, 1).unwrap();
     (mock, topics)
 }
 
@@ -96,6 +98,8 @@ canonical = "{canonical}"
 attribution = "{attribution}"
 dlq = "{dlq}"
 processor_state = "{state}"
+enrich_retry = "{retry}"
+checkpoints = "{checkpoints}"
 [topic_layout]
 partitions = 3
 [processor]
@@ -107,6 +111,8 @@ listen = "127.0.0.1:0"
             attribution = topics.attribution,
             dlq = topics.dlq,
             state = topics.processor_state,
+            retry = topics.enrich_retry,
+            checkpoints = topics.checkpoints,
         ),
     )
     .unwrap();

@@ -90,6 +90,8 @@ async fn main() -> anyhow::Result<()> {
                     attribution: format!("{name}.attribution"),
                     dlq: format!("{name}.dlq"),
                     processor_state: format!("{name}.processor-state"),
+                    enrich_retry: format!("{name}.enrich-retry"),
+                    checkpoints: format!("{name}.checkpoints"),
                 };
                 ensure_topics(&kafka, &topics, layout)
                     .await

@@ -13,6 +13,10 @@
 //! - `processor_state` is the processor's memory, one entry per order: compacted, deleted
 //!   after the same retention as raw, and co-partitioned with raw (entry `p` belongs to raw
 //!   partition `p`).
+//! - `enrich_retry` holds thin notifications waiting to be completed again: an event log with
+//!   raw's retention.
+//! - `checkpoints` is where commands keep their place (backfill cursors, poll marks, claimed
+//!   files): compacted and never deleted, so a finished backfill stays finished.
 //! - Durability: every topic gets `min.insync.replicas` of 2 (1 when there is only one
 //!   replica), so with `acks=all` an acknowledged write is on two brokers, never on one.
 
@@ -65,13 +69,16 @@ impl Default for TopicLayout {
 
 impl TopicLayout {
     /// `(topic, cleanup.policy, retention.ms)` for each of `topics`.
-    fn configs<'a>(&self, topics: &'a Topics) -> [(&'a str, &'static str, i64); 5] {
+    fn configs<'a>(&self, topics: &'a Topics) -> [(&'a str, &'static str, i64); 7] {
         [
             (&topics.raw, "delete", self.retention_ms),
             (&topics.canonical, "delete", self.retention_ms),
             (&topics.attribution, "compact,delete", self.retention_ms),
             (&topics.dlq, "delete", self.dlq_retention_ms),
             (&topics.processor_state, "compact,delete", self.retention_ms),
+            (&topics.enrich_retry, "delete", self.retention_ms),
+            // A finished backfill's mark stays: running it again finds it done.
+            (&topics.checkpoints, "compact", -1),
         ]
     }
 

@@ -20,6 +20,12 @@ pub struct Topics {
     /// The processor's memory (duplicate filter, attribution join), one compacted entry per
     /// order, co-partitioned with `raw` (`orders.processor-state.v1`).
     pub processor_state: String,
+    /// Thin notifications whose completion from the provider's API failed for now, waiting
+    /// to be tried again (`orders.enrich-retry.v1`).
+    pub enrich_retry: String,
+    /// Where long-running commands keep their place: backfill cursors, poll high-water
+    /// marks, claimed EDI files; compacted, one entry per key (`orders.checkpoints.v1`).
+    pub checkpoints: String,
 }
 
 impl Default for Topics {
@@ -30,6 +36,8 @@ impl Default for Topics {
             attribution: "orders.attribution.v1".into(),
             dlq: "orders.dlq.v1".into(),
             processor_state: "orders.processor-state.v1".into(),
+            enrich_retry: "orders.enrich-retry.v1".into(),
+            checkpoints: "orders.checkpoints.v1".into(),
         }
     }
 }
@@ -44,17 +52,21 @@ impl Topics {
             attribution: format!("{}.{suffix}", base.attribution),
             dlq: format!("{}.{suffix}", base.dlq),
             processor_state: format!("{}.{suffix}", base.processor_state),
+            enrich_retry: format!("{}.{suffix}", base.enrich_retry),
+            checkpoints: format!("{}.{suffix}", base.checkpoints),
         }
     }
 
     /// All topic names, in pipeline order.
-    pub fn all(&self) -> [&str; 5] {
+    pub fn all(&self) -> [&str; 7] {
         [
             &self.raw,
             &self.canonical,
             &self.attribution,
             &self.dlq,
             &self.processor_state,
+            &self.enrich_retry,
+            &self.checkpoints,
         ]
     }
 }
@@ -65,15 +77,19 @@ pub mod headers {
     pub const SOURCE: &str = "ob-source";
     /// Account: shop domain, seller id, tenant; `-` if none.
     pub const ACCOUNT: &str = "ob-account";
-    /// Provider's event type, e.g. `orders/create`.
+    /// Provider's event type, e.g. `orders/create`; for a document read from a provider's
+    /// API, [`DOCUMENT_PREFIX`] and the provider's name for it (`api:getOrder`).
     pub const EVENT_TYPE: &str = "ob-event-type";
+    /// The `ob-event-type` prefix of a record whose body is a whole order read from a
+    /// provider's API (completion, backfill, polling), not a webhook.
+    pub const DOCUMENT_PREFIX: &str = "api:";
     /// Provider's delivery/event id, or a hash of the body when the provider gives none.
     pub const EVENT_ID: &str = "ob-event-id";
     /// When ingest received the webhook, unix milliseconds.
     pub const RECEIVED_AT: &str = "ob-received-at";
     /// Which rotation secret matched.
     pub const SECRET_ID: &str = "ob-secret-id";
-    /// `webhook` | `backfill` | `poll` | `replay`.
+    /// `webhook` | `enrich` | `backfill` | `poll` | `replay`.
     pub const ORIGIN: &str = "ob-origin";
     /// Provider's own timestamp for the event when it sends one (Shopify `X-Shopify-Triggered-At`).
     pub const TRIGGERED_AT: &str = "ob-triggered-at";
@@ -111,8 +127,10 @@ pub enum Origin {
     Webhook,
     /// A backfill through a provider's API.
     Backfill,
-    /// A periodic poll of a provider's API.
+    /// A periodic poll of a provider's API (or a partner's file drop).
     Poll,
+    /// A thin notification completed from the provider's API: the whole order, fetched.
+    Enrich,
     /// A replay of a dead-lettered or earlier record.
     Replay,
 }
@@ -124,6 +142,7 @@ impl Origin {
             Origin::Webhook => "webhook",
             Origin::Backfill => "backfill",
             Origin::Poll => "poll",
+            Origin::Enrich => "enrich",
             Origin::Replay => "replay",
         }
     }

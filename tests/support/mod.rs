@@ -10,6 +10,7 @@ pub mod netsuite_sim;
 pub mod odoo_sim;
 pub mod pipeline;
 pub mod procs;
+pub mod providers;
 pub mod registry_sim;
 pub mod sap_sim;
 pub mod signed;

@@ -394,6 +394,8 @@ pub fn topic_env(topics: &Topics) -> Vec<(String, String)> {
             "ORDERBRIDGE_TOPICS__PROCESSOR_STATE",
             &topics.processor_state,
         ),
+        ("ORDERBRIDGE_TOPICS__ENRICH_RETRY", &topics.enrich_retry),
+        ("ORDERBRIDGE_TOPICS__CHECKPOINTS", &topics.checkpoints),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.clone()))

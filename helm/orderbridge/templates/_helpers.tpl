@@ -79,6 +79,10 @@ file), and the variables of `existingSecret`.
   value: {{ .Values.topics.dlq | quote }}
 - name: ORDERBRIDGE_TOPICS__PROCESSOR_STATE
   value: {{ .Values.topics.processorState | quote }}
+- name: ORDERBRIDGE_TOPICS__ENRICH_RETRY
+  value: {{ .Values.topics.enrichRetry | quote }}
+- name: ORDERBRIDGE_TOPICS__CHECKPOINTS
+  value: {{ .Values.topics.checkpoints | quote }}
 - name: ORDERBRIDGE_TOPIC_LAYOUT__PARTITIONS
   value: {{ .Values.topics.partitions | quote }}
 - name: ORDERBRIDGE_TOPIC_LAYOUT__REPLICATION

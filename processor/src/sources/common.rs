@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 use super::{NormalizeError, RawRecord};
 
+pub use orderbridge_schemas::headers::DOCUMENT_PREFIX;
+
 /// ISO 4217's code for "no currency involved": the currency of a status-only event.
 pub const NO_CURRENCY: &str = "XXX";
 

@@ -6,6 +6,9 @@
 //! Sumeru states a total but not its parts, so the subtotal is the lines' sum and tax,
 //! shipping and discount stay zero. The version is the event's `created_at`, so an
 //! `order.attributed` that follows its `order.created` supersedes it.
+//!
+//! An order read from Sumeru's API (`api:order`, by backfill or polling) is the same order
+//! object a webhook carries as `data`; its version is its `updated_at` (else `created_at`).
 
 use orderbridge_schemas::{Attribution, Customer, EventType, OrderEvent, OrderStatus, Touchpoint};
 use serde::Deserialize;
@@ -37,6 +40,7 @@ struct Order {
     total: Option<Amount>,
     currency: Option<String>,
     created_at: Option<String>,
+    updated_at: Option<String>,
     #[serde(default)]
     line_items: Vec<SimpleLine>,
     attribution: Option<SumeruAttribution>,
@@ -70,6 +74,11 @@ struct Touch {
 
 impl Normalizer for SumeruNormalizer {
     fn normalize(&self, raw: &RawRecord<'_>) -> Result<OrderEvent, NormalizeError> {
+        if raw.event_type.starts_with(common::DOCUMENT_PREFIX) {
+            let order: Order = parse(raw.body)?;
+            let updated = order.updated_at.clone();
+            return order_event(raw, order, EventType::Created, "updated_at", updated);
+        }
         let event: Event = parse(raw.body)?;
         let kind = event.kind.as_deref().unwrap_or(raw.event_type);
         let event_type = match kind {
@@ -78,6 +87,19 @@ impl Normalizer for SumeruNormalizer {
             other => return Err(NormalizeError::Unsupported(other.to_owned())),
         };
         let order = event.data.ok_or_else(|| invalid("event has no data"))?;
+        order_event(raw, order, event_type, "created_at", event.created_at)
+    }
+}
+
+/// The event of `order`, which changed at `changed_at` (the field `changed_field`).
+fn order_event(
+    raw: &RawRecord<'_>,
+    order: Order,
+    event_type: EventType,
+    changed_field: &str,
+    changed_at: Option<String>,
+) -> Result<OrderEvent, NormalizeError> {
+    {
         // The same order id ingest keyed the record with.
         let id = common::required_id(
             order
@@ -106,7 +128,7 @@ impl Normalizer for SumeruNormalizer {
         });
         let (created_at, created_original) =
             timestamp("data.created_at", order.created_at.as_deref())?;
-        let (event_at, event_original) = timestamp("created_at", event.created_at.as_deref())?;
+        let (event_at, event_original) = timestamp(changed_field, changed_at.as_deref())?;
         out.source_created_at = created_at;
         out.source_created_at_original = created_original;
         out.source_updated_at = event_at;

@@ -1,0 +1,221 @@
+//! `orderbridge backfill` as an operator runs it, against a rate-limited Sumeru simulator:
+//! 2,000 orders, the command SIGKILLed halfway and run again, every order in the ERP once
+//! (with its attribution), and running it a second time adding nothing downstream.
+#![allow(clippy::unwrap_used)] // in a test, a panic is the failure report
+
+mod support;
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use orderbridge_processor::Guarantee;
+use support::pipeline::{counter, topic_env, Env};
+use support::procs::Procs;
+use support::providers::core::Core;
+use support::providers::sumeru::{SumeruSim, API_KEY};
+use support::{staging_db, unique, wait_for};
+use tokio_util::sync::CancellationToken;
+
+const ORDERS: usize = 2000;
+const PAGE: usize = 20;
+/// The simulator's (and the configured) rate: 100 pages take ten seconds.
+const RATE: f64 = 10.0;
+
+/// A configuration file for the command: the test's broker and Sumeru's API.
+fn config(dir: &std::path::Path, env: &Env, sim: &SumeruSim) -> std::path::PathBuf {
+    let path = dir.join("orderbridge.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"[kafka]
+bootstrap_servers = "{bootstrap}"
+
+[api.sumeru]
+base_url = "{base}"
+api_key = {{ env = "SUMERU_API_KEY" }}
+rate_per_sec = {RATE}
+burst = 2
+page_size = {PAGE}
+"#,
+            bootstrap = env.kafka.bootstrap_servers,
+            base = sim.base_url(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Records in `topic` (the sum of its partitions' end offsets).
+fn records_in(env: &Env, topic: &str) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = env.kafka.client_config().create().unwrap();
+    (0..support::pipeline::PARTITIONS)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap()
+                .1
+        })
+        .sum()
+}
+
+/// Waits for `name` to exit by itself, up to `timeout`.
+async fn exit_of(procs: &mut Procs, name: &str, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(status) = procs.exited(name) {
+            return status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} did not finish within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await; // poll interval, bounded by the deadline
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_backfill_resumes_and_every_order_reaches_the_erp_once() {
+    let env = Env::mock();
+    let sim = SumeruSim::start(RATE, 2).await;
+    let from = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    // 2,000 orders over January, one every 20 minutes; and some after the window.
+    sim.seed(1, ORDERS, from, Duration::from_secs(1200));
+    sim.seed(
+        ORDERS + 1,
+        10,
+        Utc.with_ymd_and_hms(2026, 2, 3, 0, 0, 0).unwrap(),
+        Duration::from_secs(60),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &env, &sim);
+    let mut vars = topic_env(&env.topics);
+    vars.push(("SUMERU_API_KEY".into(), API_KEY.into()));
+    vars.push(("RUST_LOG".into(), "warn".into()));
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "backfill",
+        "sumeru",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-02-01",
+    ];
+    let mut procs = Procs::new(dir.path());
+    procs.spawn("backfill", &args, &vars);
+
+    // Killed halfway: after the 40th page was served.
+    wait_for("40 pages served", Duration::from_secs(60), || async {
+        (Core::count(&sim.core.counts.served) >= 40).then_some(())
+    })
+    .await;
+    procs.kill("backfill");
+    let published_before = records_in(&env, &env.topics.raw);
+    assert!(
+        (600..ORDERS as i64).contains(&published_before),
+        "killed halfway, yet {published_before} records were published"
+    );
+
+    // Run again: it continues from its checkpoint, not from the start.
+    procs.restart("backfill");
+    let status = exit_of(&mut procs, "backfill", Duration::from_secs(120)).await;
+    let log = procs.log("backfill");
+    assert!(status.success(), "{log}");
+    assert!(log.contains("resuming after"), "{log}");
+    assert!(log.contains("2000 orders published"), "{log}");
+    let published = records_in(&env, &env.topics.raw);
+    // Each page before the last checkpoint once, the page in flight at the kill maybe twice.
+    assert!(
+        (ORDERS as i64..=ORDERS as i64 + PAGE as i64).contains(&published),
+        "{published} records for {ORDERS} orders"
+    );
+    // At the allowed rate, not bouncing off it.
+    let throttled = Core::count(&sim.core.counts.throttled);
+    assert!(throttled <= 5, "{throttled} requests were throttled");
+
+    // The pipeline takes them to the ERP.
+    let shutdown = CancellationToken::new();
+    let processor_metrics = prometheus::Registry::new();
+    env.spawn_processor_in(
+        &unique("processor"),
+        Guarantee::ExactlyOnce,
+        &processor_metrics,
+        &shutdown,
+    );
+    let (erp, db, _db_dir) = staging_db().await;
+    let sink_metrics = prometheus::Registry::new();
+    env.spawn_sink(&unique("sink"), erp, &sink_metrics, &shutdown);
+    wait_for(
+        "every order in the ERP",
+        Duration::from_secs(120),
+        || async {
+            let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+            (rows == ORDERS as i64).then_some(())
+        },
+    )
+    .await;
+    let created = counter(
+        &sink_metrics,
+        "orderbridge_sink_upserts_total",
+        &[("outcome", "created")],
+    );
+    assert_eq!(created, ORDERS as u64, "each order created once");
+    // With its lines, total and attribution.
+    let (total, lines): (String, i64) = sqlx::query_as(
+        "SELECT o.total, (SELECT COUNT(*) FROM order_lines l WHERE l.order_key = o.order_key) \
+         FROM orders o WHERE o.order_key = 'sumeru:-:ord_7'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let expected = support::providers::sumeru::order(7, from);
+    assert_eq!(total, expected["total"].as_str().unwrap());
+    assert_eq!(lines, 2);
+
+    // A second run finds the window done and publishes nothing.
+    let finished = records_in(&env, &env.topics.raw);
+    procs.restart("backfill");
+    let status = exit_of(&mut procs, "backfill", Duration::from_secs(60)).await;
+    assert!(status.success());
+    assert!(procs.log("backfill").contains("already done"));
+    assert_eq!(records_in(&env, &env.topics.raw), finished);
+
+    // Read again on purpose (--restart): everything repeats, nothing changes downstream.
+    let mut again: Vec<&str> = args.to_vec();
+    again.push("--restart");
+    procs.spawn("restart", &again, &vars);
+    let status = exit_of(&mut procs, "restart", Duration::from_secs(120)).await;
+    assert!(status.success(), "{}", procs.log("restart"));
+    assert_eq!(records_in(&env, &env.topics.raw), finished + ORDERS as i64);
+    wait_for(
+        "the repeated orders to be seen as repeats",
+        Duration::from_secs(120),
+        || async {
+            let repeats = counter(
+                &processor_metrics,
+                "orderbridge_processor_records_total",
+                &[("outcome", "duplicate")],
+            );
+            (repeats >= ORDERS as u64).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        counter(
+            &sink_metrics,
+            "orderbridge_sink_upserts_total",
+            &[("outcome", "created")]
+        ),
+        ORDERS as u64
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(rows, ORDERS as i64);
+    shutdown.cancel();
+}
