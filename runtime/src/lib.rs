@@ -5,6 +5,8 @@
 //! - `backoff.rs` — [`Backoff`], exponential with jitter, honouring `Retry-After`.
 //! - `dlq.rs` — the headers of a dead-letter record ([`dlq_headers`]), shared by every stage
 //!   that dead-letters.
+//! - `ledger.rs` — [`Ledger`]: which records of each partition are open, the commit position
+//!   behind them, and each order's records in order; for stages that run many records at once.
 //! - `scan.rs` — reading a partition from its start to its end ([`scan_partition`]): the
 //!   processor's memory and the commands' checkpoints are read back this way.
 //! - `ops.rs` — the operations endpoints every service serves: `/metrics` (Prometheus),
@@ -17,6 +19,7 @@ pub mod backoff;
 pub mod consumer;
 pub mod dlq;
 pub mod kafka;
+pub mod ledger;
 pub mod ops;
 pub mod scan;
 pub mod topics;
@@ -25,6 +28,7 @@ pub use backoff::Backoff;
 pub use consumer::{Event, GroupConsumer, Revocation};
 pub use dlq::{dlq_headers, header_str, DeadLetter};
 pub use kafka::{pause_after_consumer_error, GroupContext, KafkaSettings};
+pub use ledger::{Accepted, Finished, Ledger, Ticket};
 pub use ops::{ops_router, spawn_ops_server, Dependency, Health, Ops};
 pub use scan::{scan_partition, Cancel, ScanError};
 pub use topics::{check_copartitioned, ensure_topics, TopicError, TopicLayout, TopicState};

@@ -1,8 +1,9 @@
 //! The delivery engine: canonical records in, ERP upserts out, many at once, each order's
 //! records in order, offsets committed only behind finished work.
 //!
-//! - `ledger.rs` — which records are open per partition, the commit position (the lowest
-//!   unfinished offset), and the chains that keep one order's records in order.
+//! - the ledger (`orderbridge_runtime::Ledger`) — which records are open per partition, the
+//!   commit position (the lowest unfinished offset), and the chains that keep one order's
+//!   records in order.
 //! - `limiter.rs` — the adaptive bound on concurrent ERP calls.
 //! - `breaker.rs` — the breaker for ERP-wide trouble (maintenance windows).
 //! - `settle.rs` — one record: attempts, retries, dead letters, parking.
@@ -26,7 +27,6 @@
 //! Odoo) cannot get an order twice from a rebalance, nor an older write after a newer one.
 
 mod breaker;
-mod ledger;
 mod limiter;
 mod settle;
 
@@ -35,7 +35,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orderbridge_runtime::{
-    Dependency, Event, GroupConsumer, GroupContext, Health, KafkaSettings, Revocation,
+    Accepted, Dependency, Event, GroupConsumer, GroupContext, Health, KafkaSettings, Ledger,
+    Revocation, Ticket,
 };
 use orderbridge_schemas::{OrderEventCodec, Topics};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -47,7 +48,6 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use self::breaker::Breaker;
-use self::ledger::{Accepted, Ledger, Ticket};
 use self::limiter::{Limiter, Permit};
 use self::settle::{Settled, Worker};
 use crate::config::SinkConfig;

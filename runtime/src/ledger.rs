@@ -1,6 +1,7 @@
 //! The ledger: which records of each partition are open (fetched, not yet finished), where a
 //! partition may be committed to, and which records wait behind an earlier one of the same
-//! order key.
+//! order key. Shared by the stages that work on many records of one topic at once and
+//! commit in order behind them (the sink's ERP calls, the enrich stage's fetches).
 //!
 //! Pure bookkeeping, no I/O: the engine asks it what to start and what to commit.
 //!
@@ -25,14 +26,16 @@ use rdkafka::Message;
 
 /// A record the engine runs: its message and the ledger epoch it was accepted under.
 #[derive(Debug)]
-pub(crate) struct Ticket {
+pub struct Ticket {
+    /// The record.
     pub message: OwnedMessage,
+    /// The epoch of its partition's entry when it was accepted.
     pub epoch: u64,
 }
 
 /// What [`Ledger::accept`] made of a record.
 #[derive(Debug)]
-pub(crate) enum Accepted {
+pub enum Accepted {
     /// No record of its key is open: start it now.
     Start(Ticket),
     /// It waits behind an open record of the same key.
@@ -43,7 +46,7 @@ pub(crate) enum Accepted {
 
 /// What finishing a record changed.
 #[derive(Debug, Default)]
-pub(crate) struct Finished {
+pub struct Finished {
     /// The partition's new commit position, when it moved.
     pub commit: Option<i64>,
     /// The next record of the same key, to start now.
@@ -87,7 +90,7 @@ impl Partition {
 
 /// Every assigned partition's open records and chains.
 #[derive(Debug, Default)]
-pub(crate) struct Ledger {
+pub struct Ledger {
     partitions: HashMap<i32, Partition>,
     epochs: u64,
     open: usize,
