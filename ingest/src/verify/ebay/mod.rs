@@ -109,7 +109,11 @@ pub fn verifier(
         extraction: Extraction {
             event_id: vec![Field::json("/notification/notificationId")],
             event_type: vec![Field::json("/metadata/topic")],
-            order_id: vec![Field::json("/notification/data/orderId")],
+            // As delivered (`data.order.orderId`), and as eBay's AsyncAPI page shows it.
+            order_id: vec![
+                Field::json("/notification/data/order/orderId"),
+                Field::json("/notification/data/orderId"),
+            ],
             account: Vec::new(),
         },
     }))

@@ -66,6 +66,25 @@ fn known_answer_signed_by_openssl() {
     assert!(publish(build().as_ref(), "/", &h, &pretty_body, 0).is_ok());
 }
 
+#[test]
+fn an_order_confirmation_as_delivered_is_keyed_by_its_order() {
+    // Deliveries carry the order under `data.order`, not `data.orderId` as the AsyncAPI page
+    // shows; keyed by the notification instead, the record would miss its order's partition.
+    use p256::ecdsa::signature::hazmat::PrehashSigner;
+    use p256::pkcs8::DecodePrivateKey;
+    use sha1::Digest;
+    let body = r#"{"metadata":{"topic":"ORDER_CONFIRMATION","schemaVersion":"1.0","deprecated":false},"notification":{"notificationId":"e9569bb0_64aa8d87","eventDate":"2026-06-19T14:15:23.110Z","publishAttemptCount":1,"data":{"user":{"userId":"AbCdEf12345"},"order":{"orderId":"19-14819-32278","orderLineItems":[{"orderLineItemId":"10082935197219","quantity":1}]}}}}"#;
+    let key = p256::ecdsa::SigningKey::from_pkcs8_pem(include_str!(
+        "../../../../tests/support/keys/ebay-signing.key"
+    ))
+    .unwrap();
+    let signature: p256::ecdsa::Signature = key.sign_prehash(&sha1::Sha1::digest(body)).unwrap();
+    let signature = BASE64.encode(signature.to_der().as_bytes());
+    let h = headers(&[(SIGNATURE_HEADER, &signature_header("kid-1", &signature))]);
+    let verified = publish(build().as_ref(), "/webhooks/ebay", &h, body, 0).unwrap();
+    assert_eq!(verified.record_key(), "ebay:-:19-14819-32278");
+}
+
 /// BODY with spaces after every `:` and `,` outside strings (order kept).
 fn pretty_keep_order(body: &str) -> String {
     let mut out = String::new();
