@@ -39,6 +39,8 @@ pub struct Config {
     /// Providers' APIs, per source and account (completion, backfill, polling,
     /// subscriptions).
     pub api: orderbridge_providers::ApiConfig,
+    /// The enrich stage.
+    pub enrich: orderbridge_providers::enrich::EnrichConfig,
 }
 
 /// Where schemas are registered.
@@ -80,7 +82,7 @@ impl Config {
         let mut document: toml::Table =
             toml::from_str(&text).context("parsing the configuration")?;
         let overrides = apply_env_overrides(&mut document, vars)?;
-        let config: Config =
+        let mut config: Config =
             toml::Value::Table(document)
                 .try_into()
                 .map_err(|err: toml::de::Error| {
@@ -101,6 +103,11 @@ impl Config {
         config.ingest.validate().map_err(anyhow::Error::msg)?;
         config.processor.validate().map_err(anyhow::Error::msg)?;
         config.sink.validate().map_err(anyhow::Error::msg)?;
+        config.enrich.validate().map_err(anyhow::Error::msg)?;
+        // The accounts whose thin notifications `orderbridge enrich` completes: the processor
+        // leaves those to it.
+        config.processor.enrichment =
+            orderbridge_providers::completion::Enrichment::new(config.api.clone());
         if config.topic_layout.partitions < 1 || config.topic_layout.replication < 1 {
             bail!("topic_layout.partitions and topic_layout.replication must be at least 1");
         }

@@ -45,6 +45,8 @@ enum Command {
     Process,
     /// Upsert canonical order events into the configured ERP.
     Sink,
+    /// Complete thin marketplace notifications from the providers' APIs.
+    Enrich,
     /// Everything in one process on an embedded broker, writing to a local SQLite file.
     Dev(dev::DevArgs),
     /// Read a provider's past orders from its API into the raw topic, resumably.
@@ -142,6 +144,25 @@ async fn main() -> anyhow::Result<()> {
                 &config.topics,
                 codec,
                 Ops::new(Some(ops)),
+                shutdown,
+            )
+            .await?;
+        }
+        Command::Enrich => {
+            let ops = Ops::new(Some(TcpListener::bind(config.enrich.listen).await?));
+            let metrics = orderbridge_providers::metrics::EnrichMetrics::register(&ops.registry)?;
+            let apis =
+                orderbridge_providers::Apis::new(config.api.clone(), Some(metrics.api.clone()))?;
+            let health = std::sync::Arc::clone(&ops.health);
+            let mut ops = ops;
+            ops.serve(&shutdown);
+            orderbridge_providers::enrich::run(
+                &config.enrich,
+                &config.kafka,
+                &config.topics,
+                Arc::new(apis),
+                metrics,
+                health,
                 shutdown,
             )
             .await?;

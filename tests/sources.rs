@@ -14,44 +14,15 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use orderbridge_ingest::config::IngestConfig;
-use orderbridge_ingest::IngestState;
 use orderbridge_processor::Guarantee;
-use orderbridge_runtime::Health;
 use rdkafka::message::{Headers as _, Message};
 use sha2::{Digest, Sha256};
 use support::ebay_sim::{self, EbaySim};
-use support::pipeline::Env;
+use support::pipeline::{post, router, Env};
 use support::signed::{cases, config, hmac_sha256, now, EBAY_TOKEN, HMAC_SECRET};
 use support::sns_sim::{self, SnsSim};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
-
-fn router(env: &Env, config: &IngestConfig, http: &reqwest::Client) -> axum::Router {
-    let registry = prometheus::Registry::new();
-    let state = IngestState::with_http(config, &env.kafka, &env.topics, &registry, http).unwrap();
-    orderbridge_ingest::router(state, registry, Health::new())
-}
-
-async fn post(
-    router: &axum::Router,
-    path: &str,
-    headers: &[(String, String)],
-    body: &[u8],
-) -> (StatusCode, String) {
-    let mut request = Request::post(path);
-    for (name, value) in headers {
-        request = request.header(name.as_str(), value.as_str());
-    }
-    let response = router
-        .clone()
-        .oneshot(request.body(Body::from(body.to_vec())).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
-}
 
 fn header<'a>(message: &'a rdkafka::message::OwnedMessage, name: &str) -> Option<&'a str> {
     message

@@ -69,6 +69,11 @@ pub struct ProcessorConfig {
     pub mappings: crate::sources::mapped::Mappings,
     /// Address for `/metrics`, `/healthz`, `/readyz`.
     pub listen: SocketAddr,
+    /// Which accounts' thin notifications `orderbridge enrich` completes (those with an
+    /// `[api.<source>]`): their notifications are counted as `awaiting_enrichment` and
+    /// emit nothing, the whole order comes back as a document. Set from `[api]`, not here.
+    #[serde(skip)]
+    pub enrichment: orderbridge_providers::completion::Enrichment,
 }
 
 impl Default for ProcessorConfig {
@@ -87,6 +92,7 @@ impl Default for ProcessorConfig {
             attribution_wait_ms: 0,
             mappings: crate::sources::mapped::Mappings::new(),
             listen: SocketAddr::from(([0, 0, 0, 0], 9091)),
+            enrichment: orderbridge_providers::completion::Enrichment::default(),
         }
     }
 }

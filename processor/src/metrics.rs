@@ -6,8 +6,9 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, 
 #[derive(Debug, Clone)]
 pub struct ProcessorMetrics {
     /// `orderbridge_processor_records_total{source,outcome}`; outcome is `canonical`,
-    /// `dead_lettered` or `duplicate`; source is a source name, `unknown`, or `attribution`
-    /// for records of the attribution topic.
+    /// `dead_lettered`, `duplicate` or `awaiting_enrichment` (a thin notification the enrich
+    /// stage completes); source is a source name, `unknown`, or `attribution` for records of
+    /// the attribution topic.
     pub records: IntCounterVec,
     /// `orderbridge_processor_attribution_total{outcome}`: `attached` (an order was emitted
     /// with attribution from the attribution topic), `stored` (attribution for an order still
@@ -33,7 +34,7 @@ impl ProcessorMetrics {
             records: IntCounterVec::new(
                 Opts::new(
                     "orderbridge_processor_records_total",
-                    "Raw records processed, by source and outcome (canonical, dead_lettered, duplicate).",
+                    "Raw records processed, by source and outcome (canonical, dead_lettered, duplicate, awaiting_enrichment).",
                 ),
                 &["source", "outcome"],
             )?,

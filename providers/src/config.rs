@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 
+use crate::ebay::EbayApiConfig;
 use crate::sumeru::SumeruApiConfig;
 
 /// Every provider's API settings.
@@ -32,6 +33,8 @@ pub struct ApiConfig {
     pub request_timeout_ms: u64,
     /// Sumeru, the attribution platform.
     pub sumeru: Option<PerAccount<SumeruApiConfig>>,
+    /// eBay's Sell Fulfillment API, per seller.
+    pub ebay: Option<PerAccount<EbayApiConfig>>,
 }
 
 impl Default for ApiConfig {
@@ -39,6 +42,7 @@ impl Default for ApiConfig {
         Self {
             request_timeout_ms: 30_000,
             sumeru: None,
+            ebay: None,
         }
     }
 }

@@ -12,14 +12,19 @@
 //! - `api.rs` — [`OrderApi`], what OrderBridge asks of any provider: one order in full, a
 //!   page of orders.
 //! - `config.rs` — `[api.<source>]`, per account.
-//! - one folder per provider: `sumeru/`, …
+//! - `completion.rs` — which raw records are thin notifications to complete, and what to
+//!   fetch for each (asked by the enrich stage and the processor alike).
+//! - one folder per provider: `sumeru/`, `ebay/`, …
 //! - `metrics.rs` — every metric name of this crate.
 
 pub mod api;
 pub mod backfill;
 pub mod checkpoint;
 pub mod client;
+pub mod completion;
 pub mod config;
+pub mod ebay;
+pub mod enrich;
 pub mod metrics;
 pub mod progress;
 pub mod publish;
@@ -158,10 +163,10 @@ pub fn configured(config: &ApiConfig, source: Source, account: &str) -> bool {
     }
     match source {
         Source::Sumeru => has(config.sumeru.as_ref(), account),
+        Source::Ebay => has(config.ebay.as_ref(), account),
         Source::Shopify
         | Source::Zephyrcart
         | Source::AmazonSns
-        | Source::Ebay
         | Source::Etsy
         | Source::TiktokShop
         | Source::Walmart
@@ -184,10 +189,16 @@ fn build(
             Some(settings) => Some(Arc::new(sumeru::SumeruApi::new(shared, account, settings)?)),
             None => None,
         },
+        Source::Ebay => config
+            .ebay
+            .as_ref()
+            .and_then(|p| p.for_account(account))
+            .map(|settings| {
+                Arc::new(ebay::EbayApi::new(shared, account, settings)) as Arc<dyn OrderApi>
+            }),
         Source::Shopify
         | Source::Zephyrcart
         | Source::AmazonSns
-        | Source::Ebay
         | Source::Etsy
         | Source::TiktokShop
         | Source::Walmart

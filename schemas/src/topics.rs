@@ -101,7 +101,22 @@ pub mod headers {
     /// Content type of the value.
     pub const CONTENT_TYPE: &str = "content-type";
 
-    /// Stage that dead-lettered the record (`processor`, `sink`).
+    /// On a record waiting in the enrich-retry topic: completions tried so far.
+    pub const ENRICH_ATTEMPTS: &str = "ob-enrich-attempts";
+    /// On a record waiting in the enrich-retry topic: when to try again, unix milliseconds.
+    pub const ENRICH_DUE_AT: &str = "ob-enrich-due-at";
+    /// On a record waiting in the enrich-retry topic: when its completion was first tried,
+    /// unix milliseconds.
+    pub const ENRICH_FIRST_AT: &str = "ob-enrich-first-at";
+    /// On a record waiting in the enrich-retry topic: why the last try failed.
+    pub const ENRICH_REASON: &str = "ob-enrich-reason";
+    /// On a record waiting in the enrich-retry topic: the raw partition and offset it was
+    /// read from, so its dead letter replays to the raw topic.
+    pub const ENRICH_RAW_PARTITION: &str = "ob-enrich-raw-partition";
+    /// See [`ENRICH_RAW_PARTITION`].
+    pub const ENRICH_RAW_OFFSET: &str = "ob-enrich-raw-offset";
+
+    /// Stage that dead-lettered the record (`processor`, `enrich`, `sink`).
     pub const DLQ_STAGE: &str = "ob-dlq-stage";
     /// Human-readable reason.
     pub const DLQ_REASON: &str = "ob-dlq-reason";

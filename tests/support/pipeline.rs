@@ -196,6 +196,34 @@ impl Env {
         tokio::spawn(async move { delivery.run(stop).await.unwrap() })
     }
 
+    /// Starts the enrich stage with `config` on `apis`; its metrics are `metrics`.
+    pub fn spawn_enrich(
+        &self,
+        config: &orderbridge_providers::enrich::EnrichConfig,
+        apis: Arc<orderbridge_providers::Apis>,
+        metrics: orderbridge_providers::metrics::EnrichMetrics,
+        shutdown: &CancellationToken,
+    ) -> JoinHandle<()> {
+        let mut kafka = self.kafka.clone();
+        kafka
+            .properties
+            .insert("session.timeout.ms".into(), "6000".into());
+        let (config, topics, stop) = (config.clone(), self.topics.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            orderbridge_providers::enrich::run(
+                &config,
+                &kafka,
+                &topics,
+                apis,
+                metrics,
+                Health::new(),
+                stop,
+            )
+            .await
+            .unwrap()
+        })
+    }
+
     /// Writes `events` to the canonical topic, keyed by order key, in this order, as the
     /// processor would; returns when the broker acknowledged all of them.
     pub async fn publish_canonical(&self, events: &[OrderEvent]) {
@@ -381,6 +409,75 @@ pub fn counter(registry: &prometheus::Registry, name: &str, labels: &[(&str, &st
         })
         .map(|metric| metric.get_counter().get_value() as u64)
         .sum()
+}
+
+/// The ingest router of `config` on `env`, fetching key material with `http` (simulators).
+pub fn router(env: &Env, config: &IngestConfig, http: &reqwest::Client) -> axum::Router {
+    let registry = prometheus::Registry::new();
+    let state = orderbridge_ingest::IngestState::with_http(
+        config,
+        &env.kafka,
+        &env.topics,
+        &registry,
+        http,
+    )
+    .unwrap();
+    orderbridge_ingest::router(state, registry, Health::new())
+}
+
+/// POSTs `body` with `headers` to `path` of `router`: the status and the answer's text.
+pub async fn post(
+    router: &axum::Router,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> (StatusCode, String) {
+    let mut request = Request::post(path);
+    for (name, value) in headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(Body::from(body.to_vec())).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The enrich stage configuration tests run with: quick retries, short fetch waits.
+pub fn enrich_config(group: &str) -> orderbridge_providers::enrich::EnrichConfig {
+    orderbridge_providers::enrich::EnrichConfig {
+        group_id: group.to_owned(),
+        retry_group_id: format!("{group}-retry"),
+        retry_delays_secs: vec![1, 2],
+        fetch_wait_max_ms: 50,
+        ..orderbridge_providers::enrich::EnrichConfig::default()
+    }
+}
+
+/// Provider clients that give up quickly, so a test's failures show in seconds.
+pub fn test_apis(
+    api: orderbridge_providers::ApiConfig,
+    registry: &prometheus::Registry,
+) -> (
+    Arc<orderbridge_providers::Apis>,
+    orderbridge_providers::metrics::EnrichMetrics,
+) {
+    let metrics = orderbridge_providers::metrics::EnrichMetrics::register(registry).unwrap();
+    let shared = orderbridge_providers::Shared::new(&api, Some(metrics.api.clone()))
+        .unwrap()
+        .with_retry(orderbridge_providers::RetryPolicy {
+            attempts: 2,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+            throttle_budget: Duration::from_secs(5),
+        });
+    (
+        Arc::new(orderbridge_providers::Apis::with_shared(shared, api)),
+        metrics,
+    )
 }
 
 /// The `ORDERBRIDGE_TOPICS__*` variables naming `topics`, as a process of the binary reads them.

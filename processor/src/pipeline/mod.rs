@@ -478,6 +478,7 @@ impl Pipeline {
     ) -> Result<(), BatchError> {
         let mut outputs = Vec::with_capacity(batch.len());
         let mut duplicates: Vec<&'static str> = Vec::new();
+        let mut awaiting: Vec<&'static str> = Vec::new();
         let mut attribution: Vec<&'static str> = Vec::new();
         let mut attribution_next: BTreeMap<i32, i64> = BTreeMap::new();
         for message in batch {
@@ -500,6 +501,12 @@ impl Pipeline {
                     "duplicate delivery suppressed"
                 );
                 duplicates.push(source_of(message));
+                continue;
+            }
+            if records::awaits_enrichment(message, &self.config.enrichment) {
+                // `orderbridge enrich` fetches the whole order and publishes it to the raw
+                // topic; that document is what becomes the canonical event.
+                awaiting.push(source_of(message));
                 continue;
             }
             outputs.extend(
@@ -537,6 +544,12 @@ impl Pipeline {
             self.metrics
                 .records
                 .with_label_values(&[source, "duplicate"])
+                .inc();
+        }
+        for source in awaiting {
+            self.metrics
+                .records
+                .with_label_values(&[source, "awaiting_enrichment"])
                 .inc();
         }
         for outcome in attribution {

@@ -316,6 +316,27 @@ fn carried_headers(message: &OwnedMessage) -> Vec<(&'static str, Option<String>)
     .collect()
 }
 
+/// Whether `message` is a thin notification the enrich stage completes (see
+/// `orderbridge_providers::completion`).
+pub(super) fn awaits_enrichment(
+    message: &OwnedMessage,
+    enrichment: &orderbridge_providers::completion::Enrichment,
+) -> bool {
+    let Some(source) = header_str(message, ob::SOURCE).and_then(|s| s.parse::<Source>().ok())
+    else {
+        return false;
+    };
+    enrichment.completes(
+        source,
+        header_str(message, ob::ACCOUNT).unwrap_or("-"),
+        header_str(message, ob::EVENT_TYPE).unwrap_or(""),
+        message
+            .key()
+            .and_then(orderbridge_providers::completion::key_order_id),
+        message.payload().unwrap_or_default(),
+    )
+}
+
 /// The source label of a raw record.
 pub(super) fn source_of(message: &OwnedMessage) -> &'static str {
     header_str(message, ob::SOURCE)

@@ -303,6 +303,40 @@ pub fn lines_total(lines: &[orderbridge_schemas::LineItem]) -> Result<Decimal, N
     sum("subtotal", lines.iter().map(line_amount))
 }
 
+/// The unit price of a line whose `quantity` units cost `line_total` together (Flipkart's
+/// `sellingPrice`, eBay's `lineItemCost`, Amazon's `ItemPrice`), rounded *up* to the
+/// currency's minor unit, and the discount that brings the line back to `line_total`
+/// exactly: unit price × quantity − discount is what the source charged (499 for 3: 166.34
+/// each and a discount of 0.02), so lines, subtotal and total stay the source's.
+///
+/// # Errors
+/// [`NormalizeError::OutOfRange`] naming `field` when the quantity is out of bounds or the
+/// amounts do not fit a decimal; [`NormalizeError::Invalid`] for no units.
+pub fn unit_price(
+    field: &str,
+    line_total: Decimal,
+    quantity: i64,
+    currency: &str,
+) -> Result<(Decimal, Decimal), NormalizeError> {
+    let out_of_range = || NormalizeError::OutOfRange(format!("{field} ÷ quantity"));
+    let units = Decimal::from(self::quantity(field, quantity)?);
+    if units.is_zero() {
+        return Err(invalid(&format!("{field}: a line of no units")));
+    }
+    let unit = line_total
+        .checked_div(units)
+        .ok_or_else(out_of_range)?
+        .round_dp_with_strategy(
+            orderbridge_schemas::minor_units(currency),
+            rust_decimal::RoundingStrategy::ToPositiveInfinity,
+        );
+    let rounding = unit
+        .checked_mul(units)
+        .and_then(|gross| gross.checked_sub(line_total))
+        .ok_or_else(out_of_range)?;
+    Ok((unit, rounding))
+}
+
 fn overflow(field: &str) -> NormalizeError {
     NormalizeError::OutOfRange(format!("{field}: the amount does not fit a decimal"))
 }

@@ -18,7 +18,7 @@
 //! a discount of 0.02).
 
 use orderbridge_schemas::{EventType, LineItem, OrderEvent, OrderStatus};
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use super::common::{self, invalid, money, parse, timestamp, trimmed, Amount, Id};
@@ -102,7 +102,8 @@ impl Normalizer for FlipkartNormalizer {
                 .price_components
                 .ok_or_else(|| invalid("an order item has no priceComponents"))?;
             let selling = money("sellingPrice", prices.selling_price.as_ref())?;
-            let (unit_price, rounding) = unit_price(selling, quantity)?;
+            let (unit_price, rounding) =
+                common::unit_price("sellingPrice", selling, quantity, CURRENCY)?;
             out.totals.subtotal = common::add("sellingPrice", out.totals.subtotal, selling)?;
             out.totals.total = common::add(
                 "totalPrice",
@@ -133,25 +134,6 @@ impl Normalizer for FlipkartNormalizer {
     }
 }
 
-/// The unit price of a line selling `quantity` units for `selling`, rounded up to the paisa,
-/// and the discount that brings the line back to `selling` exactly (see the module docs).
-fn unit_price(selling: Decimal, quantity: i64) -> Result<(Decimal, Decimal), NormalizeError> {
-    let out_of_range = || NormalizeError::OutOfRange("sellingPrice ÷ quantity".into());
-    let units = Decimal::from(common::quantity("orderItems.quantity", quantity)?);
-    let unit = selling
-        .checked_div(units)
-        .ok_or_else(out_of_range)?
-        .round_dp_with_strategy(
-            orderbridge_schemas::minor_units(CURRENCY),
-            RoundingStrategy::ToPositiveInfinity,
-        );
-    let rounding = unit
-        .checked_mul(units)
-        .and_then(|gross| gross.checked_sub(selling))
-        .ok_or_else(out_of_range)?;
-    Ok((unit, rounding))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,7 +148,8 @@ mod tests {
             (1000, 3, "333.34", "0.02"),
         ] {
             let selling = Decimal::from(selling);
-            let (got_unit, got_rounding) = unit_price(selling, quantity).unwrap_or_default();
+            let (got_unit, got_rounding) =
+                common::unit_price("sellingPrice", selling, quantity, CURRENCY).unwrap_or_default();
             assert_eq!(
                 got_unit.normalize(),
                 unit.parse::<Decimal>().unwrap_or_default().normalize()
@@ -178,7 +161,7 @@ mod tests {
             assert_eq!(got_unit * Decimal::from(quantity) - got_rounding, selling);
         }
         assert!(
-            unit_price(Decimal::from(499), 0).is_err(),
+            common::unit_price("sellingPrice", Decimal::from(499), 0, CURRENCY).is_err(),
             "no units, no unit price"
         );
     }

@@ -6,6 +6,8 @@
 //! - `token.rs` — an account's access token, refreshed before it expires, one refresh at a
 //!   time.
 //! - `error.rs` — [`ApiError`] and the status table every answer goes through.
+//! - `oauth.rs` — tokens from OAuth 2.0 token endpoints (refresh and client-credentials
+//!   grants) and the [`Authorize`] that sends them.
 //!
 //! [`ApiClient::call`] is the one loop around a request: wait for the rate, add the
 //! credentials ([`Authorize`]), send, classify. A 401 makes the credentials be fetched anew
@@ -16,6 +18,7 @@
 
 mod error;
 mod limiter;
+pub mod oauth;
 mod token;
 
 pub use error::{provider_message, verdict, ApiError, Refusal, Verdict};
@@ -112,7 +115,13 @@ pub struct Operation {
     pub units: u32,
     /// Reads the provider's rate-limit headers into the limiter.
     pub observe: Option<fn(&HeaderMap, &Limiter)>,
+    /// Says what a refused answer means when its status alone does not (eBay answers an
+    /// unknown order id with 400 and error 32100): the refusal, from the status and body.
+    pub refine: Option<Refine>,
 }
+
+/// A provider's own reading of a refused answer: its status and body to a refusal.
+pub type Refine = fn(u16, &[u8]) -> Option<Refusal>;
 
 impl Operation {
     /// A plain request costing one unit.
@@ -121,6 +130,7 @@ impl Operation {
             name,
             units: 1,
             observe: None,
+            refine: None,
         }
     }
 
@@ -128,6 +138,13 @@ impl Operation {
     #[must_use]
     pub const fn observing(mut self, observe: fn(&HeaderMap, &Limiter)) -> Self {
         self.observe = Some(observe);
+        self
+    }
+
+    /// With refused answers classified by `refine` where it knows better than the status.
+    #[must_use]
+    pub const fn refining(mut self, refine: fn(u16, &[u8]) -> Option<Refusal>) -> Self {
+        self.refine = Some(refine);
         self
     }
 }
@@ -329,7 +346,13 @@ impl ApiClient {
                     }
                     tokio::time::sleep(backoff.next_delay_at_least(hint)).await;
                 }
-                Verdict::Refused(refusal) => return Err(ApiError::permanent(refusal, what())),
+                Verdict::Refused(refusal) => {
+                    let refusal = operation
+                        .refine
+                        .and_then(|refine| refine(status.as_u16(), &body))
+                        .unwrap_or(refusal);
+                    return Err(ApiError::permanent(refusal, what()));
+                }
             }
         }
     }

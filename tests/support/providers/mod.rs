@@ -5,4 +5,5 @@
 #![allow(clippy::result_large_err)]
 
 pub mod core;
+pub mod ebay;
 pub mod sumeru;
