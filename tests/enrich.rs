@@ -147,34 +147,186 @@ impl Drop for Pipeline {
     }
 }
 
+/// What the ERP must hold of a completed order.
+struct Expected {
+    total: String,
+    currency: &'static str,
+    email: Option<String>,
+    lines: i64,
+}
+
+/// The signed thin notification `case` goes through ingest and `orderbridge enrich` (with
+/// `api`) to the staging tables, where its order is `expected`: once, created from the
+/// provider's whole order.
+async fn completes(case: &Case, api: ApiConfig, expected: Expected) {
+    let source = case.source;
+    let pipeline = Pipeline::start(api).await;
+    pipeline.deliver(case).await;
+    let (total, currency, email, lines) = pipeline.order(case.key).await;
+    assert_eq!(total, expected.total, "{source}: total");
+    assert_eq!(currency, expected.currency, "{source}: currency");
+    assert_eq!(email, expected.email, "{source}: customer email");
+    assert_eq!(lines, expected.lines, "{source}: lines");
+    assert_eq!(
+        counter(
+            &pipeline.enrich_metrics,
+            "orderbridge_enrich_records_total",
+            &[("source", source), ("outcome", "enriched")]
+        ),
+        1,
+        "{source}: completed once"
+    );
+    assert_eq!(
+        counter(
+            &pipeline.processor_metrics,
+            "orderbridge_processor_records_total",
+            &[("source", source), ("outcome", "awaiting_enrichment")]
+        ),
+        1,
+        "{source}: the notification itself left to the enrich stage"
+    );
+    pipeline.stop().await;
+}
+
+/// A decimal string with two places.
+fn cents(value: f64) -> String {
+    format!("{value:.2}")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_ebay_order_confirmation_becomes_the_whole_order_in_the_erp() {
     let sim = EbayApiSim::start(20.0, 5).await;
     let (case, order_id) = delivery("ebay");
     let order = ebay_api::order(&order_id, 3, chrono::Utc::now());
     sim.put(order.clone());
-    let pipeline = Pipeline::start(ebay_api(&sim)).await;
-    pipeline.deliver(&case).await;
-    let (total, currency, email, lines) = pipeline.order(case.key).await;
+    let expected = Expected {
+        total: order["pricingSummary"]["total"]["value"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        currency: "USD",
+        email: order["buyer"]["buyerRegistrationAddress"]["email"]
+            .as_str()
+            .map(str::to_owned),
+        lines: 1,
+    };
+    completes(&case, ebay_api(&sim), expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_amazon_order_change_becomes_the_whole_order_in_the_erp() {
+    use orderbridge_providers::amazon::AmazonApiConfig;
+    use support::providers::amazon::{self, AmazonSim};
+    let sim = AmazonSim::start(20.0, 10).await;
+    let (case, order_id) = delivery("amazon-sns");
+    let (order, items) = amazon::order(&order_id, 2, chrono::Utc::now());
+    sim.put(order.clone(), items);
+    let api = ApiConfig {
+        amazon_sns: every_account(AmazonApiConfig {
+            endpoint: sim.base_url(),
+            token_url: format!("{}/auth/o2/token", sim.base_url()),
+            client_id: amazon::CLIENT_ID.into(),
+            client_secret: Secret::new(amazon::CLIENT_SECRET),
+            refresh_token: Secret::new(amazon::REFRESH_TOKEN),
+            marketplace_ids: vec![amazon::MARKETPLACE_ID.into()],
+            restricted_data: true,
+            rate_per_sec: Some(20.0),
+            burst: Some(10),
+        }),
+        ..ApiConfig::default()
+    };
+    let expected = Expected {
+        total: order["OrderTotal"]["Amount"].as_str().unwrap().to_owned(),
+        currency: "USD",
+        // With a restricted data token, the buyer's email comes with the order.
+        email: order["BuyerInfo"]["BuyerEmail"].as_str().map(str::to_owned),
+        lines: 2,
+    };
+    completes(&case, api, expected).await;
     assert_eq!(
-        total,
-        order["pricingSummary"]["total"]["value"].as_str().unwrap()
+        sim.rdt_issued(),
+        1,
+        "one restricted data token for the buyer's details"
     );
-    assert_eq!(currency, "USD");
-    assert_eq!(
-        email.as_deref(),
-        order["buyer"]["buyerRegistrationAddress"]["email"].as_str()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_walmart_purchase_order_becomes_the_whole_order_in_the_erp() {
+    use orderbridge_providers::walmart::WalmartApiConfig;
+    use support::providers::walmart::{self, WalmartSim};
+    let sim = WalmartSim::start(20.0, 10).await;
+    let (case, order_id) = delivery("walmart");
+    let order = walmart::order(&order_id, 3, chrono::Utc::now());
+    sim.put(order.clone());
+    let api = ApiConfig {
+        walmart: every_account(WalmartApiConfig {
+            base_url: sim.base_url(),
+            client_id: walmart::CLIENT_ID.into(),
+            client_secret: Secret::new(walmart::CLIENT_SECRET),
+            service_name: "Walmart Marketplace".into(),
+            rate_per_sec: Some(20.0),
+            burst: Some(10),
+        }),
+        ..ApiConfig::default()
+    };
+    // Walmart states no total: the unit price times the units, shipping, and the taxes.
+    let line = &order["orderLines"]["orderLine"][0];
+    let charge = |i: usize| &line["charges"]["charge"][i];
+    let amount = |i: usize| charge(i)["chargeAmount"]["amount"].as_f64().unwrap();
+    let tax = |i: usize| charge(i)["tax"]["taxAmount"]["amount"].as_f64().unwrap();
+    let units: f64 = line["orderLineQuantity"]["amount"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let expected = Expected {
+        total: cents(amount(0) * units + tax(0) + amount(1) + tax(1)),
+        currency: "USD",
+        email: order["customerEmailId"].as_str().map(str::to_owned),
+        lines: 1,
+    };
+    completes(&case, api, expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flipkart_shipment_event_becomes_the_whole_order_in_the_erp() {
+    use orderbridge_providers::flipkart::FlipkartApiConfig;
+    use support::providers::flipkart::{self, FlipkartSim};
+    let sim = FlipkartSim::start(20.0, 10).await;
+    // A thin event: `shipment_packed` names only its shipment. Flipkart's login header does
+    // not sign the body, so the signed case's headers carry it.
+    let (mut case, _) = delivery("flipkart");
+    let (_, body) = support::fixture("flipkart", "shipment-packed-unsupported");
+    case.body = body;
+    case.key = "flipkart:-:OD108833803073636000";
+    let (shipment, details) = flipkart::shipment(
+        "d133588f-b0ac-443b-99b4-7ac8648a0f89",
+        "OD108833803073636000",
+        3,
+        chrono::Utc::now(),
     );
-    assert_eq!(lines, 1);
-    assert_eq!(
-        counter(
-            &pipeline.enrich_metrics,
-            "orderbridge_enrich_records_total",
-            &[("source", "ebay"), ("outcome", "enriched")]
-        ),
-        1
-    );
-    pipeline.stop().await;
+    sim.put(shipment.clone(), details);
+    let api = ApiConfig {
+        flipkart: every_account(FlipkartApiConfig {
+            base_url: format!("{}/sellers", sim.base_url()),
+            token_url: format!("{}/oauth-service/oauth/token", sim.base_url()),
+            app_id: flipkart::APP_ID.into(),
+            app_secret: Secret::new(flipkart::APP_SECRET),
+            rate_per_sec: Some(20.0),
+            burst: Some(10),
+        }),
+        ..ApiConfig::default()
+    };
+    let total = shipment["orderItems"][0]["priceComponents"]["totalPrice"]
+        .as_f64()
+        .unwrap();
+    let expected = Expected {
+        total: cents(total),
+        currency: "INR",
+        email: None,
+        lines: 1,
+    };
+    completes(&case, api, expected).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -326,4 +478,126 @@ rate_per_sec = 20
     );
     procs.kill("enrich");
     pipeline.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_etsy_order_event_becomes_the_whole_receipt_in_the_erp() {
+    use orderbridge_providers::etsy::EtsyApiConfig;
+    use support::providers::etsy::{self, EtsySim};
+    let sim = EtsySim::start(10.0, 10).await;
+    let (case, order_id) = delivery("etsy");
+    let receipt = etsy::receipt(order_id.parse().unwrap(), 2, chrono::Utc::now());
+    sim.put(receipt.clone());
+    let api = ApiConfig {
+        etsy: every_account(EtsyApiConfig {
+            base_url: sim.base_url(),
+            token_url: None,
+            keystring: etsy::KEYSTRING.into(),
+            shared_secret: Secret::new(etsy::SHARED_SECRET),
+            refresh_token: Secret::new(etsy::REFRESH_TOKEN),
+            rate_per_sec: Some(10.0),
+            burst: Some(10),
+        }),
+        ..ApiConfig::default()
+    };
+    let money = &receipt["grandtotal"];
+    let total = money["amount"].as_f64().unwrap() / money["divisor"].as_f64().unwrap();
+    let expected = Expected {
+        total: cents(total),
+        currency: "USD",
+        email: receipt["buyer_email"].as_str().map(str::to_owned),
+        lines: receipt["transactions"].as_array().unwrap().len() as i64,
+    };
+    completes(&case, api, expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tiktok_shop_status_change_becomes_the_whole_order_in_the_erp() {
+    use orderbridge_providers::tiktok_shop::TiktokShopApiConfig;
+    use support::providers::tiktok_shop::{self, TikTokShopSim};
+    let sim = TikTokShopSim::start(20.0, 10).await;
+    let (case, order_id) = delivery("tiktok-shop");
+    let order = tiktok_shop::order(&order_id, 3, chrono::Utc::now());
+    sim.put(order.clone());
+    let api = ApiConfig {
+        tiktok_shop: every_account(TiktokShopApiConfig {
+            base_url: sim.base_url(),
+            auth_url: sim.base_url(),
+            app_key: tiktok_shop::APP_KEY.into(),
+            app_secret: Secret::new(tiktok_shop::APP_SECRET),
+            refresh_token: Secret::new(tiktok_shop::REFRESH_TOKEN),
+            shop_cipher: tiktok_shop::SHOP_CIPHER.into(),
+            rate_per_sec: Some(20.0),
+            burst: Some(10),
+        }),
+        ..ApiConfig::default()
+    };
+    let expected = Expected {
+        total: order["payment"]["total_amount"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        currency: "USD",
+        email: order["buyer_email"].as_str().map(str::to_owned),
+        // Three units of one SKU, listed one per unit: one line.
+        lines: 1,
+    };
+    completes(&case, api, expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_ordermentum_order_event_becomes_the_whole_order_in_the_erp() {
+    use orderbridge_providers::ordermentum::OrdermentumApiConfig;
+    use support::providers::ordermentum::{self, OrdermentumSim};
+    let sim = OrdermentumSim::start(20.0, 10).await;
+    let (case, order_id) = delivery("ordermentum");
+    let order = ordermentum::order(&order_id, 2, chrono::Utc::now());
+    sim.put(order.clone());
+    let api = ApiConfig {
+        ordermentum: every_account(OrdermentumApiConfig {
+            base_url: sim.base_url(),
+            api_key: Secret::new(ordermentum::API_KEY),
+            supplier_id: Some(ordermentum::SUPPLIER_ID.into()),
+            rate_per_sec: Some(20.0),
+            burst: Some(10),
+        }),
+        ..ApiConfig::default()
+    };
+    let expected = Expected {
+        total: cents(order["total"].as_f64().unwrap()),
+        currency: "AUD",
+        email: order["retailer"]["email"].as_str().map(str::to_owned),
+        lines: order["lineItems"].as_array().unwrap().len() as i64,
+    };
+    completes(&case, api, expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bigcommerce_order_webhook_becomes_the_whole_order_in_the_erp() {
+    use orderbridge_providers::bigcommerce::BigcommerceApiConfig;
+    use support::providers::bigcommerce::{self, BigCommerceSim};
+    let sim = BigCommerceSim::start(20.0, 10).await;
+    let (case, order_id) = delivery("bigcommerce");
+    let (order, products) = bigcommerce::order(order_id.parse().unwrap(), 2, chrono::Utc::now());
+    sim.put(order.clone(), products.clone());
+    let api = ApiConfig {
+        bigcommerce: every_account(BigcommerceApiConfig {
+            base_url: sim.base_url(),
+            store_hash: None,
+            access_token: Secret::new(bigcommerce::ACCESS_TOKEN),
+            rate_per_sec: Some(20.0),
+            burst: Some(10),
+        }),
+        ..ApiConfig::default()
+    };
+    let total: f64 = order["total_inc_tax"].as_str().unwrap().parse().unwrap();
+    let expected = Expected {
+        total: cents(total),
+        currency: "USD",
+        email: order["billing_address"]["email"]
+            .as_str()
+            .map(str::to_owned),
+        lines: products.len() as i64,
+    };
+    completes(&case, api, expected).await;
 }

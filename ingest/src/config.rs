@@ -105,6 +105,8 @@ pub struct SourcesConfig {
     pub easypost: Option<Accounts<HmacConfig>>,
     /// Ordermentum (basic auth or a custom header).
     pub ordermentum: Option<Accounts<OrdermentumConfig>>,
+    /// BigCommerce (Standard Webhooks signed with the app's client secret).
+    pub bigcommerce: Option<Accounts<HmacConfig>>,
     /// Any Standard Webhooks sender.
     pub standard_webhooks: Option<Accounts<StandardWebhooksConfig>>,
     /// Providers declared here, one account each (`/webhooks/custom/<name>`).
@@ -133,6 +135,7 @@ impl SourcesConfig {
             flipkart,
             easypost,
             ordermentum,
+            bigcommerce,
             standard_webhooks,
             custom,
         } = self;
@@ -148,6 +151,7 @@ impl SourcesConfig {
             of(Source::Flipkart, flipkart),
             of(Source::Easypost, easypost),
             of(Source::Ordermentum, ordermentum),
+            of(Source::Bigcommerce, bigcommerce),
             of(Source::StandardWebhooks, standard_webhooks),
             of(Source::Custom, custom),
         ]

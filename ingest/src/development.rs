@@ -104,6 +104,7 @@ pub fn sources_with(base: &str, secret: &str) -> SourcesConfig {
         ordermentum: Some(Accounts::single(OrdermentumConfig {
             credentials: vec![basic()],
         })),
+        bigcommerce: Some(Accounts::single(hmac(secret))),
         standard_webhooks: Some(Accounts::single(StandardWebhooksConfig {
             secrets: secrets(&whsec),
             ..StandardWebhooksConfig::default()
@@ -134,6 +135,7 @@ pub fn sources_with(base: &str, secret: &str) -> SourcesConfig {
 pub fn how_to_sign(source: &str) -> String {
     match source {
         "etsy" | "standard-webhooks" => format!("secret {DEV_WHSEC}"),
+        "bigcommerce" => format!("Standard Webhooks, client secret {DEV_SECRET}"),
         "tiktok-shop" => format!("app secret {DEV_SECRET}, app key {DEV_APP_KEY}"),
         "amazon-sns" => format!("signed by AWS; topic {DEV_SNS_TOPIC}"),
         "ebay" => format!("verification token {DEV_EBAY_TOKEN}; key id `dev`"),

@@ -35,16 +35,17 @@ pub fn completion(
     }
     match source {
         Source::Ebay => crate::ebay::completion(order_id, body),
+        Source::AmazonSns => crate::amazon::completion(order_id, body),
+        Source::Etsy => crate::etsy::completion(order_id, body),
+        Source::TiktokShop => crate::tiktok_shop::completion(order_id, body),
+        Source::Walmart => crate::walmart::completion(order_id, body),
+        Source::Flipkart => crate::flipkart::completion(body),
+        Source::Ordermentum => crate::ordermentum::completion(order_id, body),
+        Source::Bigcommerce => crate::bigcommerce::completion(order_id, body),
         Source::Shopify
         | Source::Sumeru
         | Source::Zephyrcart
-        | Source::AmazonSns
-        | Source::Etsy
-        | Source::TiktokShop
-        | Source::Walmart
-        | Source::Flipkart
         | Source::Easypost
-        | Source::Ordermentum
         | Source::StandardWebhooks
         | Source::Custom => Completion::Complete,
     }

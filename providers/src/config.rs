@@ -22,8 +22,15 @@ use std::collections::BTreeMap;
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 
+use crate::amazon::AmazonApiConfig;
+use crate::bigcommerce::BigcommerceApiConfig;
 use crate::ebay::EbayApiConfig;
+use crate::etsy::EtsyApiConfig;
+use crate::flipkart::FlipkartApiConfig;
+use crate::ordermentum::OrdermentumApiConfig;
 use crate::sumeru::SumeruApiConfig;
+use crate::tiktok_shop::TiktokShopApiConfig;
+use crate::walmart::WalmartApiConfig;
 
 /// Every provider's API settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -35,6 +42,20 @@ pub struct ApiConfig {
     pub sumeru: Option<PerAccount<SumeruApiConfig>>,
     /// eBay's Sell Fulfillment API, per seller.
     pub ebay: Option<PerAccount<EbayApiConfig>>,
+    /// Amazon's Selling Partner API, for the `amazon-sns` source, per seller id.
+    pub amazon_sns: Option<PerAccount<AmazonApiConfig>>,
+    /// Etsy's Open API v3, per shop id.
+    pub etsy: Option<PerAccount<EtsyApiConfig>>,
+    /// TikTok Shop's Open API, per shop id.
+    pub tiktok_shop: Option<PerAccount<TiktokShopApiConfig>>,
+    /// Walmart Marketplace's API, per partner id.
+    pub walmart: Option<PerAccount<WalmartApiConfig>>,
+    /// Flipkart's Seller API, per seller id.
+    pub flipkart: Option<PerAccount<FlipkartApiConfig>>,
+    /// Ordermentum's API, per supplier (`entityId`).
+    pub ordermentum: Option<PerAccount<OrdermentumApiConfig>>,
+    /// BigCommerce's Orders API, per store hash.
+    pub bigcommerce: Option<PerAccount<BigcommerceApiConfig>>,
 }
 
 impl Default for ApiConfig {
@@ -43,6 +64,13 @@ impl Default for ApiConfig {
             request_timeout_ms: 30_000,
             sumeru: None,
             ebay: None,
+            amazon_sns: None,
+            etsy: None,
+            tiktok_shop: None,
+            walmart: None,
+            flipkart: None,
+            ordermentum: None,
+            bigcommerce: None,
         }
     }
 }

@@ -14,21 +14,28 @@
 //! - `config.rs` — `[api.<source>]`, per account.
 //! - `completion.rs` — which raw records are thin notifications to complete, and what to
 //!   fetch for each (asked by the enrich stage and the processor alike).
-//! - one folder per provider: `sumeru/`, `ebay/`, …
+//! - one folder per provider: `sumeru/`, `ebay/`, `amazon/`, …
 //! - `metrics.rs` — every metric name of this crate.
 
+pub mod amazon;
 pub mod api;
 pub mod backfill;
+pub mod bigcommerce;
 pub mod checkpoint;
 pub mod client;
 pub mod completion;
 pub mod config;
 pub mod ebay;
 pub mod enrich;
+pub mod etsy;
+pub mod flipkart;
 pub mod metrics;
+pub mod ordermentum;
 pub mod progress;
 pub mod publish;
 pub mod sumeru;
+pub mod tiktok_shop;
+pub mod walmart;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -164,15 +171,16 @@ pub fn configured(config: &ApiConfig, source: Source, account: &str) -> bool {
     match source {
         Source::Sumeru => has(config.sumeru.as_ref(), account),
         Source::Ebay => has(config.ebay.as_ref(), account),
+        Source::AmazonSns => has(config.amazon_sns.as_ref(), account),
+        Source::Etsy => has(config.etsy.as_ref(), account),
+        Source::TiktokShop => has(config.tiktok_shop.as_ref(), account),
+        Source::Walmart => has(config.walmart.as_ref(), account),
+        Source::Flipkart => has(config.flipkart.as_ref(), account),
+        Source::Ordermentum => has(config.ordermentum.as_ref(), account),
+        Source::Bigcommerce => has(config.bigcommerce.as_ref(), account),
         Source::Shopify
         | Source::Zephyrcart
-        | Source::AmazonSns
-        | Source::Etsy
-        | Source::TiktokShop
-        | Source::Walmart
-        | Source::Flipkart
         | Source::Easypost
-        | Source::Ordermentum
         | Source::StandardWebhooks
         | Source::Custom => false,
     }
@@ -184,30 +192,56 @@ fn build(
     source: Source,
     account: &str,
 ) -> Result<Option<Arc<dyn OrderApi>>, ApiError> {
-    Ok(match source {
-        Source::Sumeru => match config.sumeru.as_ref().and_then(|p| p.for_account(account)) {
-            Some(settings) => Some(Arc::new(sumeru::SumeruApi::new(shared, account, settings)?)),
-            None => None,
-        },
-        Source::Ebay => config
-            .ebay
-            .as_ref()
-            .and_then(|p| p.for_account(account))
-            .map(|settings| {
-                Arc::new(ebay::EbayApi::new(shared, account, settings)) as Arc<dyn OrderApi>
-            }),
+    /// `account`'s client made by `make` from its settings in `per`, when it has any.
+    fn of<T>(
+        per: Option<&PerAccount<T>>,
+        account: &str,
+        make: impl FnOnce(&T) -> Result<Arc<dyn OrderApi>, ApiError>,
+    ) -> Result<Option<Arc<dyn OrderApi>>, ApiError> {
+        per.and_then(|p| p.for_account(account))
+            .map(make)
+            .transpose()
+    }
+    match source {
+        Source::Sumeru => of(config.sumeru.as_ref(), account, |c| {
+            Ok(Arc::new(sumeru::SumeruApi::new(shared, account, c)?))
+        }),
+        Source::Ebay => of(config.ebay.as_ref(), account, |c| {
+            Ok(Arc::new(ebay::EbayApi::new(shared, account, c)))
+        }),
+        Source::AmazonSns => of(config.amazon_sns.as_ref(), account, |c| {
+            Ok(Arc::new(amazon::AmazonApi::new(shared, account, c)))
+        }),
+        Source::Etsy => of(config.etsy.as_ref(), account, |c| {
+            Ok(Arc::new(etsy::EtsyApi::new(shared, account, c)?))
+        }),
+        Source::TiktokShop => of(config.tiktok_shop.as_ref(), account, |c| {
+            Ok(Arc::new(tiktok_shop::TiktokShopApi::new(
+                shared, account, c,
+            )))
+        }),
+        Source::Walmart => of(config.walmart.as_ref(), account, |c| {
+            Ok(Arc::new(walmart::WalmartApi::new(shared, account, c)?))
+        }),
+        Source::Flipkart => of(config.flipkart.as_ref(), account, |c| {
+            Ok(Arc::new(flipkart::FlipkartApi::new(shared, account, c)))
+        }),
+        Source::Ordermentum => of(config.ordermentum.as_ref(), account, |c| {
+            Ok(Arc::new(ordermentum::OrdermentumApi::new(
+                shared, account, c,
+            )?))
+        }),
+        Source::Bigcommerce => of(config.bigcommerce.as_ref(), account, |c| {
+            Ok(Arc::new(bigcommerce::BigcommerceApi::new(
+                shared, account, c,
+            )?))
+        }),
         Source::Shopify
         | Source::Zephyrcart
-        | Source::AmazonSns
-        | Source::Etsy
-        | Source::TiktokShop
-        | Source::Walmart
-        | Source::Flipkart
         | Source::Easypost
-        | Source::Ordermentum
         | Source::StandardWebhooks
-        | Source::Custom => None,
-    })
+        | Source::Custom => Ok(None),
+    }
 }
 
 /// An id a provider sends as a number or a string.

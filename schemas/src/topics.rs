@@ -194,7 +194,11 @@ pub enum Source {
     Easypost,
     /// Ordermentum, the wholesale platform.
     Ordermentum,
-    /// Any Standard Webhooks sender (BigCommerce, Svix-based platforms).
+    /// BigCommerce: Standard Webhooks signed with the app's client secret; thin order
+    /// events completed from the Orders V2 API.
+    Bigcommerce,
+    /// Any Standard Webhooks sender (Svix-based platforms, and BigCommerce before it had a
+    /// source of its own).
     StandardWebhooks,
     /// A provider declared in configuration with an HMAC preset or scheme (Stripe,
     /// WooCommerce, Square, GitHub-style); the account names the provider.
@@ -215,6 +219,7 @@ impl Source {
         Source::Flipkart,
         Source::Easypost,
         Source::Ordermentum,
+        Source::Bigcommerce,
         Source::StandardWebhooks,
         Source::Custom,
     ];
@@ -233,6 +238,7 @@ impl Source {
             Source::Flipkart => "flipkart",
             Source::Easypost => "easypost",
             Source::Ordermentum => "ordermentum",
+            Source::Bigcommerce => "bigcommerce",
             Source::StandardWebhooks => "standard-webhooks",
             Source::Custom => "custom",
         }

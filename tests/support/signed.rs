@@ -25,6 +25,8 @@ pub const WHSEC: &str = "whsec_dGVzdC1zdGFuZGFyZC13ZWJob29rcy1rZXk=";
 pub const APP_KEY: &str = "test-app-key";
 pub const EBAY_TOKEN: &str = "orderbridge_test_verification_token_0123456789";
 pub const FLIPKART_URL: &str = "https://orders.example.com/webhooks/flipkart";
+/// The BigCommerce app's client secret: it keys the webhooks' HMAC as it is.
+pub const BIGCOMMERCE_CLIENT_SECRET: &str = "bc-client-secret-test";
 
 fn secrets(value: &str) -> Vec<NamedSecret> {
     vec![NamedSecret {
@@ -88,6 +90,7 @@ pub fn config(ebay: &EbaySim) -> IngestConfig {
                 password: Secret::new(HMAC_SECRET),
             }],
         })),
+        bigcommerce: Some(Accounts::single(hmac_config(BIGCOMMERCE_CLIENT_SECRET))),
         standard_webhooks: Some(Accounts {
             default: None,
             accounts: BTreeMap::from([(
@@ -310,6 +313,23 @@ pub fn cases() -> Vec<Case> {
             &|body| pair("X-EBAY-SIGNATURE", ebay_sim::sign(ebay_sim::KID, body)),
         ),
     ];
+
+    cases.push(with(
+        "bigcommerce",
+        "order-created",
+        "bigcommerce:abcde:218",
+        "abcde",
+        "store/order/created",
+        Some("msg_2f4c7d1e"),
+        &|body| {
+            let parts: [&[u8]; 5] = [b"msg_2f4c7d1e", b".", ts.as_bytes(), b".", body];
+            let sig = BASE64.encode(hmac_sha256(BIGCOMMERCE_CLIENT_SECRET.as_bytes(), &parts));
+            vec![
+                ("webhook-timestamp".into(), ts.clone()),
+                ("webhook-signature".into(), format!("v1,{sig}")),
+            ]
+        },
+    ));
 
     // Standard Webhooks and custom providers are served per account.
     let mut bigcommerce = with(

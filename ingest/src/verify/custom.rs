@@ -106,6 +106,7 @@ fn defaults(preset: Option<Preset>) -> Extraction {
             | Preset::Zephyrcart
             | Preset::StandardWebhooks
             | Preset::Etsy
+            | Preset::Bigcommerce
             | Preset::TiktokShop
             | Preset::Easypost
             | Preset::WalmartWmSec,

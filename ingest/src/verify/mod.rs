@@ -23,6 +23,7 @@
 //! a normalizer in `processor/src/sources/`, and fixtures under `tests/fixtures/<source>/`.
 
 pub mod amazon_sns;
+pub mod bigcommerce;
 pub mod credentials;
 pub mod custom;
 pub mod easypost;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use orderbridge_schemas::Source;
 
 use super::{
-    amazon_sns, custom, easypost, ebay, etsy, flipkart, ordermentum, shopify, standard_webhooks,
-    sumeru, tiktok_shop, walmart, zephyrcart, SharedVerifier,
+    amazon_sns, bigcommerce, custom, easypost, ebay, etsy, flipkart, ordermentum, shopify,
+    standard_webhooks, sumeru, tiktok_shop, walmart, zephyrcart, SharedVerifier,
 };
 use crate::config::{Accounts, IngestConfig};
 
@@ -94,6 +94,9 @@ pub fn build(config: &IngestConfig, http: &reqwest::Client) -> Result<Verifiers,
     })?;
     each(&sources.ordermentum, |a, c| {
         add(Source::Ordermentum, a, ordermentum::verifier(c))
+    })?;
+    each(&sources.bigcommerce, |a, c| {
+        add(Source::Bigcommerce, a, bigcommerce::verifier(c))
     })?;
     each(&sources.standard_webhooks, |a, c| {
         add(Source::StandardWebhooks, a, standard_webhooks::verifier(c))

@@ -102,6 +102,22 @@ pub fn timestamp(
     Ok((Some(at), Some(text.to_owned())))
 }
 
+/// Unix milliseconds as a UTC timestamp, and the number as the source wrote it.
+///
+/// # Errors
+/// When out of range.
+pub fn unix_millis(
+    field: &str,
+    value: Option<i64>,
+) -> Result<(Option<DateTime<Utc>>, Option<String>), NormalizeError> {
+    let Some(millis) = value else {
+        return Ok((None, None));
+    };
+    let at = DateTime::from_timestamp_millis(millis)
+        .ok_or_else(|| NormalizeError::Invalid(format!("{field} {millis} is out of range")))?;
+    Ok((Some(at), Some(millis.to_string())))
+}
+
 /// Unix seconds as a UTC timestamp, and the number as the source wrote it.
 ///
 /// # Errors

@@ -8,6 +8,7 @@
 //! payloads are read through a [`Mapping`](mapped::Mapping) from configuration (`mapped.rs`).
 
 pub mod amazon_sns;
+pub mod bigcommerce;
 pub mod common;
 pub mod easypost;
 pub mod ebay;
@@ -109,6 +110,7 @@ pub fn normalizer_for(source: Source) -> &'static dyn Normalizer {
         Source::Flipkart => &flipkart::FlipkartNormalizer,
         Source::Ordermentum => &ordermentum::OrdermentumNormalizer,
         Source::Easypost => &easypost::EasypostNormalizer,
+        Source::Bigcommerce => &bigcommerce::BigcommerceNormalizer,
         Source::StandardWebhooks | Source::Custom => &Unmapped,
     }
 }

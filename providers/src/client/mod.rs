@@ -115,13 +115,15 @@ pub struct Operation {
     pub units: u32,
     /// Reads the provider's rate-limit headers into the limiter.
     pub observe: Option<fn(&HeaderMap, &Limiter)>,
-    /// Says what a refused answer means when its status alone does not (eBay answers an
-    /// unknown order id with 400 and error 32100): the refusal, from the status and body.
-    pub refine: Option<Refine>,
+    /// Says what an answer means when its status alone does not (eBay answers an unknown
+    /// order id with 400 and error 32100, TikTok Shop an expired token with 200 and code
+    /// 105002, Amazon with 403): the verdict, from the status and body; `None` leaves the
+    /// status table's.
+    pub classify: Option<Classify>,
 }
 
-/// A provider's own reading of a refused answer: its status and body to a refusal.
-pub type Refine = fn(u16, &[u8]) -> Option<Refusal>;
+/// A provider's own reading of an answer: its status and body to a verdict.
+pub type Classify = fn(u16, &[u8]) -> Option<Verdict>;
 
 impl Operation {
     /// A plain request costing one unit.
@@ -130,7 +132,7 @@ impl Operation {
             name,
             units: 1,
             observe: None,
-            refine: None,
+            classify: None,
         }
     }
 
@@ -141,10 +143,10 @@ impl Operation {
         self
     }
 
-    /// With refused answers classified by `refine` where it knows better than the status.
+    /// With answers classified by `classify` where it knows better than the status.
     #[must_use]
-    pub const fn refining(mut self, refine: fn(u16, &[u8]) -> Option<Refusal>) -> Self {
-        self.refine = Some(refine);
+    pub const fn classifying(mut self, classify: Classify) -> Self {
+        self.classify = Some(classify);
         self
     }
 }
@@ -301,7 +303,11 @@ impl ApiClient {
                     retry_after(v, self.retry.max_backoff.max(self.retry.throttle_budget))
                 });
             let what = || format!("{} {}: {}", operation.name, status, provider_message(&body));
-            match verdict(status.as_u16()) {
+            let verdict = operation
+                .classify
+                .and_then(|classify| classify(status.as_u16(), &body))
+                .unwrap_or_else(|| verdict(status.as_u16()));
+            match verdict {
                 Verdict::Success => {
                     return Ok(Reply {
                         status,
@@ -346,13 +352,7 @@ impl ApiClient {
                     }
                     tokio::time::sleep(backoff.next_delay_at_least(hint)).await;
                 }
-                Verdict::Refused(refusal) => {
-                    let refusal = operation
-                        .refine
-                        .and_then(|refine| refine(status.as_u16(), &body))
-                        .unwrap_or(refusal);
-                    return Err(ApiError::permanent(refusal, what()));
-                }
+                Verdict::Refused(refusal) => return Err(ApiError::permanent(refusal, what())),
             }
         }
     }

@@ -25,7 +25,7 @@ use serde_json::value::RawValue;
 
 use crate::api::{Document, ListQuery, OrderApi, OrderRef, Page, TimeField};
 use crate::client::oauth::{Bearer, ClientAuth, Grant, TokenHeader};
-use crate::client::{ApiClient, ApiError, Operation, Refusal};
+use crate::client::{ApiClient, ApiError, Operation, Refusal, Verdict};
 use crate::completion::Completion;
 use crate::Shared;
 
@@ -118,7 +118,7 @@ impl EbayApi {
 }
 
 /// An unknown order id is 400 with error 32100 ("Invalid order ID").
-fn refine(status: u16, body: &[u8]) -> Option<Refusal> {
+fn classify(status: u16, body: &[u8]) -> Option<Verdict> {
     #[derive(Deserialize)]
     struct Errors {
         #[serde(default)]
@@ -131,7 +131,7 @@ fn refine(status: u16, body: &[u8]) -> Option<Refusal> {
     }
     let errors: Errors = serde_json::from_slice(body).ok()?;
     (status == 400 && errors.errors.iter().any(|e| e.error_id == Some(32100)))
-        .then_some(Refusal::NotFound)
+        .then_some(Verdict::Refused(Refusal::NotFound))
 }
 
 /// The fields of an order a record's key and a poll's mark need.
@@ -186,7 +186,7 @@ impl OrderApi for EbayApi {
         let reply = self
             .client
             .call(
-                Operation::named("getOrder").refining(refine),
+                Operation::named("getOrder").classifying(classify),
                 &self.auth,
                 |http| {
                     http.get(&url)
@@ -324,7 +324,10 @@ mod tests {
     #[test]
     fn an_invalid_order_id_is_no_such_order() {
         let body = br#"{"errors":[{"errorId":32100,"domain":"API_FULFILLMENT","category":"REQUEST","message":"Invalid order ID: 1"}]}"#;
-        assert_eq!(refine(400, body), Some(Refusal::NotFound));
-        assert_eq!(refine(400, br#"{"errors":[{"errorId":30700}]}"#), None);
+        assert_eq!(
+            classify(400, body),
+            Some(Verdict::Refused(Refusal::NotFound))
+        );
+        assert_eq!(classify(400, br#"{"errors":[{"errorId":30700}]}"#), None);
     }
 }

@@ -4,6 +4,13 @@
 // it is; boxing it would only make the handlers harder to read.
 #![allow(clippy::result_large_err)]
 
+pub mod amazon;
+pub mod bigcommerce;
 pub mod core;
 pub mod ebay;
+pub mod etsy;
+pub mod flipkart;
+pub mod ordermentum;
 pub mod sumeru;
+pub mod tiktok_shop;
+pub mod walmart;

@@ -21,6 +21,9 @@ pub enum Preset {
     StandardWebhooks,
     /// Etsy: Standard Webhooks headers and key form.
     Etsy,
+    /// BigCommerce: Standard Webhooks headers, keyed with the app's client secret as it is
+    /// (its samples base64 the secret only for the library to decode it again).
+    Bigcommerce,
     /// TikTok Shop: `Authorization: <hex>` of `app_key + body`.
     TiktokShop,
     /// EasyPost: `X-Hmac-Signature: hmac-sha256-hex=<hex>` of the body, secret NFKD.
@@ -98,6 +101,10 @@ impl Preset {
             ),
             Preset::Zephyrcart => stripe_like("x-zephyrcart-signature"),
             Preset::StandardWebhooks | Preset::Etsy => standard_webhooks(),
+            Preset::Bigcommerce => Scheme {
+                key: KeyForm::Utf8,
+                ..standard_webhooks()
+            },
             Preset::TiktokShop => single("authorization", None, Encoding::Hex, "{app_key}{body}"),
             Preset::Easypost => Scheme {
                 key: KeyForm::Nfkd,
