@@ -4,7 +4,8 @@
 //! - `erp/` — the [`ErpClient`](erp::ErpClient) trait and the decision table with the version
 //!   guard (`erp/mod.rs`), one adapter per ERP (`sql`, `business_central`,
 //!   `sap_business_one`, `netsuite`, `odoo`, `http`), the status table every HTTP adapter
-//!   goes through (`erp/status.rs`) and the external reference (`erp/reference.rs`).
+//!   goes through (`erp/status.rs`), the external reference (`erp/reference.rs`) and the
+//!   marketing attribution as each ERP holds it (`erp/attribution.rs`).
 //! - `delivery/` — the engine: records of one order in order, different orders in parallel
 //!   under an adaptive limit, offsets stored behind the oldest unfinished record, a breaker
 //!   for maintenance windows, dead letters and parking.

@@ -11,8 +11,8 @@
 //! - `GET|POST …/salesOrders({id})/salesOrderLines`, `PATCH …/salesOrderLines({id})`,
 //!   `DELETE …/salesOrders({id})` and `DELETE …/salesOrderLines({id})`. PATCH and DELETE
 //!   require `If-Match` (BC's 400 otherwise); a missing entity is 404
-//!   `Internal_RecordNotFound`. Lines are `Item`, `Account` or `Comment` (description at most
-//!   100 characters).
+//!   `Internal_RecordNotFound`. Lines are `Item`, `Account` or `Comment`; a `description`
+//!   takes at most 100 characters, on a create and on a change.
 //! - `POST /v2.0/{tenant}/{env}/api/v2.0/$batch` (JSON batch): with `Isolation: snapshot` the
 //!   requests run in one transaction, rolled back when one fails, as BC does.
 //! - Shipping and invoicing an order on demand: it leaves `salesOrders` and becomes a posted
@@ -172,6 +172,7 @@ impl BcSim {
             token_url: format!("http://{}/{{tenant}}/oauth2/v2.0/token", self.addr),
             scope: "https://api.businesscentral.dynamics.com/.default".into(),
             refund_account_number: None,
+            attribution_comment: true,
             request_timeout_ms,
         }
     }
@@ -429,6 +430,9 @@ fn operate(
                     let Some(line) = order.lines.iter_mut().find(|l| l["id"] == line_id) else {
                         return not_found("Sales Line");
                     };
+                    if let Err(answer) = description_fits(body) {
+                        return answer;
+                    }
                     for (field, value) in body.as_object().into_iter().flatten() {
                         line[field] = value.clone();
                     }
@@ -497,6 +501,23 @@ fn document_json(document: &SalesOrder) -> Value {
     })
 }
 
+/// BC's refusal of a line `description` over its 100 characters (`Text[100]`), on a
+/// create and on a change alike.
+fn description_fits(body: &Value) -> Result<(), Answer> {
+    if body["description"]
+        .as_str()
+        .map_or(0, |d| d.chars().count())
+        > 100
+    {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "Application_StringExceededLength",
+            "The length of the string is more than 100 characters.",
+        ));
+    }
+    Ok(())
+}
+
 /// A line as BC stores it, or BC's refusal.
 fn line(body: &Value, items: &HashSet<String>, next_id: &mut u64) -> Result<Value, Answer> {
     let kind = body["lineType"].as_str().unwrap_or("Item");
@@ -529,17 +550,7 @@ fn line(body: &Value, items: &HashSet<String>, next_id: &mut u64) -> Result<Valu
             ))
         }
     }
-    if body["description"]
-        .as_str()
-        .map_or(0, |d| d.chars().count())
-        > 100
-    {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "Application_StringExceededLength",
-            "The length of the string is more than 100 characters.",
-        ));
-    }
+    description_fits(body)?;
     *next_id += 1;
     let mut line = body.clone();
     line["id"] = json!(format!("7c3a1e20-0000-4000-8000-{:012}", *next_id));

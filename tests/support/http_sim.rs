@@ -6,6 +6,10 @@
 //! - It remembers `Idempotency-Key`s: a key seen before gets the first answer again and
 //!   changes nothing.
 //! - 201 for a new order, 200 for a newer version, 409 when it holds a newer version.
+//! - A partial event (`partial: true`: a status, a late attribution) is applied in place to
+//!   the order held: the statuses it states (`UNKNOWN` keeps), its attribution when it has
+//!   one, its version; lines and totals stay. A partial event for an order it does not hold
+//!   is 404. An event whose `attribution` is null keeps the attribution held.
 //! - Faults on demand: 429 with `Retry-After`, a maintenance window (503), a write that lands
 //!   and then answers 500, a validation refusal (422).
 
@@ -34,10 +38,18 @@ pub enum Fault {
     Invalid(&'static str),
 }
 
+/// An order the receiver holds.
+struct Held {
+    /// How often it was written.
+    writes: u32,
+    /// The order as it stands, every event applied.
+    order: OrderEvent,
+}
+
 #[derive(Default)]
 struct Sim {
-    /// Reference → the version it holds and how often it was written.
-    orders: HashMap<String, (i64, u32)>,
+    /// Reference → the order held.
+    orders: HashMap<String, Held>,
     /// Idempotency key → the status first answered.
     keys: HashMap<String, StatusCode>,
     faults: VecDeque<Fault>,
@@ -80,7 +92,22 @@ impl HttpSim {
 
     /// (version held, times written) for `reference`.
     pub fn order(&self, reference: &str) -> Option<(i64, u32)> {
-        self.state.lock().unwrap().orders.get(reference).copied()
+        self.state
+            .lock()
+            .unwrap()
+            .orders
+            .get(reference)
+            .map(|held| (held.order.version, held.writes))
+    }
+
+    /// The order held for `reference`, every event applied.
+    pub fn held(&self, reference: &str) -> Option<OrderEvent> {
+        self.state
+            .lock()
+            .unwrap()
+            .orders
+            .get(reference)
+            .map(|held| held.order.clone())
     }
 }
 
@@ -145,14 +172,28 @@ async fn receive(
                 .into_response()
         }
     };
-    let status = match state.orders.get(&reference).copied() {
-        Some((held, _)) if held > event.version => StatusCode::CONFLICT,
-        Some((_, writes)) => {
-            state.orders.insert(reference, (event.version, writes + 1));
+    let status = match state.orders.get_mut(&reference) {
+        Some(held) if held.order.version > event.version => StatusCode::CONFLICT,
+        Some(held) => {
+            apply(&mut held.order, event);
+            held.writes += 1;
             StatusCode::OK
         }
+        None if event.partial => {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({ "message": format!("no order {reference} to apply this to") })),
+            )
+                .into_response();
+        }
         None => {
-            state.orders.insert(reference, (event.version, 1));
+            state.orders.insert(
+                reference,
+                Held {
+                    writes: 1,
+                    order: event,
+                },
+            );
             StatusCode::CREATED
         }
     };
@@ -162,4 +203,28 @@ async fn receive(
         return (StatusCode::INTERNAL_SERVER_ERROR, "upstream timeout").into_response();
     }
     status.into_response()
+}
+
+/// `event` applied to the order `held`: a whole order replaces it, a partial one changes
+/// what it states; either keeps the attribution held when it carries none.
+fn apply(held: &mut OrderEvent, event: OrderEvent) {
+    use orderbridge_schemas::{OrderStatus, PaymentStatus};
+    let attribution = event
+        .attribution
+        .clone()
+        .or_else(|| held.attribution.take());
+    if event.partial {
+        if event.status != OrderStatus::Unknown {
+            held.status = event.status;
+        }
+        if event.payment_status != PaymentStatus::Unknown {
+            held.payment_status = event.payment_status;
+        }
+        held.event_type = event.event_type;
+        held.version = event.version;
+        held.lineage = event.lineage;
+    } else {
+        *held = event;
+    }
+    held.attribution = attribution;
 }

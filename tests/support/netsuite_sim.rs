@@ -9,8 +9,9 @@
 //!   `creditMemo`: PUT creates or updates by external id (204); the item sublist is replaced
 //!   with `?replace=item` and merged by `line` otherwise; PATCH sets the fields it carries.
 //!   GET of an unknown external id is 404. External ids outside letters, digits, `_` and `-`,
-//!   an unknown customer, item (`eid:<sku>`) or custom field are 400 with NetSuite's
-//!   `o:errorDetails`.
+//!   an unknown customer, item (`eid:<sku>`) or custom field, or a value longer than its
+//!   Free-Form Text field (300 bytes), are 400 with NetSuite's `o:errorDetails`. The
+//!   account's custom body fields: [`VERSION_FIELD`] and [`ATTRIBUTION_FIELDS`].
 //! - A concurrency limit per account, as NetSuite's governance: a request over the limit is
 //!   refused with 429 at once. A latency per request can be set so calls overlap.
 //! - Faults on demand: the scheduled-maintenance answer (503), the RESTlet-style 400
@@ -43,6 +44,14 @@ pub const CLIENT_ID: &str = "7c2f1d0e9a8b4c6d5e4f3a2b1c0d9e8f";
 pub const CERTIFICATE_ID: &str = "kA3nB4mP9qR2sT5uV8wX1yZ";
 pub const CUSTOMER_ID: &str = "614";
 pub const VERSION_FIELD: &str = "custbody_orderbridge_version";
+/// The account's custom body fields for attribution: first touch, last touch, touchpoints.
+pub const ATTRIBUTION_FIELDS: [&str; 3] = [
+    "custbody_ob_first_touch",
+    "custbody_ob_last_touch",
+    "custbody_ob_touchpoints",
+];
+/// A Free-Form Text field's limit (300 characters of English text: bytes).
+const FREE_FORM_TEXT_MAX: usize = 300;
 
 /// The certificate's private key (a fixed test key).
 fn signing_key() -> SigningKey {
@@ -138,6 +147,7 @@ impl NetSuiteSim {
             ),
             default_customer_id: CUSTOMER_ID.into(),
             version_field: VERSION_FIELD.into(),
+            attribution_fields: Default::default(),
             refund_item_id: None,
             request_timeout_ms: 5_000,
         }
@@ -472,12 +482,27 @@ fn validate(state: &Sim, body: &Value, whole: bool) -> Result<(), Response> {
             ));
         }
     }
-    for field in body.as_object().into_iter().flatten().map(|(k, _)| k) {
-        if field.starts_with("custbody") && field != VERSION_FIELD {
+    for (field, value) in body.as_object().into_iter().flatten() {
+        if !field.starts_with("custbody") {
+            continue;
+        }
+        if field != VERSION_FIELD && !ATTRIBUTION_FIELDS.contains(&field.as_str()) {
             return Err(ns_error(
                 StatusCode::BAD_REQUEST,
                 "INVALID_FLD",
                 &format!("Invalid field {field}."),
+            ));
+        }
+        if value
+            .as_str()
+            .is_some_and(|text| text.len() > FREE_FORM_TEXT_MAX)
+        {
+            return Err(ns_error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_FLD_VALUE",
+                &format!(
+                    "The field {field} contained more than the maximum number ( {FREE_FORM_TEXT_MAX} ) of characters allowed."
+                ),
             ));
         }
     }

@@ -15,6 +15,14 @@
 //!   `false` while unset. A field the model lacks is Odoo's `ValueError` ("Invalid field").
 //! - Credit notes: `account.move` `search_read` by `ref` and `move_type`, and `create` with
 //!   `move_type = out_refund` and `invoice_line_ids`.
+//! - UTM: `sale.order`'s many2one fields `campaign_id`, `source_id`, `medium_id` (an id that
+//!   is not a record of `utm.campaign`, `utm.source`, `utm.medium` is refused, `false`
+//!   clears), and those models' `search` (domain terms on `name` with `=`, `=ilike` or
+//!   `ilike`, PostgreSQL's `ILIKE` patterns with `%`, `_` and `\` escapes, case-insensitive)
+//!   and `create` (`name` required; a name already taken is made unique as Odoo does,
+//!   `spring [2]`; a field the model lacks is `ValueError`). The database starts with Odoo's
+//!   own media (`Email`, `Direct`, `Website`) and source `Newsletter`.
+//! - The custom Text field `x_orderbridge_attribution` on `sale.order`.
 //! - Faults on demand: the key revoked, a maintenance window (502 from the proxy), a create
 //!   that lands and then answers 504, 429 from the proxy with `Retry-After`.
 
@@ -47,6 +55,12 @@ pub struct SaleOrder {
     /// `x_orderbridge_version`.
     pub version: Option<String>,
     pub writes: u32,
+    /// `campaign_id`, `source_id`, `medium_id`.
+    pub campaign_id: Option<i64>,
+    pub source_id: Option<i64>,
+    pub medium_id: Option<i64>,
+    /// `x_orderbridge_attribution`.
+    pub attribution: Option<String>,
 }
 
 /// A customer credit note (`account.move`, `out_refund`).
@@ -73,7 +87,19 @@ struct Sim {
     fail_next_create: Option<(String, String)>,
     authentications: u32,
     creates: u32,
+    /// UTM model → its records (id, name).
+    utm: HashMap<&'static str, Vec<(i64, String)>>,
+    next_utm: i64,
+    utm_searches: u32,
+    utm_creates: u32,
 }
+
+/// The UTM models and the `sale.order` field that refers to each.
+const UTM: &[(&str, &str)] = &[
+    ("utm.campaign", "campaign_id"),
+    ("utm.source", "source_id"),
+    ("utm.medium", "medium_id"),
+];
 
 /// A running simulator.
 #[derive(Clone)]
@@ -90,8 +116,23 @@ impl OdooSim {
             .zip(100..)
             .map(|(sku, id)| ((*sku).to_owned(), id))
             .collect();
+        // What Odoo's own data files put there.
+        let utm = HashMap::from([
+            ("utm.campaign", Vec::new()),
+            ("utm.source", vec![(1, "Newsletter".to_owned())]),
+            (
+                "utm.medium",
+                vec![
+                    (2, "Email".to_owned()),
+                    (3, "Direct".to_owned()),
+                    (4, "Website".to_owned()),
+                ],
+            ),
+        ]);
         let state = Arc::new(Mutex::new(Sim {
             products,
+            utm,
+            next_utm: 5,
             ..Sim::default()
         }));
         let app = Router::new()
@@ -113,6 +154,8 @@ impl OdooSim {
             default_partner_id: PARTNER,
             version_field: "x_orderbridge_version".into(),
             refund_product_id: None,
+            attribution_touch: Default::default(),
+            attribution_note_field: String::new(),
             request_timeout_ms: 5_000,
         }
     }
@@ -161,6 +204,53 @@ impl OdooSim {
 
     pub fn orders(&self) -> Vec<SaleOrder> {
         self.state.lock().unwrap().orders.clone()
+    }
+
+    /// The records of a UTM model (`utm.campaign`, `utm.source`, `utm.medium`): (id, name).
+    pub fn utm_records(&self, model: &str) -> Vec<(i64, String)> {
+        self.state
+            .lock()
+            .unwrap()
+            .utm
+            .get(model)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The names of the campaign, source and medium `order` refers to.
+    pub fn utm_of(&self, order: &SaleOrder) -> [Option<String>; 3] {
+        let state = self.state.lock().unwrap();
+        let name = |model: &str, id: Option<i64>| {
+            let id = id?;
+            state.utm[model]
+                .iter()
+                .find(|(record, _)| *record == id)
+                .map(|(_, name)| name.clone())
+        };
+        [
+            name("utm.campaign", order.campaign_id),
+            name("utm.source", order.source_id),
+            name("utm.medium", order.medium_id),
+        ]
+    }
+
+    /// Adds a record named `name` to a UTM model, as a person would in Odoo.
+    pub fn add_utm(&self, model: &str, name: &str) -> i64 {
+        let mut state = self.state.lock().unwrap();
+        let id = state.next_utm;
+        state.next_utm += 1;
+        state
+            .utm
+            .get_mut(model)
+            .unwrap()
+            .push((id, name.to_owned()));
+        id
+    }
+
+    /// (UTM searches, UTM creates)
+    pub fn utm_calls(&self) -> (u32, u32) {
+        let state = self.state.lock().unwrap();
+        (state.utm_searches, state.utm_creates)
     }
 
     /// (authentications, creates)
@@ -257,6 +347,10 @@ const ORDER_FIELDS: &[&str] = &[
     "client_order_ref",
     "order_line",
     "x_orderbridge_version",
+    "campaign_id",
+    "source_id",
+    "medium_id",
+    "x_orderbridge_attribution",
 ];
 
 /// Odoo's answer to a field the model does not have.
@@ -270,6 +364,139 @@ fn unknown_field(id: &Value, values: &Value) -> Option<Response> {
         "builtins.ValueError",
         &format!("Invalid field '{field}' on model 'sale.order'"),
     ))
+}
+
+/// The UTM many2one values of `values` (`Some(None)` clears); Odoo's refusal of an id that
+/// is no record, as PostgreSQL's foreign key makes it.
+#[allow(clippy::result_large_err)] // the refusal is the HTTP response itself
+fn utm_refs(state: &Sim, id: &Value, values: &Value) -> Result<[Option<Option<i64>>; 3], Response> {
+    let mut refs = [None; 3];
+    for ((model, field), slot) in UTM.iter().zip(refs.iter_mut()) {
+        let value = &values[*field];
+        match value {
+            Value::Null => {}
+            Value::Bool(false) => *slot = Some(None),
+            Value::Bool(true)
+            | Value::Number(_)
+            | Value::String(_)
+            | Value::Array(_)
+            | Value::Object(_) => {
+                let known = value
+                    .as_i64()
+                    .filter(|wanted| state.utm[model].iter().any(|(record, _)| record == wanted));
+                let Some(known) = known else {
+                    return Err(odoo_error(
+                        id,
+                        "odoo.exceptions.ValidationError",
+                        &format!(
+                            "The operation cannot be completed: {field} refers to a {model} record that does not exist."
+                        ),
+                    ));
+                };
+                *slot = Some(Some(known));
+            }
+        }
+    }
+    Ok(refs)
+}
+
+/// Whether `text` matches the `ILIKE` `pattern` (`%` any run, `_` one character, `\` the
+/// escape), case-insensitively.
+fn ilike(text: &str, pattern: &str) -> bool {
+    fn matches(text: &[char], pattern: &[char]) -> bool {
+        match pattern.split_first() {
+            None => text.is_empty(),
+            Some(('%', rest)) => (0..=text.len()).any(|skip| matches(&text[skip..], rest)),
+            Some(('_', rest)) => !text.is_empty() && matches(&text[1..], rest),
+            Some((first, rest)) => {
+                let (literal, rest) = match (first, rest.split_first()) {
+                    ('\\', Some((escaped, after))) => (escaped, after),
+                    _ => (first, rest),
+                };
+                text.first() == Some(literal) && matches(&text[1..], rest)
+            }
+        }
+    }
+    let lower = |s: &str| s.to_lowercase().chars().collect::<Vec<_>>();
+    matches(&lower(text), &lower(pattern))
+}
+
+/// `search` and `create` on a UTM model.
+fn utm(
+    state: &mut Sim,
+    id: &Value,
+    model: &'static str,
+    method: &str,
+    positional: &Value,
+) -> Response {
+    match method {
+        "search" => {
+            state.utm_searches += 1;
+            let terms = positional[0].as_array().cloned().unwrap_or_default();
+            let found: Vec<i64> = state.utm[model]
+                .iter()
+                .filter(|(_, name)| {
+                    terms.iter().all(|term| {
+                        let wanted = term[2].as_str().unwrap_or_default();
+                        match (term[0].as_str(), term[1].as_str()) {
+                            (Some("name"), Some("=")) => name == wanted,
+                            (Some("name"), Some("=ilike")) => ilike(name, wanted),
+                            (Some("name"), Some("ilike")) => ilike(name, &format!("%{wanted}%")),
+                            _ => false,
+                        }
+                    })
+                })
+                .map(|(record, _)| *record)
+                .collect();
+            reply(id, json!(found))
+        }
+        "create" => {
+            let values = &positional[0];
+            let allowed: &[&str] = if model == "utm.campaign" {
+                &["name", "title"]
+            } else {
+                &["name"]
+            };
+            if let Some(field) = values
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k)
+                .find(|k| !allowed.contains(&k.as_str()))
+            {
+                return odoo_error(
+                    id,
+                    "builtins.ValueError",
+                    &format!("Invalid field '{field}' on model '{model}'"),
+                );
+            }
+            let Some(name) = values["name"].as_str().filter(|n| !n.is_empty()) else {
+                return odoo_error(
+                    id,
+                    "odoo.exceptions.ValidationError",
+                    "The operation cannot be completed: Missing required value for the field 'Name' (name).",
+                );
+            };
+            state.utm_creates += 1;
+            // Odoo's `_get_unique_names`: a taken name gets the first free counter.
+            let records = &state.utm[model];
+            let unique = (1..)
+                .map(|n| {
+                    if n == 1 {
+                        name.to_owned()
+                    } else {
+                        format!("{name} [{n}]")
+                    }
+                })
+                .find(|candidate| records.iter().all(|(_, taken)| taken != candidate))
+                .unwrap();
+            let new_id = state.next_utm;
+            state.next_utm += 1;
+            state.utm.get_mut(model).unwrap().push((new_id, unique));
+            reply(id, json!(new_id))
+        }
+        _ => odoo_error(id, "odoo.exceptions.UserError", "method not simulated"),
+    }
 }
 
 /// The product ids of line commands `[0, 0, {product_id}]` all exist.
@@ -347,7 +574,17 @@ fn execute(
                     "Record does not exist or has been deleted.",
                 );
             }
+            let [campaign_id, source_id, medium_id] = match utm_refs(state, id, values) {
+                Ok(refs) => refs.map(Option::flatten),
+                Err(refusal) => return refusal,
+            };
             let order = SaleOrder {
+                campaign_id,
+                source_id,
+                medium_id,
+                attribution: values["x_orderbridge_attribution"]
+                    .as_str()
+                    .map(str::to_owned),
                 id: state.orders.len() as i64 + 1,
                 client_order_ref: values["client_order_ref"]
                     .as_str()
@@ -393,6 +630,10 @@ fn execute(
             if let Some(refusal) = unknown_field(id, values) {
                 return refusal;
             }
+            let refs = match utm_refs(state, id, values) {
+                Ok(refs) => refs,
+                Err(refusal) => return refusal,
+            };
             let commands = values["order_line"].as_array().cloned();
             if let Some(commands) = &commands {
                 if !products_exist(state, commands, "product_id") {
@@ -407,6 +648,21 @@ fn execute(
                 if let Some(version) = values["x_orderbridge_version"].as_str() {
                     order.version = Some(version.to_owned());
                 }
+                let [campaign, source, medium] = refs;
+                for (slot, value) in [
+                    (&mut order.campaign_id, campaign),
+                    (&mut order.source_id, source),
+                    (&mut order.medium_id, medium),
+                ] {
+                    if let Some(value) = value {
+                        *slot = value;
+                    }
+                }
+                if let Some(text) = values["x_orderbridge_attribution"].as_str() {
+                    order.attribution = Some(text.to_owned());
+                } else if values["x_orderbridge_attribution"] == false {
+                    order.attribution = None;
+                }
                 for command in commands.iter().flatten() {
                     match command[0].as_i64() {
                         Some(5) => order.lines.clear(),
@@ -418,6 +674,9 @@ fn execute(
             }
             reply(id, json!(true))
         }
+        ("utm.campaign", method) => utm(state, id, "utm.campaign", method, positional),
+        ("utm.source", method) => utm(state, id, "utm.source", method, positional),
+        ("utm.medium", method) => utm(state, id, "utm.medium", method, positional),
         ("account.move", "search_read") => {
             let (Some(reference), Some(kind)) =
                 (equals(positional, "ref"), equals(positional, "move_type"))

@@ -14,7 +14,9 @@
 //!   duplicate `NumAtCard`: only the client's lookup prevents doubles.
 //! - `POST /b1s/v2/Orders({DocEntry})/Cancel`: 204; 400 when the order is already cancelled.
 //! - `PATCH /b1s/v2/Orders({DocEntry})`: 204. Header fields and user-defined fields (`U_…`,
-//!   only those defined: `U_OBVersion`) are set; `DocumentLines` are merged by `LineNum` and
+//!   only those defined: `U_OBVersion`, alphanumeric 20, and `U_OBFirstTouch`,
+//!   `U_OBLastTouch`, `U_OBTouchpoints`, alphanumeric 254; an undefined one, or a value
+//!   longer than its field, is SAP's 400, on create too) are set; `DocumentLines` are merged by `LineNum` and
 //!   appended otherwise, unless `B1S-ReplaceCollectionsOnPatch: true` asks to replace them,
 //!   as the Service Layer does. A cancelled document cannot be changed (400).
 //! - Every call is logged with when it started and ended, and a latency can be set, so that
@@ -43,8 +45,14 @@ pub const USER: &str = "manager";
 pub const PASSWORD: &str = "B1pass!word";
 pub const CARD_CODE: &str = "C20000";
 const ROUTE: &str = ".node1";
-/// The user-defined fields this company database has on its documents.
-const UDFS: &[&str] = &["U_OBVersion"];
+/// The user-defined fields this company database has on its documents, with their sizes
+/// (alphanumeric, in characters).
+const UDFS: &[(&str, usize)] = &[
+    ("U_OBVersion", 20),
+    ("U_OBFirstTouch", 254),
+    ("U_OBLastTouch", 254),
+    ("U_OBTouchpoints", 254),
+];
 
 /// A fault applied to the next matching request.
 #[derive(Debug, Clone)]
@@ -156,6 +164,7 @@ impl SapSim {
             due_days: 7,
             refund_item_code: None,
             version_field: "U_OBVersion".into(),
+            attribution_fields: Default::default(),
             request_timeout_ms,
         }
     }
@@ -369,11 +378,21 @@ fn udfs(body: &Value) -> Result<HashMap<String, Value>, Response> {
         if !name.starts_with("U_") {
             continue;
         }
-        if !UDFS.contains(&name.as_str()) {
+        let Some((_, size)) = UDFS.iter().find(|(udf, _)| udf == name) else {
             return Err(sap_error(
                 StatusCode::BAD_REQUEST,
                 -1000,
                 &format!("Property '{name}' of 'Document' is invalid"),
+            ));
+        };
+        if value
+            .as_str()
+            .is_some_and(|text| text.chars().count() > *size)
+        {
+            return Err(sap_error(
+                StatusCode::BAD_REQUEST,
+                -5002,
+                &format!("Value too long in property '{name}' of 'Document'"),
             ));
         }
         found.insert(name.clone(), value.clone());

@@ -23,6 +23,19 @@
 //! - Refund: a `salesCreditMemos` deep insert whose external document number is the refund's
 //!   own reference, looked up first. Item lines by SKU; money without items on
 //!   `refund_account_number` (a G/L account line) when one is configured.
+//! - Attribution: the standard API's sales order has no field for it. What the API offers
+//!   is a comment line (`lineType: Comment`, a `description` of at most 100 characters) and
+//!   dimensions (`dimensionSetLines`, or the header's shortcut dimension codes). Dimensions
+//!   are what BC reports by, but a dimension value must exist in BC before an order can
+//!   carry it: every channel a platform ever sends would have to be set up first or its
+//!   orders would be refused, and a 20-character code holds no credits. So the attribution
+//!   goes into a comment line, `Attribution: first google_ads, last email;
+//!   google_ads:40%;email:60%` (the touchpoints as far as whole entries fit), written like
+//!   the version line: in the create's deep insert, in the update's batch, and for a late
+//!   attribution in one `$batch` (snapshot) with the version line, so the two change
+//!   together. It needs nothing set up; like the version line it shows on the order's
+//!   printed documents, and `attribution_comment = false` leaves it out. An event without
+//!   attribution keeps the line the order has.
 //! - The reference is [`external_reference`]: upper-case, at most 35 characters (`Code[35]`).
 //!
 //! Contract: `shared/reference/erp-targets.md` §1 and
@@ -32,11 +45,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use orderbridge_runtime::Secret;
-use orderbridge_schemas::OrderEvent;
+use orderbridge_schemas::{Attribution, OrderEvent};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::attribution::{summary, SUMMARY_PREFIX};
 use super::status::{classify, json_body};
 use super::token::TokenCache;
 use super::{
@@ -74,9 +88,18 @@ pub struct BusinessCentralConfig {
     /// refund is dead-lettered with the reason.
     #[serde(default)]
     pub refund_account_number: Option<String>,
+    /// Whether the attribution goes into a comment line of the order (`Attribution: first
+    /// …, last …; …`). Default: `true`; it needs nothing set up in BC, and like the version
+    /// line it shows on the order's printed documents.
+    #[serde(default = "default_attribution_comment")]
+    pub attribution_comment: bool,
     /// Per-request timeout in milliseconds.
     #[serde(default = "super::default_request_timeout_ms")]
     pub request_timeout_ms: u64,
+}
+
+fn default_attribution_comment() -> bool {
+    true
 }
 
 fn default_api_url() -> String {
@@ -319,6 +342,14 @@ impl BusinessCentral {
         if !lines.iter().any(|line| version_line(line).is_some()) {
             lines.push(version_line_body(event.version));
         }
+        // An event that brings no attribution line keeps the order's.
+        if event.attribution.is_none() || !self.config.attribution_comment {
+            if let Some(kept) = order.lines.iter().find(|line| is_attribution_line(line)) {
+                lines.push(comment_line(
+                    kept["description"].as_str().unwrap_or_default(),
+                ));
+            }
+        }
         let mut requests = Vec::new();
         for line in &order.lines {
             let line_id = entity_id(line)?;
@@ -357,6 +388,42 @@ impl BusinessCentral {
             }
         }
         Ok(())
+    }
+
+    /// Rewrites the order's attribution line (added, changed or removed) and its version line
+    /// in one `$batch` that BC runs in one transaction: a late attribution, applied in place.
+    async fn restamp(
+        &self,
+        order: &Order,
+        event: &OrderEvent,
+        attribution: &Attribution,
+    ) -> Result<(), ErpError> {
+        let lines = format!("salesOrders({})/salesOrderLines", order.id);
+        let mut requests = Vec::new();
+        let existing = order.lines.iter().find(|line| is_attribution_line(line));
+        let wanted = summary(attribution, DESCRIPTION_MAX).map(|text| comment_line(&text));
+        let existing_version = order.lines.iter().find(|line| version_line(line).is_some());
+        for (existing, wanted) in [
+            (existing, wanted),
+            (existing_version, Some(version_line_body(event.version))),
+        ] {
+            let id = requests.len() + 1;
+            match (existing, wanted) {
+                (Some(existing), Some(wanted)) => {
+                    let path = format!("{lines}({})", entity_id(existing)?);
+                    requests.push(self.batch_request(id, "PATCH", &path, Some(wanted)));
+                }
+                (Some(existing), None) => {
+                    let path = format!("{lines}({})", entity_id(existing)?);
+                    requests.push(self.batch_request(id, "DELETE", &path, None));
+                }
+                (None, Some(wanted)) => {
+                    requests.push(self.batch_request(id, "POST", &lines, Some(wanted)));
+                }
+                (None, None) => {}
+            }
+        }
+        self.batch(requests).await
     }
 
     /// Books the event's refund as a sales credit memo, unless one with its reference exists.
@@ -431,8 +498,19 @@ impl BusinessCentral {
                 }))
             })
             .collect::<Result<Vec<_>, ErpError>>()?;
+        lines.extend(self.attribution_line(event));
         lines.push(version_line_body(event.version));
         Ok(lines)
+    }
+
+    /// The comment line of `event`'s attribution, when the event carries one that names a
+    /// touch and the line is configured.
+    fn attribution_line(&self, event: &OrderEvent) -> Option<Value> {
+        if !self.config.attribution_comment {
+            return None;
+        }
+        let text = summary(event.attribution.as_ref()?, DESCRIPTION_MAX)?;
+        Some(comment_line(&text))
     }
 
     fn order_body(&self, event: &OrderEvent, reference: &str) -> Result<Value, ErpError> {
@@ -458,6 +536,9 @@ const BATCH_MAX: usize = 100;
 /// How the version line's description begins.
 const VERSION_LINE: &str = "OrderBridge version ";
 
+/// A line's `description`: `Text[100]`.
+const DESCRIPTION_MAX: usize = 100;
+
 /// A sales order BC holds: its id and lines.
 struct Order {
     id: String,
@@ -478,7 +559,20 @@ fn version_line(line: &Value) -> Option<i64> {
 }
 
 fn version_line_body(version: i64) -> Value {
-    json!({ "lineType": "Comment", "description": format!("{VERSION_LINE}{version}") })
+    comment_line(&format!("{VERSION_LINE}{version}"))
+}
+
+/// Whether `line` is the attribution line.
+fn is_attribution_line(line: &Value) -> bool {
+    line.get("lineType").and_then(Value::as_str) == Some("Comment")
+        && line
+            .get("description")
+            .and_then(Value::as_str)
+            .is_some_and(|text| text.starts_with(SUMMARY_PREFIX))
+}
+
+fn comment_line(description: &str) -> Value {
+    json!({ "lineType": "Comment", "description": description })
 }
 
 /// The `id` of an entity BC returned.
@@ -542,7 +636,12 @@ impl ErpClient for BusinessCentral {
                 Ok(Upserted::Updated)
             }
             (Action::UpdateStatus, Some(order)) => {
-                self.stamp(&order, event).await?;
+                match (&event.attribution, self.config.attribution_comment) {
+                    // A late attribution (or a status that carries one): its line and the
+                    // version line together.
+                    (Some(attribution), true) => self.restamp(&order, event, attribution).await?,
+                    (Some(_), false) | (None, _) => self.stamp(&order, event).await?,
+                }
                 Ok(Upserted::Updated)
             }
             (Action::Cancel, Some(order)) => {

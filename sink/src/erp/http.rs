@@ -12,6 +12,16 @@
 //!   is stale, not an error). Everything else goes through the status table: 408, 429, 5xx
 //!   and 401/403 are retried (honouring `Retry-After`), other 4xx dead-letter the event with
 //!   the receiver's message.
+//! - The body carries the order's marketing attribution as `attribution`: `first_touch`,
+//!   `last_touch` and `touchpoints`, each touch with `channel`, `campaign`, `source`,
+//!   `medium`, `occurred_at` and `credit_share` (0..1), or `null` when none is known. A null
+//!   attribution means "not known to this event" (see `erp/attribution.rs`): the receiver
+//!   keeps what it holds.
+//! - An event with `partial: true` carries only what changed (statuses, `UNKNOWN` for
+//!   unchanged; version; lineage; shipment, refund or attribution; its totals are zero and
+//!   its lines lack prices): the receiver applies it to the order it holds, in place, never
+//!   as a whole order. A late attribution is one (lineage origin `attribution`): it changes
+//!   the attribution and the version only, and an older one is `409` like any other event.
 
 use std::sync::Arc;
 
@@ -155,5 +165,27 @@ mod tests {
         assert!(HttpErp::new(config("https://erp.example.com/orders")).is_err());
         assert!(HttpErp::new(config("not a url/{reference}")).is_err());
         assert!(HttpErp::new(config("https://erp.example.com/orders/{reference}")).is_ok());
+    }
+
+    #[test]
+    fn the_body_carries_the_attribution_with_each_touchpoints_credit() {
+        let erp = HttpErp::new(HttpConfig {
+            url: "https://erp.example.com/orders/{reference}".into(),
+            bearer_token: None,
+            request_timeout_ms: 1_000,
+        })
+        .unwrap_or_else(|err| panic!("{err}"));
+        let event: OrderEvent = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/sumeru/order-attributed/expected.json"
+        ))
+        .unwrap_or_else(|err| panic!("fixture: {err}"));
+        let body = erp.body(&event).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(body["attribution"]["first_touch"]["channel"], "google_ads");
+        assert_eq!(body["attribution"]["last_touch"]["channel"], "email");
+        assert_eq!(
+            body["attribution"]["touchpoints"][0]["credit_share"],
+            serde_json::json!(0.4)
+        );
+        assert_eq!(body["partial"], false);
     }
 }

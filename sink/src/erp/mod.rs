@@ -1,10 +1,11 @@
 //! ERP adapters behind one trait, [`ErpClient`], plus what they share: the response status
-//! table (`status.rs`) and the external reference derived from the order key
-//! (`reference.rs`).
+//! table (`status.rs`), the external reference derived from the order key
+//! (`reference.rs`) and the marketing attribution as ERPs hold it (`attribution.rs`).
 //!
 //! Adding an ERP: a file here implementing [`ErpClient`], its arm in [`ErpConfig`] and
 //! [`build`], and a simulator under `tests/` that follows the ERP's documented contract.
 
+pub mod attribution;
 pub mod business_central;
 pub mod http;
 pub mod netsuite;
@@ -582,6 +583,70 @@ mod tests {
             discount_percent(&line),
             Err(ErpError::Rejected { .. })
         ));
+    }
+
+    #[test]
+    fn attribution_settings_parse_with_their_defaults_and_refuse_unknown_keys() {
+        let parse = |text: &str| toml::from_str::<ErpConfig>(text);
+        let bc = r#"kind = "business-central"
+            tenant_id = "t"
+            environment = "production"
+            company_id = "c"
+            client_id = "i"
+            client_secret = { env = "PATH" }
+            default_customer_number = "10000""#;
+        let Ok(ErpConfig::BusinessCentral(config)) = parse(bc) else {
+            panic!("business central")
+        };
+        assert!(config.attribution_comment, "on unless turned off");
+        let odoo = r#"kind = "odoo"
+            url = "https://odoo.example"
+            database = "db"
+            login = "api"
+            api_key = { env = "PATH" }
+            default_partner_id = 42"#;
+        let Ok(ErpConfig::Odoo(config)) = parse(odoo) else {
+            panic!("odoo")
+        };
+        assert_eq!(config.attribution_touch, attribution::Touch::Last);
+        assert_eq!(config.attribution_note_field, "");
+        let Ok(ErpConfig::Odoo(config)) = parse(&format!(
+            "{odoo}\nattribution_touch = \"first\"\nattribution_note_field = \"x_ob\""
+        )) else {
+            panic!("odoo, first touch")
+        };
+        assert_eq!(config.attribution_touch, attribution::Touch::First);
+        assert_eq!(config.attribution_note_field, "x_ob");
+        let sap = r#"kind = "sap-business-one"
+            service_layer_url = "https://b1.example/b1s/v2"
+            company_db = "SBODEMOUS"
+            username = "manager"
+            password = { env = "PATH" }
+            default_card_code = "C20000""#;
+        let Ok(ErpConfig::SapBusinessOne(config)) = parse(sap) else {
+            panic!("sap")
+        };
+        assert_eq!(
+            config.attribution_fields,
+            attribution::AttributionFields::default()
+        );
+        let fields = r#"attribution_fields = { first_touch = "U_A", touchpoints = "U_T" }"#;
+        let Ok(ErpConfig::SapBusinessOne(config)) = parse(&format!("{sap}\n{fields}")) else {
+            panic!("sap with fields")
+        };
+        assert_eq!(config.attribution_fields.first_touch, "U_A");
+        assert_eq!(
+            config.attribution_fields.last_touch, "",
+            "left out: not written"
+        );
+        assert!(
+            parse(&format!(
+                "{sap}\nattribution_fields = {{ first = \"U_A\" }}"
+            ))
+            .is_err(),
+            "a misspelt key is refused, not ignored"
+        );
+        assert!(parse(&format!("{odoo}\nattribution_touch = \"middle\"")).is_err());
     }
 
     #[test]

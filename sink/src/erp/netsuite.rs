@@ -13,6 +13,13 @@
 //!   default `custbody_orderbridge_version`, free-form text). An older event is `Stale`. An
 //!   update replaces the item sublist (`?replace=item`); a status-only event patches the
 //!   version alone.
+//! - Attribution: into custom body fields named in `attribution_fields` (none by default:
+//!   NetSuite refuses a field the account does not have, so each must be created first, as
+//!   Free-Form Text, 300 characters, fewer for non-English text: the limit is bytes): the
+//!   first and the last touch's channel, and every touchpoint with its credit as
+//!   `channel:credit%;…`, cut by whole entries to 300 bytes. Written with the version: in the
+//!   upsert's body, and on a partial event in one `PATCH` with it, so a late attribution
+//!   changes those fields and the version only; an event without attribution leaves them.
 //! - Cancel: NetSuite has no cancel action for sales orders in REST; every line is closed
 //!   (`isClosed`), which closes the order. A closed order takes nothing but refunds.
 //! - Refund: a credit memo upserted by its own external id (`PUT /creditMemo/eid:{refund
@@ -42,6 +49,7 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::attribution::AttributionFields;
 use super::status::{classify, json_body, retry_after};
 use super::token::TokenCache;
 use super::{
@@ -72,6 +80,11 @@ pub struct NetSuiteConfig {
     /// wrote; empty: no guard.
     #[serde(default = "default_version_field")]
     pub version_field: String,
+    /// The custom body fields (Free-Form Text) that take the attribution, e.g. `{ first_touch
+    /// = "custbody_ob_first_touch", last_touch = "custbody_ob_last_touch", touchpoints =
+    /// "custbody_ob_touchpoints" }`; a field left out is not written. Default: none.
+    #[serde(default)]
+    pub attribution_fields: AttributionFields,
     /// Internal id of a non-inventory item for a refund of money with no item lines; without
     /// one such a refund is dead-lettered with the reason.
     #[serde(default)]
@@ -84,6 +97,9 @@ pub struct NetSuiteConfig {
 fn default_version_field() -> String {
     "custbody_orderbridge_version".into()
 }
+
+/// A Free-Form Text field's limit, in bytes: what the attribution fields are cut to.
+const FREE_FORM_TEXT_MAX: usize = 300;
 
 /// The NetSuite adapter.
 pub struct NetSuite {
@@ -254,8 +270,12 @@ impl NetSuite {
         self.mapping.transform(event, body)
     }
 
+    /// Puts the event's version, and its attribution when it carries one, on a body.
     fn stamp(&self, body: &mut Value, event: &OrderEvent) {
         super::stamp_version(body, &self.config.version_field, event);
+        self.config
+            .attribution_fields
+            .write(body, event, FREE_FORM_TEXT_MAX);
     }
 
     fn held(&self, order: &Value) -> Held {

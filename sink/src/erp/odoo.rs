@@ -5,9 +5,10 @@
 //!   `object.execute_kw` call carries the id and the key. The id is cached and asked for again
 //!   after Odoo answers `AccessDenied` (a rotated or revoked key).
 //! - Errors: Odoo answers HTTP 200 with an `error` member. `AccessDenied` and database
-//!   concurrency failures (serialization conflicts, deadlocks, lock timeouts) are transient; validation and user errors reject the order with
-//!   Odoo's own message; anything else goes through the status table ("200 with errors" is
-//!   rejected).
+//!   concurrency failures (serialization conflicts, deadlocks, lock timeouts) are transient;
+//!   validation and user errors reject the order with Odoo's own message; anything else goes
+//!   through the status table ("200 with errors" is rejected, still with Odoo's exception and
+//!   message).
 //! - Idempotency: `client_order_ref` has no uniqueness constraint, so the lookup
 //!   `sale.order.search_read([("client_order_ref", "=", ref)])` is what prevents doubles.
 //!   Every attempt looks up first, so a create that timed out (and may have landed) is looked
@@ -26,6 +27,20 @@
 //! - Refund: a customer credit note, `account.move` with `move_type = out_refund`, its `ref`
 //!   the order's reference plus the refund's, looked up by `ref` first. Item lines become
 //!   invoice lines; money without items goes on `refund_product_id` when one is configured.
+//! - Attribution: `sale.order` has Odoo's own UTM fields (`campaign_id`, `source_id`,
+//!   `medium_id`, many2one to `utm.campaign`, `utm.source`, `utm.medium`), which its sales
+//!   reports group by. They take one touch, the last (`attribution_touch = "first"` for the
+//!   first): its campaign, source and medium; Odoo has no channel field, and its media are
+//!   channels ("Email", "Website"), so a touch without a medium gives its channel as the
+//!   medium. Each record is found by name as Odoo finds UTM records itself (`search` with
+//!   `=ilike`, archived ones included, the pattern's wildcards escaped so a name matches
+//!   only itself) or created, and the id cached; lookups run one at a time so two orders of
+//!   a new campaign cannot both create it (Odoo would name the second "spring [2]"). The
+//!   whole attribution (both touches, every touchpoint with its credit) goes as text into a
+//!   custom Text field when `attribution_note_field` names one; not into `note`, which is
+//!   the terms and conditions printed on the customer's quotation. An event with
+//!   attribution writes these with the rest of its `create` or `write`, a late attribution
+//!   (a partial event) with its version alone; an event without leaves them.
 //!
 //! Contract: `shared/reference/erp-targets.md` §4.
 
@@ -40,6 +55,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
+use super::attribution::{describe, Touch};
 use super::status::{classify, json_body, transport};
 use super::{
     action, discount_percent, external_reference, json_number, Action, ErpClient, ErpError,
@@ -69,6 +85,15 @@ pub struct OdooConfig {
     /// refund is dead-lettered with the reason.
     #[serde(default)]
     pub refund_product_id: Option<i64>,
+    /// Which touch of the attribution goes into the order's UTM fields (`campaign_id`,
+    /// `source_id`, `medium_id`): `last` (default) or `first`.
+    #[serde(default)]
+    pub attribution_touch: Touch,
+    /// A custom Text field on `sale.order` (e.g. `x_orderbridge_attribution`) that takes the
+    /// whole attribution as text: both touches, every touchpoint with its credit. Empty
+    /// (default): not written.
+    #[serde(default)]
+    pub attribution_note_field: String,
     /// Per-request timeout in milliseconds.
     #[serde(default = "super::default_request_timeout_ms")]
     pub request_timeout_ms: u64,
@@ -89,6 +114,8 @@ pub struct Odoo {
     uid: Mutex<Option<i64>>,
     /// SKU → `product.product` id.
     products: Mutex<HashMap<String, i64>>,
+    /// (UTM model, name) → record id. Held across a lookup: see the module docs.
+    utm: Mutex<HashMap<(&'static str, String), i64>>,
     request_id: AtomicU64,
 }
 
@@ -114,6 +141,7 @@ impl Odoo {
             http,
             uid: Mutex::new(None),
             products: Mutex::new(HashMap::new()),
+            utm: Mutex::new(HashMap::new()),
             request_id: AtomicU64::new(1),
             mapping: Arc::new(Mapping::default()),
         })
@@ -384,6 +412,97 @@ impl Odoo {
         Ok(id)
     }
 
+    /// The UTM fields of `event`'s attribution: (field, model, name of its record), no name
+    /// clearing the field; `None` when the event carries no attribution.
+    fn utm_names<'a>(
+        &self,
+        event: &'a OrderEvent,
+    ) -> Option<[(&'static str, &'static str, Option<&'a str>); 3]> {
+        let touch = self
+            .config
+            .attribution_touch
+            .of(event.attribution.as_ref()?);
+        let named = |name: Option<&'a str>| name.map(str::trim).filter(|n| !n.is_empty());
+        Some([
+            (
+                "campaign_id",
+                "utm.campaign",
+                named(touch.and_then(|t| t.campaign.as_deref())),
+            ),
+            (
+                "source_id",
+                "utm.source",
+                named(touch.and_then(|t| t.source.as_deref())),
+            ),
+            (
+                "medium_id",
+                "utm.medium",
+                named(touch.and_then(|t| t.medium.as_deref().or(Some(t.channel.as_str())))),
+            ),
+        ])
+    }
+
+    /// Puts `event`'s attribution into order `values`: the UTM ids (records found or created)
+    /// and the note field. Nothing when the event carries none.
+    async fn attribute(&self, values: &mut Value, event: &OrderEvent) -> Result<(), ErpError> {
+        let (Some(names), Some(attribution)) = (self.utm_names(event), &event.attribution) else {
+            return Ok(());
+        };
+        let mut fields = serde_json::Map::new();
+        for (field, model, name) in names {
+            let id = match name {
+                Some(name) => json!(self.utm(model, name).await?),
+                None => json!(false),
+            };
+            fields.insert(field.to_owned(), id);
+        }
+        if !self.config.attribution_note_field.is_empty() {
+            fields.insert(
+                self.config.attribution_note_field.clone(),
+                json!(describe(attribution)),
+            );
+        }
+        if let Some(values) = values.as_object_mut() {
+            values.extend(fields);
+        }
+        Ok(())
+    }
+
+    /// The id of the `model` record (`utm.campaign`, `utm.source`, `utm.medium`) named
+    /// `name`, found as Odoo finds one (case aside, archived ones too) or created.
+    async fn utm(&self, model: &'static str, name: &str) -> Result<i64, ErpError> {
+        // Held until the record is known: a second lookup of the same new name waits for the
+        // first to create it instead of creating it again.
+        let mut known = self.utm.lock().await;
+        if let Some(id) = known.get(&(model, name.to_owned())) {
+            return Ok(*id);
+        }
+        let found = self
+            .execute(
+                model,
+                "search",
+                json!([[["name", "=ilike", like_exactly(name)]]]),
+                json!({ "limit": 1, "context": { "active_test": false } }),
+            )
+            .await?;
+        let id = match found
+            .as_array()
+            .and_then(|ids| ids.first())
+            .and_then(Value::as_i64)
+        {
+            Some(id) => id,
+            None => self
+                .execute(model, "create", json!([{ "name": name }]), json!({}))
+                .await?
+                .as_i64()
+                .ok_or_else(|| {
+                    ErpError::transient(format!("Odoo created a {model} without an id"))
+                })?,
+        };
+        known.insert((model, name.to_owned()), id);
+        Ok(id)
+    }
+
     async fn create_order(&self, event: &OrderEvent, reference: &str) -> Result<(), ErpError> {
         let mut values = json!({
             "partner_id": self.partner(event)?,
@@ -394,11 +513,20 @@ impl Odoo {
             values["warehouse_id"] = json!(warehouse);
         }
         self.stamp(&mut values, event);
+        self.attribute(&mut values, event).await?;
         let values = self.mapping.transform(event, values)?;
         self.execute("sale.order", "create", json!([values]), json!({}))
             .await?;
         Ok(())
     }
+}
+
+/// `name` as an `=ilike` pattern that matches only itself (case aside): PostgreSQL's `ILIKE`
+/// reads `%` and `_` as wildcards and `\` as their escape.
+fn like_exactly(name: &str) -> String {
+    name.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 /// The `id` of a record Odoo returned.
@@ -443,11 +571,14 @@ fn odoo_fault(
         | "odoo.exceptions.MissingError" => {
             OdooFault::Other(ErpError::rejected(format!("Odoo {name}: {message}")))
         }
-        _ => OdooFault::Other(
-            classify(status, headers, text)
-                .err()
-                .unwrap_or_else(|| ErpError::rejected(format!("Odoo {name}: {message}"))),
-        ),
+        _ => OdooFault::Other(match classify(status, headers, text) {
+            // "200 with errors": Odoo's exception and message (`Invalid field 'x_…' on model
+            // 'sale.order'` for a field the database lacks) say what the envelope does not.
+            Err(ErpError::Rejected { .. }) | Ok(()) => {
+                ErpError::rejected(format!("Odoo {name}: {message}"))
+            }
+            Err(transient @ ErpError::Transient { .. }) => transient,
+        }),
     }
 }
 
@@ -484,6 +615,18 @@ impl ErpClient for Odoo {
             values["warehouse_id"] = json!(warehouse);
         }
         self.stamp(&mut values, event);
+        // UTM records are found (or created) by name at send time; the preview names them.
+        for (field, model, name) in self.utm_names(event).into_iter().flatten() {
+            values[field] = name.map_or(json!(false), |name| {
+                json!(format!("<{model} named {name}, found or created>"))
+            });
+        }
+        if let (false, Some(attribution)) = (
+            self.config.attribution_note_field.is_empty(),
+            &event.attribution,
+        ) {
+            values[&self.config.attribution_note_field] = json!(describe(attribution));
+        }
         let values = self.mapping.transform(event, values)?;
         Ok(super::Preview {
             method: "POST",
@@ -512,6 +655,7 @@ impl ErpClient for Odoo {
                 lines.extend(self.order_lines(event).await?);
                 let mut values = json!({ "order_line": lines });
                 self.stamp(&mut values, event);
+                self.attribute(&mut values, event).await?;
                 let values = self.mapping.transform(event, values)?;
                 self.write(&order, values).await?;
                 Ok(Upserted::Updated)
@@ -519,8 +663,11 @@ impl ErpClient for Odoo {
             (Action::UpdateStatus, Some(order)) => {
                 let mut values = json!({});
                 self.stamp(&mut values, event);
+                // A late attribution (or a status that carries one) writes it in place.
+                self.attribute(&mut values, event).await?;
                 if values.as_object().is_some_and(serde_json::Map::is_empty) {
-                    return Ok(Upserted::Skipped); // no version field: nothing to record
+                    // No version field and no attribution: nothing to record.
+                    return Ok(Upserted::Skipped);
                 }
                 self.write(&order, values).await?;
                 Ok(Upserted::Updated)

@@ -21,6 +21,14 @@
 //!   sent with `B1S-ReplaceCollectionsOnPatch: true` so that SAP replaces the lines instead of
 //!   appending to them. One request: the lines and the version change together or not at all.
 //!   A status-only event patches the version alone (SAP keeps shipping in its own documents).
+//! - Attribution: the standard order has no place for it, so it goes into user-defined
+//!   fields on `ORDR` named in `attribution_fields` (none by default: SAP refuses a UDF that
+//!   is not defined, so each must be created first, alphanumeric, 254 characters, the
+//!   regular maximum): the first and the last touch's channel, and every touchpoint with its
+//!   credit as `channel:credit%;…`, cut by whole entries to 254. They are written with the
+//!   version, in the same request: on create, on update, and on a partial event, so a late
+//!   attribution is one `PATCH` of the fields and the version; an event without attribution
+//!   leaves them.
 //!
 //! Contract: `shared/reference/erp-targets.md` §2.
 
@@ -36,6 +44,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
+use super::attribution::AttributionFields;
 use super::status::{classify, credentials_refused, json_body, transport};
 use super::{
     action, discount_percent, external_reference, json_number, odata_eq, Action, ErpClient,
@@ -45,6 +54,9 @@ use crate::mapping::Mapping;
 
 /// `NumAtCard` is `nvarchar(100)`.
 const NUM_AT_CARD_MAX: usize = 100;
+
+/// The longest regular alphanumeric UDF: what the attribution fields are cut to.
+const UDF_MAX: usize = 254;
 
 /// SAP Business One settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -72,6 +84,11 @@ pub struct SapBusinessOneConfig {
     /// event is applied).
     #[serde(default = "default_version_field")]
     pub version_field: String,
+    /// The user-defined fields (alphanumeric, 254) on `ORDR` that take the attribution, e.g.
+    /// `{ first_touch = "U_OBFirstTouch", last_touch = "U_OBLastTouch", touchpoints =
+    /// "U_OBTouchpoints" }`; a field left out is not written. Default: none.
+    #[serde(default)]
+    pub attribution_fields: AttributionFields,
     /// Per-request timeout in milliseconds.
     #[serde(default = "super::default_request_timeout_ms")]
     pub request_timeout_ms: u64,
@@ -279,9 +296,11 @@ impl SapBusinessOne {
         }
     }
 
-    /// Puts the event's version on an order or update body.
+    /// Puts the event's version, and its attribution when it carries one, on an order or
+    /// update body.
     fn stamp(&self, body: &mut Value, event: &OrderEvent) {
         super::stamp_version(body, &self.config.version_field, event);
+        self.config.attribution_fields.write(body, event, UDF_MAX);
     }
 
     async fn patch(&self, order: &Value, body: &Value) -> Result<(), ErpError> {
@@ -426,7 +445,8 @@ impl ErpClient for SapBusinessOne {
                 let mut body = json!({});
                 self.stamp(&mut body, event);
                 if body.as_object().is_some_and(serde_json::Map::is_empty) {
-                    return Ok(Upserted::Skipped); // no version field: nothing to record
+                    // No version field and no attribution: nothing to record.
+                    return Ok(Upserted::Skipped);
                 }
                 self.patch(&order, &body).await?;
                 Ok(Upserted::Updated)

@@ -1,21 +1,34 @@
-//! Staging tables, `orders` and `order_lines`, in SQLite (default) or PostgreSQL (by URL).
-//! Many ERPs import from such tables; it is also the `dev` target.
+//! Staging tables, `orders`, `order_lines` and `order_touchpoints`, in SQLite (default) or
+//! PostgreSQL (by URL). Many ERPs import from such tables; it is also the `dev` target.
 //!
 //! The order key is the primary key. An event is applied only when its version is newer than
 //! the stored one, in one transaction with its lines, so a redelivery is a no-op and an older
 //! event never overwrites a newer one. The same SQL runs on both databases (`$n` parameters,
 //! `ON CONFLICT … DO UPDATE … WHERE`). A partial (status-only) event updates the statuses of
 //! an order already staged and is skipped for one that is not.
+//!
+//! Marketing attribution: the first and last touch (channel, campaign, source, medium) are
+//! columns of `orders`, every touchpoint with its credit share a row of `order_touchpoints`.
+//! An event that carries attribution replaces them, in the same transaction as the rest of
+//! its write; one without leaves them (see `erp/attribution.rs`). A late attribution is a
+//! partial event, so it changes the attribution, the version and the lineage of the staged
+//! order and nothing else.
+//!
+//! Layout: `schema.rs` creates the tables and upgrades those of an older release;
+//! `tests.rs` holds this adapter's tests.
+
+mod schema;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use orderbridge_schemas::{Address, OrderEvent};
+use orderbridge_schemas::{Address, OrderEvent, Touchpoint};
 use serde::Deserialize;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
+use super::attribution::credit_share;
 use super::{ErpClient, ErpError, ErpSetupError, Upserted};
 
 /// Staging database settings.
@@ -34,53 +47,6 @@ impl Default for SqlConfig {
         }
     }
 }
-
-const CREATE_ORDERS: &str = "CREATE TABLE IF NOT EXISTS orders (
-    order_key TEXT PRIMARY KEY,
-    source TEXT NOT NULL,
-    account TEXT NOT NULL,
-    source_order_id TEXT NOT NULL,
-    order_number TEXT,
-    event_type TEXT NOT NULL,
-    status TEXT NOT NULL,
-    payment_status TEXT NOT NULL,
-    version BIGINT NOT NULL,
-    currency TEXT NOT NULL,
-    total TEXT NOT NULL,
-    subtotal TEXT NOT NULL,
-    tax TEXT NOT NULL,
-    shipping TEXT NOT NULL,
-    discount TEXT NOT NULL,
-    customer_id TEXT,
-    customer_email TEXT,
-    customer_name TEXT,
-    ship_to_name TEXT,
-    ship_to_line1 TEXT,
-    ship_to_city TEXT,
-    ship_to_postal_code TEXT,
-    ship_to_country_code TEXT,
-    source_created_at TEXT,
-    source_updated_at TEXT,
-    raw_topic TEXT NOT NULL,
-    raw_partition INTEGER NOT NULL,
-    raw_offset BIGINT NOT NULL,
-    event_id TEXT NOT NULL,
-    received_at TEXT NOT NULL,
-    applied_at TEXT NOT NULL
-)";
-
-const CREATE_LINES: &str = "CREATE TABLE IF NOT EXISTS order_lines (
-    order_key TEXT NOT NULL REFERENCES orders (order_key),
-    line_no INTEGER NOT NULL,
-    line_id TEXT,
-    sku TEXT,
-    title TEXT NOT NULL,
-    quantity BIGINT NOT NULL,
-    unit_price TEXT NOT NULL,
-    discount TEXT NOT NULL,
-    tax TEXT NOT NULL,
-    PRIMARY KEY (order_key, line_no)
-)";
 
 const SELECT_VERSION: &str = "SELECT version FROM orders WHERE order_key = $1";
 
@@ -111,6 +77,7 @@ WHERE orders.version < excluded.version";
 const DELETE_LINES: &str = "DELETE FROM order_lines WHERE order_key = $1";
 /// A partial (status-only) event: the statuses it states (`UNKNOWN` keeps the stored one),
 /// its version and lineage; totals, lines and the buyer stay as the full order left them.
+/// (The attribution it may carry is written next, by `attribution_in!`.)
 const UPDATE_STATUS: &str = "UPDATE orders SET
     event_type = $2,
     status = CASE WHEN $3 = 'UNKNOWN' THEN status ELSE $3 END,
@@ -123,6 +90,19 @@ WHERE order_key = $1 AND version < $5";
 const INSERT_LINE: &str = "INSERT INTO order_lines
     (order_key, line_no, line_id, sku, title, quantity, unit_price, discount, tax)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// An event's attribution: its first and last touch (a touch it does not name is cleared).
+const UPDATE_TOUCHES: &str = "UPDATE orders SET
+    first_touch_channel = $2, first_touch_campaign = $3, first_touch_source = $4,
+    first_touch_medium = $5, last_touch_channel = $6, last_touch_campaign = $7,
+    last_touch_source = $8, last_touch_medium = $9
+WHERE order_key = $1";
+
+const DELETE_TOUCHPOINTS: &str = "DELETE FROM order_touchpoints WHERE order_key = $1";
+
+const INSERT_TOUCHPOINT: &str = "INSERT INTO order_touchpoints
+    (order_key, position, channel, campaign, source, medium, occurred_at, credit_share)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 #[derive(Debug, Clone)]
 enum Pool {
@@ -137,10 +117,11 @@ pub struct SqlErp {
 }
 
 impl SqlErp {
-    /// Opens the database (creating a SQLite file if missing) and creates the tables.
+    /// Opens the database (creating a SQLite file if missing), creates the tables and adds
+    /// the columns a database of an older release lacks.
     ///
     /// # Errors
-    /// When the database cannot be opened or the tables created.
+    /// When the database cannot be opened or the tables created or upgraded.
     pub async fn connect(config: &SqlConfig) -> Result<Self, ErpSetupError> {
         let pool =
             if config.url.starts_with("postgres://") || config.url.starts_with("postgresql://") {
@@ -169,23 +150,11 @@ impl SqlErp {
                     config.url.len()
                 )));
             };
-        let erp = Self { pool };
-        erp.create_tables().await?;
-        Ok(erp)
-    }
-
-    async fn create_tables(&self) -> Result<(), sqlx::Error> {
-        match &self.pool {
-            Pool::Sqlite(pool) => {
-                sqlx::query(CREATE_ORDERS).execute(pool).await?;
-                sqlx::query(CREATE_LINES).execute(pool).await?;
-            }
-            Pool::Postgres(pool) => {
-                sqlx::query(CREATE_ORDERS).execute(pool).await?;
-                sqlx::query(CREATE_LINES).execute(pool).await?;
-            }
+        match &pool {
+            Pool::Sqlite(sqlite) => schema::ensure_sqlite(sqlite).await?,
+            Pool::Postgres(postgres) => schema::ensure_postgres(postgres).await?,
         }
-        Ok(())
+        Ok(Self { pool })
     }
 }
 
@@ -230,6 +199,61 @@ macro_rules! bind_order {
     }};
 }
 
+/// Replaces the staged attribution of `$event`'s order with the event's, when it carries
+/// any; `$tx` is the open transaction of the write it belongs to.
+macro_rules! attribution_in {
+    ($tx:expr, $event:expr) => {{
+        let event: &OrderEvent = $event;
+        if let Some(attribution) = &event.attribution {
+            let touch = |t: Option<&Touchpoint>| {
+                t.map(|t| {
+                    (
+                        Some(t.channel.clone()),
+                        t.campaign.clone(),
+                        t.source.clone(),
+                        t.medium.clone(),
+                    )
+                })
+                .unwrap_or_default()
+            };
+            let first = touch(attribution.first_touch.as_ref());
+            let last = touch(attribution.last_touch.as_ref());
+            sqlx::query(UPDATE_TOUCHES)
+                .bind(&event.order_key)
+                .bind(first.0)
+                .bind(first.1)
+                .bind(first.2)
+                .bind(first.3)
+                .bind(last.0)
+                .bind(last.1)
+                .bind(last.2)
+                .bind(last.3)
+                .execute(&mut *$tx)
+                .await
+                .map_err(db_error)?;
+            sqlx::query(DELETE_TOUCHPOINTS)
+                .bind(&event.order_key)
+                .execute(&mut *$tx)
+                .await
+                .map_err(db_error)?;
+            for (index, touch) in attribution.touchpoints.iter().enumerate() {
+                sqlx::query(INSERT_TOUCHPOINT)
+                    .bind(&event.order_key)
+                    .bind(i64::try_from(index + 1).unwrap_or(i64::MAX))
+                    .bind(touch.channel.clone())
+                    .bind(touch.campaign.clone())
+                    .bind(touch.source.clone())
+                    .bind(touch.medium.clone())
+                    .bind(touch.occurred_at.map(|t| t.to_rfc3339()))
+                    .bind(credit_share(touch))
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+        }
+    }};
+}
+
 /// One upsert, written once for both databases: `$tx` is an open transaction.
 macro_rules! upsert_in {
     ($tx:expr, $event:expr) => {{
@@ -264,11 +288,11 @@ macro_rules! upsert_in {
                     .await
                     .map_err(db_error)?
                     .rows_affected();
-                Ok(if written == 0 {
-                    Upserted::Stale
-                } else {
-                    Upserted::Updated
-                })
+                if written == 0 {
+                    return Ok(Upserted::Stale);
+                }
+                attribution_in!($tx, event);
+                Ok(Upserted::Updated)
             }
             _ => {
                 let applied_at = chrono::Utc::now().to_rfc3339();
@@ -301,6 +325,7 @@ macro_rules! upsert_in {
                         .await
                         .map_err(db_error)?;
                 }
+                attribution_in!($tx, event);
                 Ok(if stored.is_some() {
                     Upserted::Updated
                 } else {
@@ -361,220 +386,4 @@ fn db_error(err: sqlx::Error) -> ErpError {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-    use chrono::{TimeZone, Utc};
-    use orderbridge_schemas::*;
-    use rust_decimal::Decimal;
-
-    pub(crate) fn event(version: i64, total: &str, lines: usize) -> OrderEvent {
-        let money = |s: &str| Decimal::from_str(s).unwrap();
-        OrderEvent {
-            order_key: "shopify:shop.myshopify.com:1001".into(),
-            source: "shopify".into(),
-            account: "shop.myshopify.com".into(),
-            source_order_id: "1001".into(),
-            order_number: Some("#1001".into()),
-            event_type: EventType::Created,
-            status: OrderStatus::Open,
-            payment_status: PaymentStatus::Paid,
-            version,
-            currency: "USD".into(),
-            totals: Totals {
-                total: money(total),
-                subtotal: money(total),
-                tax: money("0"),
-                shipping: money("0"),
-                discount: money("0"),
-            },
-            line_items: (0..lines)
-                .map(|i| LineItem {
-                    line_id: Some(i.to_string()),
-                    sku: Some(format!("SKU-{i}")),
-                    title: "Thing".into(),
-                    quantity: 1,
-                    unit_price: money("1.50"),
-                    discount: money("0"),
-                    tax: money("0"),
-                })
-                .collect(),
-            customer: None,
-            shipping_address: None,
-            billing_address: None,
-            source_created_at: None,
-            source_updated_at: None,
-            attribution: None,
-            lineage: Lineage {
-                raw_topic: "orders.raw.v1".into(),
-                raw_partition: 0,
-                raw_offset: version,
-                event_id: format!("e{version}"),
-                received_at: Utc.timestamp_millis_opt(1_700_000_000_000).unwrap(),
-                origin: "webhook".into(),
-            },
-            partial: false,
-            source_created_at_original: None,
-            source_updated_at_original: None,
-            shipment: None,
-            refund: None,
-        }
-    }
-
-    async fn erp() -> (SqlErp, SqlitePool, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("staging.db").display());
-        let erp = SqlErp::connect(&SqlConfig { url: url.clone() })
-            .await
-            .unwrap();
-        let Pool::Sqlite(pool) = erp.pool.clone() else {
-            panic!("sqlite")
-        };
-        (erp, pool, dir)
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_upserts_of_different_orders_all_succeed() {
-        // The sink runs up to 16 upserts at once. Each reads what the database holds, then
-        // writes; on SQLite, two transactions that both read before either writes cannot both
-        // go on, and one of them failed at once ("database is locked") without waiting.
-        let (erp, pool, _dir) = erp().await;
-        let erp = std::sync::Arc::new(erp);
-        let mut tasks = tokio::task::JoinSet::new();
-        for task in 0..16 {
-            let erp = std::sync::Arc::clone(&erp);
-            tasks.spawn(async move {
-                let mut failures = Vec::new();
-                for n in 0..25 {
-                    let mut order = event(1, "10.00", 2);
-                    order.order_key = format!("shopify:shop.myshopify.com:{task}-{n}");
-                    if let Err(err) = erp.upsert(&order).await {
-                        failures.push(err.to_string());
-                    }
-                }
-                failures
-            });
-        }
-        let mut failures = Vec::new();
-        while let Some(done) = tasks.join_next().await {
-            failures.extend(done.unwrap());
-        }
-        assert!(
-            failures.is_empty(),
-            "{} of 400 upserts failed: {:?}",
-            failures.len(),
-            failures.first()
-        );
-        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        assert_eq!(rows, 400);
-    }
-
-    #[tokio::test]
-    async fn creates_once_and_treats_a_redelivery_as_present() {
-        let (erp, pool, _dir) = erp().await;
-        assert_eq!(
-            erp.upsert(&event(1, "10.00", 2)).await.unwrap(),
-            Upserted::Created
-        );
-        assert_eq!(
-            erp.upsert(&event(1, "10.00", 2)).await.unwrap(),
-            Upserted::AlreadyPresent
-        );
-        let (orders, lines): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM order_lines)",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        assert_eq!((orders, lines), (1, 2));
-        let total: String = sqlx::query_scalar("SELECT total FROM orders")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        assert_eq!(total, "10.00", "money is stored exactly, as text");
-    }
-
-    #[tokio::test]
-    async fn a_newer_version_replaces_lines_and_an_older_one_is_refused() {
-        let (erp, pool, _dir) = erp().await;
-        erp.upsert(&event(5, "10.00", 3)).await.unwrap();
-        assert_eq!(
-            erp.upsert(&event(7, "12.00", 1)).await.unwrap(),
-            Upserted::Updated
-        );
-        assert_eq!(
-            erp.upsert(&event(6, "11.00", 2)).await.unwrap(),
-            Upserted::Stale
-        );
-        let (version, total): (i64, String) = sqlx::query_as("SELECT version, total FROM orders")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        assert_eq!((version, total.as_str()), (7, "12.00"));
-        let lines: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM order_lines")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        assert_eq!(lines, 1);
-    }
-
-    #[tokio::test]
-    async fn a_partial_event_updates_statuses_only_and_waits_for_the_order() {
-        let (erp, pool, _dir) = erp().await;
-        let mut status = event(3, "0", 0);
-        status.partial = true;
-        status.currency = "XXX".into();
-        status.event_type = orderbridge_schemas::EventType::Cancelled;
-        status.status = orderbridge_schemas::OrderStatus::Cancelled;
-        status.payment_status = orderbridge_schemas::PaymentStatus::Unknown;
-        assert_eq!(erp.upsert(&status).await.unwrap(), Upserted::NotHeld);
-        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        assert_eq!(rows, 0, "no row of zero totals");
-
-        erp.upsert(&event(2, "10.00", 2)).await.unwrap();
-        assert_eq!(erp.upsert(&status).await.unwrap(), Upserted::Updated);
-        let row: (String, String, String, i64, String) =
-            sqlx::query_as("SELECT status, payment_status, currency, version, total FROM orders")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-        let before = event(2, "10.00", 2);
-        assert_eq!(
-            row,
-            (
-                "CANCELLED".to_owned(),
-                before.payment_status.as_str().to_owned(),
-                before.currency.clone(),
-                3,
-                "10.00".to_owned()
-            ),
-            "status applied; UNKNOWN payment kept; currency and totals untouched"
-        );
-        let lines: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM order_lines")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        assert_eq!(lines, 2);
-        assert_eq!(erp.upsert(&status).await.unwrap(), Upserted::AlreadyPresent);
-        let mut older = status.clone();
-        older.version = 1;
-        assert_eq!(erp.upsert(&older).await.unwrap(), Upserted::Stale);
-    }
-
-    #[tokio::test]
-    async fn refuses_an_unknown_url_scheme() {
-        let err = SqlErp::connect(&SqlConfig {
-            url: "mysql://x".into(),
-        })
-        .await
-        .unwrap_err();
-        assert!(err.to_string().contains("sqlite:"), "{err}");
-    }
-}
+mod tests;
