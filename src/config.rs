@@ -65,6 +65,20 @@ impl Config {
         Self::load_with(path, std::env::vars())
     }
 
+    /// [`Config::load`] for a command that is about to write the secret file `pending`
+    /// (`subscribe --secret-file`): the configuration may already name it (ingest will read
+    /// it), but it does not exist yet, so the entries whose secret is that file are left out
+    /// of this reading instead of failing it.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn load_pending(path: Option<&Path>, pending: &Path) -> anyhow::Result<Self> {
+        if pending.exists() {
+            return Self::load(path);
+        }
+        Self::load_inner(path, std::env::vars(), Some(pending))
+    }
+
     /// [`Config::load`] with the environment `vars`.
     ///
     /// # Errors
@@ -74,6 +88,14 @@ impl Config {
         path: Option<&Path>,
         vars: impl Iterator<Item = (String, String)>,
     ) -> anyhow::Result<Self> {
+        Self::load_inner(path, vars, None)
+    }
+
+    fn load_inner(
+        path: Option<&Path>,
+        vars: impl Iterator<Item = (String, String)>,
+        pending: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         let text = match path {
             Some(path) => std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?,
@@ -82,6 +104,9 @@ impl Config {
         let mut document: toml::Table =
             toml::from_str(&text).context("parsing the configuration")?;
         let overrides = apply_env_overrides(&mut document, vars)?;
+        if let Some(pending) = pending {
+            forget_secret_file(&mut document, pending);
+        }
         let mut config: Config =
             toml::Value::Table(document)
                 .try_into()
@@ -112,6 +137,81 @@ impl Config {
             bail!("topic_layout.partitions and topic_layout.replication must be at least 1");
         }
         Ok(config)
+    }
+}
+
+/// Whether `value` is a secret reference to the file `path` (`{ file = "<path>" }`).
+fn is_secret_file(value: &toml::Value, path: &Path) -> bool {
+    value
+        .as_table()
+        .and_then(|t| t.get("file"))
+        .and_then(toml::Value::as_str)
+        .is_some_and(|file| Path::new(file) == path)
+}
+
+/// Whether `value` holds, at any depth, a secret reference to the file `path`.
+fn mentions_secret_file(value: &toml::Value, path: &Path) -> bool {
+    is_secret_file(value, path)
+        || match value {
+            toml::Value::Table(table) => table.values().any(|v| mentions_secret_file(v, path)),
+            toml::Value::Array(items) => items.iter().any(|v| mentions_secret_file(v, path)),
+            toml::Value::String(_)
+            | toml::Value::Integer(_)
+            | toml::Value::Float(_)
+            | toml::Value::Boolean(_)
+            | toml::Value::Datetime(_) => false,
+        }
+}
+
+/// Leaves out of `document` what needs the secret file `path`: in `ingest.sources`, the
+/// routes (a source's own settings, or an account's) naming it, since a route without its
+/// secret would not build; elsewhere the keys holding it.
+fn forget_secret_file(document: &mut toml::Table, path: &Path) {
+    let sources = document
+        .get_mut("ingest")
+        .and_then(toml::Value::as_table_mut)
+        .and_then(|ingest| ingest.get_mut("sources"))
+        .and_then(toml::Value::as_table_mut);
+    if let Some(sources) = sources {
+        for source in sources.iter_mut().filter_map(|(_, v)| v.as_table_mut()) {
+            if let Some(accounts) = source
+                .get_mut("accounts")
+                .and_then(toml::Value::as_table_mut)
+            {
+                accounts.retain(|_, account| !mentions_secret_file(account, path));
+            }
+            let own = source
+                .iter()
+                .any(|(key, value)| key != "accounts" && mentions_secret_file(value, path));
+            if own {
+                source.retain(|key, _| key == "accounts");
+            }
+        }
+        sources.retain(|_, source| source.as_table().is_none_or(|t| !t.is_empty()));
+    }
+    forget_secret_keys(document, path);
+}
+
+/// Removes every key of `table`, at any depth, whose value is the secret file `path`.
+fn forget_secret_keys(table: &mut toml::Table, path: &Path) {
+    table.retain(|_, value| !is_secret_file(value, path));
+    for (_, value) in table.iter_mut() {
+        match value {
+            toml::Value::Table(inner) => forget_secret_keys(inner, path),
+            toml::Value::Array(items) => {
+                items.retain(|item| !mentions_secret_file(item, path));
+                for item in items.iter_mut() {
+                    if let toml::Value::Table(inner) = item {
+                        forget_secret_keys(inner, path);
+                    }
+                }
+            }
+            toml::Value::String(_)
+            | toml::Value::Integer(_)
+            | toml::Value::Float(_)
+            | toml::Value::Boolean(_)
+            | toml::Value::Datetime(_) => {}
+        }
     }
 }
 
@@ -165,6 +265,36 @@ mod tests {
 
     use super::*;
     use orderbridge_schemas::Source;
+
+    #[test]
+    fn a_secret_file_about_to_be_written_does_not_stop_the_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let pending = dir.path().join("sumeru-secret");
+        let path = dir.path().join("orderbridge.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[ingest.sources.sumeru]\nsecrets = [{{ id = \"whk\", secret = {{ file = \"{}\" }} }}]\n",
+                pending.display()
+            ),
+        )
+        .unwrap();
+        let err = Config::load(Some(&path)).unwrap_err();
+        assert!(format!("{err:#}").contains("cannot read"), "{err:#}");
+        let config = Config::load_pending(Some(&path), &pending).unwrap();
+        assert!(
+            config.ingest.sources.sumeru.is_none(),
+            "the route waits for its secret"
+        );
+        // Once written, it is read as any secret.
+        std::fs::write(&pending, "wsec_1\n").unwrap();
+        let config = Config::load_pending(Some(&path), &pending).unwrap();
+        let sumeru = config.ingest.sources.sumeru.unwrap();
+        assert_eq!(
+            sumeru.route("-").unwrap().secrets[0].secret.expose(),
+            "wsec_1"
+        );
+    }
 
     #[test]
     fn the_example_is_a_valid_configuration_of_every_source() {

@@ -7,6 +7,8 @@ mod config;
 mod dev;
 mod probe;
 mod registry_api;
+mod send_test;
+mod subscribe;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,6 +53,10 @@ enum Command {
     Dev(dev::DevArgs),
     /// Read a provider's past orders from its API into the raw topic, resumably.
     Backfill(backfill::BackfillArgs),
+    /// Register ingest's webhook URL with a provider (and ask for its test delivery).
+    Subscribe(subscribe::SubscribeArgs),
+    /// Post a signed sample order to ingest and follow it to the ERP, stage by stage.
+    SendTest(send_test::SendTestArgs),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -119,9 +125,29 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", config::EXAMPLE);
         return Ok(());
     }
-    let config = Config::load(cli.config.as_deref())?;
+    // `subscribe --secret-file` writes a file the configuration may already name.
+    let pending = match &cli.command {
+        Command::Subscribe(args) => args.secret_file(),
+        Command::Ingest
+        | Command::Process
+        | Command::Sink
+        | Command::Enrich
+        | Command::Dev(_)
+        | Command::Backfill(_)
+        | Command::SendTest(_)
+        | Command::Config(_)
+        | Command::Mapping(_)
+        | Command::Topics(_)
+        | Command::Probe { .. } => None,
+    };
+    let config = match pending {
+        Some(pending) => Config::load_pending(cli.config.as_deref(), pending)?,
+        None => Config::load(cli.config.as_deref())?,
+    };
     match cli.command {
         Command::Backfill(args) => backfill::run(&args, &config, shutdown).await?,
+        Command::Subscribe(args) => subscribe::run(&args, &config).await?,
+        Command::SendTest(args) => send_test::run(&args, &config).await?,
         Command::Ingest => {
             let listener = TcpListener::bind(config.ingest.listen)
                 .await

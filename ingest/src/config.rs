@@ -178,6 +178,15 @@ impl<T> Accounts<T> {
         }
     }
 
+    /// The settings serving `account`'s route: the source's own for `-`
+    /// (`/webhooks/<source>`), else the account's (`/webhooks/<source>/<account>`).
+    pub fn route(&self, account: &str) -> Option<&T> {
+        match account {
+            "-" => self.default.as_ref(),
+            name => self.accounts.get(name),
+        }
+    }
+
     /// Every configured route: `None` for the source's own, then each account.
     pub fn routes(&self) -> impl Iterator<Item = (Option<&str>, &T)> {
         self.default.iter().map(|settings| (None, settings)).chain(

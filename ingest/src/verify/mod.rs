@@ -39,6 +39,7 @@ pub mod ordermentum;
 pub mod registry;
 pub mod scheme;
 pub mod shopify;
+pub mod sign;
 pub mod standard_webhooks;
 pub mod sumeru;
 #[cfg(test)]

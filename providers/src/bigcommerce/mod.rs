@@ -323,6 +323,78 @@ pub fn completion(order_id: Option<&str>, body: &[u8]) -> Completion {
     }
 }
 
+impl BigcommerceApi {
+    /// Registers `request.url` for every order event of the store (`store/order/*`).
+    ///
+    /// # Errors
+    /// What the API answered.
+    pub(crate) async fn subscribe(
+        &self,
+        request: &crate::subscribe::Request,
+    ) -> Result<crate::subscribe::Subscribed, crate::subscribe::SubscribeError> {
+        use crate::subscribe::{Subscribed, TestOutcome};
+        #[derive(Deserialize)]
+        struct Created {
+            data: CreatedData,
+        }
+        #[derive(Deserialize)]
+        struct CreatedData {
+            id: crate::Id,
+        }
+        #[derive(Deserialize)]
+        struct Listed {
+            #[serde(default)]
+            data: Vec<Hook>,
+        }
+        #[derive(Deserialize)]
+        struct Hook {
+            id: crate::Id,
+            scope: Option<String>,
+            destination: Option<String>,
+        }
+        let url = format!("{}/v3/hooks", self.base);
+        let reply = self
+            .client
+            .call(Operation::named("listHooks"), &self.auth, |http| {
+                http.get(&url)
+                    .header(reqwest::header::ACCEPT, "application/json")
+            })
+            .await?;
+        let listed: Listed = reply.json("listHooks")?;
+        let found = listed.data.into_iter().find(|h| {
+            h.destination.as_deref() == Some(request.url.as_str())
+                && h.scope.as_deref() == Some("store/order/*")
+        });
+        let (id, existing) = match found {
+            Some(hook) => (hook.id.to_string(), true),
+            None => {
+                let body = serde_json::json!({"scope": "store/order/*", "destination": request.url, "is_active": true});
+                let reply = self
+                    .client
+                    .call(Operation::named("createHook"), &self.auth, |http| {
+                        http.post(&url)
+                            .json(&body)
+                            .header(reqwest::header::ACCEPT, "application/json")
+                    })
+                    .await?;
+                let created: Created = reply.json("createHook")?;
+                (created.data.id.to_string(), false)
+            }
+        };
+        Ok(Subscribed {
+            id,
+            secret: None,
+            existing,
+            test: request.test.then(|| {
+                TestOutcome::Unavailable(
+                    "BigCommerce has no test delivery: create or update an order in the store"
+                        .into(),
+                )
+            }),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

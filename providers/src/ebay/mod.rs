@@ -297,6 +297,223 @@ pub fn completion(order_id: Option<&str>, body: &[u8]) -> Completion {
     }
 }
 
+/// The scope a user token needs to subscribe to the seller's notifications.
+const NOTIFICATION_SCOPE: &str =
+    "https://api.ebay.com/oauth/api_scope/commerce.notification.subscription";
+/// The scope of an application token (destinations, config).
+const APPLICATION_SCOPE: &str = "https://api.ebay.com/oauth/api_scope";
+
+/// eBay's 409s that mean "already there" (a destination for this endpoint, a subscription
+/// for this topic): read, not refused; the caller looks the existing one up.
+fn classify_exists(status: u16, body: &[u8]) -> Option<Verdict> {
+    #[derive(Deserialize)]
+    struct Errors {
+        #[serde(default)]
+        errors: Vec<Error>,
+    }
+    #[derive(Deserialize)]
+    struct Error {
+        #[serde(rename = "errorId")]
+        error_id: Option<i64>,
+    }
+    let errors: Errors = serde_json::from_slice(body).ok()?;
+    (status == 409
+        && errors
+            .errors
+            .iter()
+            .any(|e| matches!(e.error_id, Some(195_021 | 195_012))))
+    .then_some(Verdict::Success)
+}
+
+/// The id at the end of a `Location` header.
+fn location_id(reply: &crate::client::Reply) -> Option<String> {
+    let location = reply
+        .headers
+        .get(reqwest::header::LOCATION)?
+        .to_str()
+        .ok()?;
+    location
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+}
+
+impl EbayApi {
+    /// A token from this app's credentials: a refresh grant for `scope` when `user`, else
+    /// client credentials.
+    fn notification_auth(&self, config: &EbayApiConfig, user: bool) -> Bearer<Grant> {
+        let grant = Grant {
+            url: config
+                .token_url
+                .clone()
+                .unwrap_or_else(|| format!("{}/identity/v1/oauth2/token", self.base)),
+            client_id: config.client_id.clone(),
+            client_secret: Some(config.client_secret.clone()),
+            refresh_token: user.then(|| config.refresh_token.clone()),
+            scope: Some(
+                if user {
+                    NOTIFICATION_SCOPE
+                } else {
+                    APPLICATION_SCOPE
+                }
+                .into(),
+            ),
+            client_auth: ClientAuth::Basic,
+            headers: Vec::new(),
+            query: false,
+        };
+        Bearer::new(grant, self.client.http().clone(), TokenHeader::Bearer)
+    }
+
+    /// Registers `request.url` as a Notification API destination (eBay checks it with its
+    /// challenge at once) and subscribes it to `ORDER_CONFIRMATION`; with `request.test`,
+    /// asks for eBay's test notification.
+    ///
+    /// # Errors
+    /// What the API answered; a missing verification token.
+    pub(crate) async fn subscribe_with(
+        &self,
+        config: &EbayApiConfig,
+        request: &crate::subscribe::Request,
+    ) -> Result<crate::subscribe::Subscribed, crate::subscribe::SubscribeError> {
+        use crate::subscribe::{SubscribeError, Subscribed, TestOutcome};
+        let token = request.verification_token.as_ref().ok_or_else(|| {
+            SubscribeError::Missing(
+                "ingest.sources.ebay has no verification_token for eBay's endpoint challenge"
+                    .into(),
+            )
+        })?;
+        let app = self.notification_auth(config, false);
+        let user = self.notification_auth(config, true);
+        let api = format!("{}/commerce/notification/v1", self.base);
+        if let Some(email) = &request.alert_email {
+            let url = format!("{api}/config");
+            let body = serde_json::json!({"alertEmail": email});
+            self.client
+                .call(Operation::named("updateConfig"), &app, |http| {
+                    http.put(&url).json(&body)
+                })
+                .await?;
+        }
+        // The destination: made, or found when eBay has one for this endpoint already.
+        let url = format!("{api}/destination");
+        let body = serde_json::json!({
+            "name": "OrderBridge",
+            "status": "ENABLED",
+            "deliveryConfig": {"endpoint": request.url, "verificationToken": token.expose()},
+        });
+        let reply = self
+            .client
+            .call(
+                Operation::named("createDestination").classifying(classify_exists),
+                &app,
+                |http| http.post(&url).json(&body),
+            )
+            .await?;
+        let destination = if reply.status.as_u16() == 409 {
+            self.find(
+                &app,
+                &format!("{api}/destination?limit=100"),
+                "destinations",
+                |d| {
+                    d.pointer("/deliveryConfig/endpoint")
+                        .and_then(|e| e.as_str())
+                        == Some(request.url.as_str())
+                },
+                "destinationId",
+            )
+            .await?
+        } else {
+            location_id(&reply)
+        }
+        .ok_or_else(|| {
+            SubscribeError::Missing("eBay made a destination but did not say its id".into())
+        })?;
+        // The subscription, likewise.
+        let url = format!("{api}/subscription");
+        let body = serde_json::json!({
+            "topicId": "ORDER_CONFIRMATION",
+            "status": "ENABLED",
+            "destinationId": destination,
+            "payload": {"format": "JSON", "schemaVersion": "1.0", "deliveryProtocol": "HTTPS"},
+        });
+        let reply = self
+            .client
+            .call(
+                Operation::named("createSubscription").classifying(classify_exists),
+                &user,
+                |http| http.post(&url).json(&body),
+            )
+            .await?;
+        let existing = reply.status.as_u16() == 409;
+        let id = if existing {
+            self.find(
+                &user,
+                &format!("{api}/subscription?limit=100"),
+                "subscriptions",
+                |s| {
+                    s.get("topicId").and_then(|t| t.as_str()) == Some("ORDER_CONFIRMATION")
+                        && s.get("destinationId").and_then(|d| d.as_str())
+                            == Some(destination.as_str())
+                },
+                "subscriptionId",
+            )
+            .await?
+        } else {
+            location_id(&reply)
+        }
+        .ok_or_else(|| {
+            SubscribeError::Missing("eBay made a subscription but did not say its id".into())
+        })?;
+        let test = if request.test {
+            let url = format!("{api}/subscription/{}/test", urlencode_path(&id));
+            self.client
+                .call(Operation::named("testSubscription"), &user, |http| {
+                    http.post(&url)
+                })
+                .await?;
+            Some(TestOutcome::Requested)
+        } else {
+            None
+        };
+        Ok(Subscribed {
+            id,
+            secret: None,
+            existing,
+            test,
+        })
+    }
+
+    /// The `field` of the first of the listing's `collection` entries that `matches`.
+    async fn find(
+        &self,
+        auth: &Bearer<Grant>,
+        url: &str,
+        collection: &str,
+        matches: impl Fn(&serde_json::Value) -> bool,
+        field: &str,
+    ) -> Result<Option<String>, ApiError> {
+        let reply = self
+            .client
+            .call(Operation::named("list"), auth, |http| http.get(url))
+            .await?;
+        let listing: serde_json::Value = reply.json("list")?;
+        Ok(listing
+            .get(collection)
+            .and_then(|c| c.as_array())
+            .and_then(|entries| entries.iter().find(|e| matches(e)))
+            .and_then(|e| e.get(field))
+            .and_then(|id| id.as_str())
+            .map(str::to_owned))
+    }
+}
+
+fn urlencode_path(segment: &str) -> String {
+    crate::sumeru::urlencode(segment)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -249,6 +249,111 @@ pub fn completion(order_id: Option<&str>, body: &[u8]) -> Completion {
     }
 }
 
+impl OrdermentumApi {
+    /// The id of this supplier's webhook to `target` for order events, when there is one (so
+    /// the command run twice registers once).
+    async fn existing_webhook(&self, url: &str, target: &str) -> Result<Option<String>, ApiError> {
+        #[derive(Deserialize)]
+        struct Listed {
+            #[serde(default)]
+            data: Vec<Hook>,
+        }
+        #[derive(Deserialize)]
+        struct Hook {
+            id: crate::Id,
+            url: Option<String>,
+            #[serde(default)]
+            events: Vec<String>,
+        }
+        let params = [
+            ("supplierId", self.supplier_id.as_str()),
+            ("pageSize", "100"),
+        ];
+        let reply = self
+            .client
+            .call(Operation::named("listWebhooks"), &self.auth, |http| {
+                http.get(url)
+                    .query(&params)
+                    .header(reqwest::header::ACCEPT, "application/json")
+            })
+            .await?;
+        let listed: Listed = reply.json("listWebhooks")?;
+        Ok(listed
+            .data
+            .into_iter()
+            .find(|h| {
+                h.url.as_deref() == Some(target) && h.events.iter().any(|e| e == "order_created")
+            })
+            .map(|h| h.id.to_string()))
+    }
+
+    /// Registers `request.url` for `order_created` and `order_updated` of this supplier,
+    /// with the credentials ingest checks.
+    ///
+    /// # Errors
+    /// What the API answered; missing credentials.
+    pub(crate) async fn subscribe(
+        &self,
+        request: &crate::subscribe::Request,
+    ) -> Result<crate::subscribe::Subscribed, crate::subscribe::SubscribeError> {
+        use crate::subscribe::{DeliveryAuth, SubscribeError, Subscribed, TestOutcome};
+        #[derive(Deserialize)]
+        struct Created {
+            id: crate::Id,
+        }
+        let mut body = serde_json::json!({
+            "url": request.url,
+            "name": "OrderBridge",
+            "events": ["order_created", "order_updated"],
+            "entityId": self.supplier_id,
+            "entityType": "supplier",
+        });
+        match &request.delivery_auth {
+            Some(DeliveryAuth::Basic { username, password }) => {
+                body["authentication"] = serde_json::json!({"basicAuth": {"username": username, "password": password.expose()}});
+            }
+            Some(DeliveryAuth::Header { name, value }) => {
+                body["headers"] = serde_json::json!({ name: value.expose() });
+            }
+            None => {
+                return Err(SubscribeError::Missing(
+                    "ingest.sources.ordermentum has no credentials: Ordermentum signs nothing, so \
+                     deliveries must carry the basic auth or header ingest checks"
+                        .into(),
+                ))
+            }
+        }
+        let url = format!("{}/v1/webhooks", self.base);
+        let found = self.existing_webhook(&url, &request.url).await?;
+        let (id, existing) = match found {
+            Some(id) => (id, true),
+            None => {
+                let reply = self
+                    .client
+                    .call(Operation::named("createWebhook"), &self.auth, |http| {
+                        http.post(&url)
+                            .json(&body)
+                            .header(reqwest::header::ACCEPT, "application/json")
+                    })
+                    .await?;
+                let created: Created = reply.json("createWebhook")?;
+                (created.id.to_string(), false)
+            }
+        };
+        Ok(Subscribed {
+            id,
+            secret: None,
+            existing,
+            test: request.test.then(|| {
+                TestOutcome::Unavailable(
+                    "Ordermentum has no test delivery: place a test order in the supplier platform"
+                        .into(),
+                )
+            }),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

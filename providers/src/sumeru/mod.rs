@@ -6,7 +6,8 @@
 //!   "next_cursor"}}` (the SDK's `orders.list`). `filter[updated_from]` lists what changed
 //!   since a time, for polling.
 //! - `GET /api/v1/orders/{id}?include=attribution` is one order: `{"data": order}`.
-//! - `POST /api/v1/webhook-subscriptions` and `…/{id}/test`: see `subscribe`.
+//! - `GET` and `POST /api/v1/webhook-subscriptions`, `POST …/{id}/test`: a subscription for
+//!   `order.attributed` (its secret shown once) and its test delivery.
 //!
 //! Each order is published as its own record, the bytes of its object exactly as they stood
 //! in the answer (`api:order`); the order object is the `data` of an `order.attributed`
@@ -255,6 +256,115 @@ pub(crate) fn urlencode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
+}
+
+impl SumeruApi {
+    /// Subscribes `request.url` to `order.attributed` (the order with its attribution), the
+    /// secret made by Sumeru (`secret: "auto"`); with `request.test`, asks for a test
+    /// delivery.
+    ///
+    /// # Errors
+    /// What the API answered.
+    pub(crate) async fn subscribe(
+        &self,
+        request: &crate::subscribe::Request,
+    ) -> Result<crate::subscribe::Subscribed, crate::subscribe::SubscribeError> {
+        #[derive(Deserialize)]
+        struct Created {
+            data: CreatedData,
+        }
+        #[derive(Deserialize)]
+        struct CreatedData {
+            id: String,
+            secret: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Listed {
+            #[serde(default)]
+            data: Vec<Listing>,
+        }
+        #[derive(Deserialize)]
+        struct Listing {
+            id: String,
+            url: Option<String>,
+            #[serde(default)]
+            events: Vec<String>,
+        }
+        let url = format!("{}/webhook-subscriptions", self.api_url());
+        // Run again, the command finds its subscription instead of making a second one (whose
+        // new secret ingest would not know).
+        let reply = self
+            .client
+            .call(
+                Operation::named("webhook-subscriptions.list"),
+                &self.auth,
+                |http| http.get(&url),
+            )
+            .await?;
+        let listed: Listed = reply.json("webhook-subscriptions.list")?;
+        let found = listed.data.into_iter().find(|s| {
+            s.url.as_deref() == Some(request.url.as_str())
+                && s.events.iter().any(|e| e == "order.attributed")
+        });
+        let (id, secret, existing) = match found {
+            Some(subscription) => (subscription.id, None, true),
+            None => {
+                let body = serde_json::json!({"url": request.url, "events": ["order.attributed"], "secret": "auto"});
+                let reply = self
+                    .client
+                    .call(
+                        Operation::named("webhook-subscriptions.create"),
+                        &self.auth,
+                        |http| http.post(&url).json(&body),
+                    )
+                    .await?;
+                let created: Created = reply.json("webhook-subscriptions.create")?;
+                (created.data.id, created.data.secret.map(Secret::new), false)
+            }
+        };
+        let test = if request.test {
+            Some(self.test_delivery(&id).await?)
+        } else {
+            None
+        };
+        Ok(crate::subscribe::Subscribed {
+            id,
+            secret,
+            existing,
+            test,
+        })
+    }
+
+    /// Asks Sumeru to send a test `order.attributed` to subscription `id`.
+    async fn test_delivery(&self, id: &str) -> Result<crate::subscribe::TestOutcome, ApiError> {
+        #[derive(Deserialize)]
+        struct Tested {
+            data: Option<TestedData>,
+        }
+        #[derive(Deserialize)]
+        struct TestedData {
+            response_status: Option<u16>,
+        }
+        let url = format!(
+            "{}/webhook-subscriptions/{}/test",
+            self.api_url(),
+            urlencode(id)
+        );
+        let body = serde_json::json!({"event_type": "order.attributed"});
+        let reply = self
+            .client
+            .call(
+                Operation::named("webhook-subscriptions.test"),
+                &self.auth,
+                |http| http.post(&url).json(&body),
+            )
+            .await?;
+        let tested: Tested = reply.json("webhook-subscriptions.test")?;
+        Ok(match tested.data.and_then(|d| d.response_status) {
+            Some(status) => crate::subscribe::TestOutcome::Delivered { status },
+            None => crate::subscribe::TestOutcome::Requested,
+        })
+    }
 }
 
 #[cfg(test)]

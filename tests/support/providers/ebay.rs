@@ -13,6 +13,17 @@
 //!   error 31100.
 //! - The app's rate: a token bucket; past it, 429 with error 2001 and no `Retry-After`
 //!   (eBay documents none). Maintenance (503) and injected 500s from the core.
+//! - The Notification API (`/commerce/notification/v1`): `PUT /config {alertEmail}` (204);
+//!   `POST /destination` with an **application** token (client-credentials grant; a user
+//!   token is 403 error 1100): 409 195003 before a config exists, 400 195019 for a
+//!   verification token outside 32–80 of `[A-Za-z0-9_-]`, 409 195021 when the endpoint has a
+//!   destination already; otherwise eBay's challenge is run at once
+//!   (`GET <endpoint>?challenge_code=…` must answer
+//!   `{"challengeResponse": hex(sha256(code + token + endpoint))}`, else 409 195020) and the
+//!   answer is 201 with `Location`. `POST /subscription` (409 195012 when the topic has one for the destination, 400 195007 for an
+//!   unknown destination) is 201 with `Location`; `GET /destination` and `GET /subscription`
+//!   list them; `POST /subscription/{id}/test` is 202 and then posts a mocked
+//!   `ORDER_CONFIRMATION`, signed with the test key (`ebay_sim::KID`), to the destination.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -38,6 +49,13 @@ pub const REFRESH_TOKEN: &str = "v^1.1#i^1#r^1#p^3#I^3#f^0#t^Ul4xMF8yOjNEQjE4QTk
 #[derive(Default)]
 struct Books {
     orders: BTreeMap<String, Value>,
+    /// Application (client-credentials) tokens, apart from users'.
+    app_tokens: std::collections::BTreeSet<String>,
+    alert_email: Option<String>,
+    destinations: Vec<Value>,
+    subscriptions: Vec<Value>,
+    /// Statuses the destination answered to test notifications.
+    test_deliveries: Vec<u16>,
 }
 
 #[derive(Clone)]
@@ -57,6 +75,22 @@ impl EbayApiSim {
             .route("/identity/v1/oauth2/token", post(token))
             .route("/sell/fulfillment/v1/order", get(list))
             .route("/sell/fulfillment/v1/order/{id}", get(one))
+            .route(
+                "/commerce/notification/v1/config",
+                axum::routing::put(put_config),
+            )
+            .route(
+                "/commerce/notification/v1/destination",
+                post(create_destination).get(list_destinations),
+            )
+            .route(
+                "/commerce/notification/v1/subscription",
+                post(create_subscription).get(list_subscriptions),
+            )
+            .route(
+                "/commerce/notification/v1/subscription/{id}/test",
+                post(test_subscription),
+            )
             .with_state((Arc::clone(&core), Arc::clone(&books)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -66,6 +100,17 @@ impl EbayApiSim {
 
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Destinations and subscriptions made so far.
+    pub fn notifications(&self) -> (Vec<Value>, Vec<Value>) {
+        let books = self.books.lock().unwrap();
+        (books.destinations.clone(), books.subscriptions.clone())
+    }
+
+    /// What the destination answered to each test notification.
+    pub fn test_deliveries(&self) -> Vec<u16> {
+        self.books.lock().unwrap().test_deliveries.clone()
     }
 
     /// Holds `order` (an eBay `Order`), replacing one of its id.
@@ -132,7 +177,7 @@ fn admit(core: &Core, headers: &HeaderMap) -> Result<(), Response> {
 }
 
 async fn token(
-    State((core, _)): State<Shared>,
+    State((core, books)): State<Shared>,
     headers: HeaderMap,
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
@@ -146,6 +191,11 @@ async fn token(
         != Some(expected.as_str())
     {
         return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client", "error_description": "client authentication failed"}))).into_response();
+    }
+    if form.get("grant_type").map(String::as_str) == Some("client_credentials") {
+        let (token, lifetime) = core.issue_token("v^1.1#i^1#p^1#r^0#app-");
+        books.lock().unwrap().app_tokens.insert(token.clone());
+        return Json(json!({"access_token": token, "expires_in": lifetime.as_secs(), "token_type": "Application Access Token"})).into_response();
     }
     if form.get("grant_type").map(String::as_str) != Some("refresh_token")
         || form.get("refresh_token").map(String::as_str) != Some(REFRESH_TOKEN)
@@ -285,4 +335,293 @@ async fn list(
     drop(books);
     core.served();
     Json(body).into_response()
+}
+
+/// The token of a request, checked, and whether it is an application token.
+fn admit_any(core: &Core, books: &Mutex<Books>, headers: &HeaderMap) -> Result<bool, Response> {
+    core.gate(throttled)?;
+    match bearer(headers) {
+        Some(token) if core.token_valid(token) => {
+            Ok(books.lock().unwrap().app_tokens.contains(token))
+        }
+        _ => Err(error(
+            StatusCode::UNAUTHORIZED,
+            1001,
+            "OAuth",
+            "REQUEST",
+            "Invalid access token",
+        )),
+    }
+}
+
+fn created(location: String) -> Response {
+    let mut response = StatusCode::CREATED.into_response();
+    response
+        .headers_mut()
+        .insert(header::LOCATION, location.parse().unwrap());
+    response
+}
+
+async fn put_config(
+    State((core, books)): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Err(refused) = admit_any(&core, &books, &headers) {
+        return refused;
+    }
+    books.lock().unwrap().alert_email = body["alertEmail"].as_str().map(str::to_owned);
+    core.served();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn create_destination(
+    State((core, books)): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    match admit_any(&core, &books, &headers) {
+        Err(refused) => return refused,
+        Ok(false) => {
+            return error(
+                StatusCode::FORBIDDEN,
+                1100,
+                "ACCESS",
+                "REQUEST",
+                "Insufficient permissions to fulfill the request.",
+            )
+        }
+        Ok(true) => {}
+    }
+    let endpoint = body["deliveryConfig"]["endpoint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let token = body["deliveryConfig"]["verificationToken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    {
+        let books = books.lock().unwrap();
+        if books.alert_email.is_none() {
+            return error(
+                StatusCode::CONFLICT,
+                195003,
+                "API_NOTIFICATION",
+                "REQUEST",
+                "Please provide configurations required for notifications. Refer to /config",
+            );
+        }
+        if books
+            .destinations
+            .iter()
+            .any(|d| d["deliveryConfig"]["endpoint"] == endpoint.as_str())
+        {
+            return error(
+                StatusCode::CONFLICT,
+                195021,
+                "API_NOTIFICATION",
+                "REQUEST",
+                "Destination exists for this endpoint",
+            );
+        }
+    }
+    let valid_token = (32..=80).contains(&token.len())
+        && token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid_token {
+        return error(
+            StatusCode::BAD_REQUEST,
+            195019,
+            "API_NOTIFICATION",
+            "REQUEST",
+            "Invalid or missing verification token",
+        );
+    }
+    // eBay's challenge, at once.
+    let code = format!(
+        "{:032x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let expected = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(
+            format!("{code}{token}{endpoint}").as_bytes(),
+        ))
+    };
+    let answered = reqwest::Client::new()
+        .get(&endpoint)
+        .query(&[("challenge_code", code.as_str())])
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    let verified = match answered {
+        Ok(response) if response.status().is_success() => response
+            .json::<Value>()
+            .await
+            .ok()
+            .and_then(|v| v["challengeResponse"].as_str().map(|r| r == expected))
+            .unwrap_or(false),
+        _ => false,
+    };
+    if !verified {
+        return error(
+            StatusCode::CONFLICT,
+            195020,
+            "API_NOTIFICATION",
+            "REQUEST",
+            "Challenge verification failed for requested endpoint",
+        );
+    }
+    let mut books = books.lock().unwrap();
+    let id = format!("dst-{}", books.destinations.len() + 1);
+    books.destinations.push(
+        json!({"destinationId": id, "name": body["name"], "status": "ENABLED",
+        "deliveryConfig": {"endpoint": endpoint, "verificationToken": token}}),
+    );
+    core.served();
+    created(format!(
+        "https://api.ebay.com/commerce/notification/v1/destination/{id}"
+    ))
+}
+
+async fn list_destinations(State((core, books)): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(refused) = admit_any(&core, &books, &headers) {
+        return refused;
+    }
+    let destinations = books.lock().unwrap().destinations.clone();
+    core.served();
+    Json(json!({"total": destinations.len(), "destinations": destinations})).into_response()
+}
+
+async fn create_subscription(
+    State((core, books)): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Err(refused) = admit_any(&core, &books, &headers) {
+        return refused;
+    }
+    let mut books = books.lock().unwrap();
+    let destination = body["destinationId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if !books
+        .destinations
+        .iter()
+        .any(|d| d["destinationId"] == destination.as_str())
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            195007,
+            "API_NOTIFICATION",
+            "REQUEST",
+            "Invalid or missing destination id",
+        );
+    }
+    if body["payload"]["schemaVersion"] != "1.0"
+        || body["payload"]["format"] != "JSON"
+        || body["payload"]["deliveryProtocol"] != "HTTPS"
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            195008,
+            "API_NOTIFICATION",
+            "REQUEST",
+            "Invalid or missing schema version, format or protocol",
+        );
+    }
+    let topic = body["topicId"].as_str().unwrap_or_default().to_owned();
+    if books
+        .subscriptions
+        .iter()
+        .any(|s| s["topicId"] == topic.as_str() && s["destinationId"] == destination.as_str())
+    {
+        return error(
+            StatusCode::CONFLICT,
+            195012,
+            "API_NOTIFICATION",
+            "REQUEST",
+            "Subscription already exists",
+        );
+    }
+    let id = format!("sub-{}", books.subscriptions.len() + 1);
+    books.subscriptions.push(
+        json!({"subscriptionId": id, "topicId": topic, "status": body["status"],
+        "destinationId": destination, "payload": body["payload"]}),
+    );
+    core.served();
+    created(format!(
+        "https://api.ebay.com/commerce/notification/v1/subscription/{id}"
+    ))
+}
+
+async fn list_subscriptions(State((core, books)): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(refused) = admit_any(&core, &books, &headers) {
+        return refused;
+    }
+    let subscriptions = books.lock().unwrap().subscriptions.clone();
+    core.served();
+    Json(json!({"total": subscriptions.len(), "subscriptions": subscriptions})).into_response()
+}
+
+async fn test_subscription(
+    State((core, books)): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(refused) = admit_any(&core, &books, &headers) {
+        return refused;
+    }
+    let endpoint = {
+        let books = books.lock().unwrap();
+        let Some(subscription) = books
+            .subscriptions
+            .iter()
+            .find(|s| s["subscriptionId"] == id.as_str())
+        else {
+            return error(
+                StatusCode::NOT_FOUND,
+                195013,
+                "API_NOTIFICATION",
+                "REQUEST",
+                "Invalid or missing subscription id",
+            );
+        };
+        let destination = subscription["destinationId"].clone();
+        books
+            .destinations
+            .iter()
+            .find(|d| d["destinationId"] == destination)
+            .and_then(|d| d["deliveryConfig"]["endpoint"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    core.served();
+    tokio::spawn(async move {
+        let now = chrono::Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let body = json!({"metadata": {"topic": "ORDER_CONFIRMATION", "schemaVersion": "1.0", "deprecated": false},
+            "notification": {"notificationId": format!("test-{id}-{now}"), "eventDate": now, "publishDate": now,
+                "publishAttemptCount": 1, "data": {"order": {"orderId": "00-00000-00000", "orderLineItems": []}}}})
+        .to_string();
+        let status = reqwest::Client::new()
+            .post(&endpoint)
+            .header("content-type", "application/json")
+            .header(
+                "x-ebay-signature",
+                crate::support::ebay_sim::sign(crate::support::ebay_sim::KID, body.as_bytes()),
+            )
+            .body(body)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0);
+        books.lock().unwrap().test_deliveries.push(status);
+    });
+    StatusCode::ACCEPTED.into_response()
 }

@@ -8,7 +8,8 @@
 //!   attribution only with `include=attribution`.
 //! - `GET /api/v1/orders/{id}`: `{"data": order}`, or 404.
 //! - `POST /api/v1/webhook-subscriptions` `{url, events, secret: "auto"}`: 201
-//!   `{"data":{"id":"whk_…","secret":"wsec_…"}}`, the secret shown once.
+//!   `{"data":{"id":"whk_…","secret":"wsec_…"}}`, the secret shown once; `GET` lists them
+//!   (without their secrets).
 //! - `POST /api/v1/webhook-subscriptions/{id}/test` `{"event_type":"order.attributed"}`: posts
 //!   a sample `order.attributed` event, signed `X-Sumeru-Signature: sha256=<hex>` with the
 //!   subscription's secret, to its URL (retrying 5xx up to 5 times), and answers 202 with
@@ -72,7 +73,10 @@ impl SumeruSim {
         let app = Router::new()
             .route("/api/v1/orders", get(list))
             .route("/api/v1/orders/{id}", get(one))
-            .route("/api/v1/webhook-subscriptions", post(subscribe))
+            .route(
+                "/api/v1/webhook-subscriptions",
+                post(subscribe).get(subscriptions),
+            )
             .route(
                 "/api/v1/webhook-subscriptions/{id}/test",
                 post(test_delivery),
@@ -341,6 +345,20 @@ async fn one(
             &format!("Order {id} not found"),
         ),
     }
+}
+
+async fn subscriptions(State((core, books)): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(refused) = admit(&core, &headers) {
+        return refused;
+    }
+    let listed: Vec<Value> = books
+        .lock()
+        .unwrap()
+        .subscriptions
+        .iter()
+        .map(|s| json!({"id": s.id, "url": s.url, "events": s.events}))
+        .collect();
+    with_rate_headers(&core, Json(json!({"data": listed})).into_response())
 }
 
 async fn subscribe(
