@@ -167,22 +167,42 @@ async fn completes(case: &Case, api: ApiConfig, expected: Expected) {
     assert_eq!(currency, expected.currency, "{source}: currency");
     assert_eq!(email, expected.email, "{source}: customer email");
     assert_eq!(lines, expected.lines, "{source}: lines");
+    // Once in effect: the ERP created the order once. The stages' own counters count
+    // attempts (a record redelivered after a rebalance is fetched or read again, and the
+    // duplicate filter and the sink's idempotence absorb it), so they are only checked to
+    // show the path the order took: through the enrich stage, never as a partial order.
+    wait_for(&format!("{source}: created once"), DEADLINE, || async {
+        (counter(
+            &pipeline.sink_metrics,
+            "orderbridge_sink_upserts_total",
+            &[("outcome", "created")],
+        ) == 1)
+            .then_some(())
+    })
+    .await;
     assert_eq!(
+        counter(
+            &pipeline.sink_metrics,
+            "orderbridge_sink_upserts_total",
+            &[("outcome", "updated")],
+        ),
+        0,
+        "{source}: nothing rewrote the order"
+    );
+    assert!(
         counter(
             &pipeline.enrich_metrics,
             "orderbridge_enrich_records_total",
             &[("source", source), ("outcome", "enriched")]
-        ),
-        1,
-        "{source}: completed once"
+        ) >= 1,
+        "{source}: completed by the enrich stage"
     );
-    assert_eq!(
+    assert!(
         counter(
             &pipeline.processor_metrics,
             "orderbridge_processor_records_total",
             &[("source", source), ("outcome", "awaiting_enrichment")]
-        ),
-        1,
+        ) >= 1,
         "{source}: the notification itself left to the enrich stage"
     );
     pipeline.stop().await;
