@@ -49,6 +49,8 @@ enum Command {
     Sink,
     /// Complete thin marketplace notifications from the providers' APIs.
     Enrich,
+    /// Poll providers' APIs for changed orders and partners' EDI drops for purchase orders.
+    Poll,
     /// Everything in one process on an embedded broker, writing to a local SQLite file.
     Dev(dev::DevArgs),
     /// Read a provider's past orders from its API into the raw topic, resumably.
@@ -132,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
         | Command::Process
         | Command::Sink
         | Command::Enrich
+        | Command::Poll
         | Command::Dev(_)
         | Command::Backfill(_)
         | Command::SendTest(_)
@@ -192,6 +195,28 @@ async fn main() -> anyhow::Result<()> {
                 shutdown,
             )
             .await?;
+        }
+        Command::Poll => {
+            let ops = Ops::new(Some(TcpListener::bind(config.poll.listen).await?));
+            let metrics = orderbridge_providers::poll::PollMetrics::register(&ops.registry)?;
+            let apis =
+                orderbridge_providers::Apis::new(config.api.clone(), Some(metrics.api.clone()))?;
+            let context = orderbridge_providers::poll::Context {
+                apis: Arc::new(apis),
+                publisher: orderbridge_providers::publish::RawPublisher::new(
+                    &config.kafka,
+                    &config.topics.raw,
+                )?,
+                checkpoints: orderbridge_providers::checkpoint::Checkpoints::new(
+                    &config.kafka,
+                    &config.topics.checkpoints,
+                )?,
+                metrics,
+            };
+            let health = Arc::clone(&ops.health);
+            let mut ops = ops;
+            ops.serve(&shutdown);
+            orderbridge_providers::poll::run(&config.poll, context, health, shutdown).await?;
         }
         Command::Sink => {
             let codec = codec(&config.schema_registry, &config.topics.canonical)?;

@@ -109,7 +109,8 @@ fn sample(source: Source, millis: i64, now: &str) -> anyhow::Result<Sample> {
         | Source::Ordermentum
         | Source::Bigcommerce
         | Source::StandardWebhooks
-        | Source::Custom) => anyhow::bail!(
+        | Source::Custom
+        | Source::Edi) => anyhow::bail!(
             "send-test signs samples for shopify, sumeru and zephyrcart; {other}'s webhooks \
              name an order the provider must have (use `subscribe --test` where the provider \
              offers a test delivery)"
@@ -134,7 +135,8 @@ fn hmac_settings<'a>(config: &'a Config, source: Source, account: &str) -> Optio
         | Source::Ordermentum
         | Source::Bigcommerce
         | Source::StandardWebhooks
-        | Source::Custom => None,
+        | Source::Custom
+        | Source::Edi => None,
     };
     accounts.and_then(|a| a.route(account))
 }

@@ -39,8 +39,11 @@ async fn every_source_on(env: &Env) {
     let served: std::collections::BTreeSet<&str> = cases.iter().map(|c| c.source).collect();
     assert_eq!(
         served.len(),
-        orderbridge_schemas::Source::ALL.len(),
-        "a case for every source"
+        orderbridge_schemas::Source::ALL
+            .iter()
+            .filter(|s| s.sends_webhooks())
+            .count(),
+        "a case for every source that sends webhooks"
     );
     for case in &cases {
         let (status, text) = post(&ingest, &case.path, &case.headers, &case.body).await;

@@ -186,6 +186,7 @@ pub async fn run(
                 document,
                 origin: Origin::Backfill,
                 event_id,
+                content_type: crate::publish::JSON,
             })
             .collect();
         loop {

@@ -47,7 +47,8 @@ pub fn completion(
         | Source::Zephyrcart
         | Source::Easypost
         | Source::StandardWebhooks
-        | Source::Custom => Completion::Complete,
+        | Source::Custom
+        | Source::Edi => Completion::Complete,
     }
 }
 

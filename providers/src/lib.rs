@@ -32,6 +32,7 @@ pub mod etsy;
 pub mod flipkart;
 pub mod metrics;
 pub mod ordermentum;
+pub mod poll;
 pub mod progress;
 pub mod publish;
 pub mod subscribe;
@@ -184,7 +185,8 @@ pub fn configured(config: &ApiConfig, source: Source, account: &str) -> bool {
         | Source::Zephyrcart
         | Source::Easypost
         | Source::StandardWebhooks
-        | Source::Custom => false,
+        | Source::Custom
+        | Source::Edi => false,
     }
 }
 
@@ -242,7 +244,8 @@ fn build(
         | Source::Zephyrcart
         | Source::Easypost
         | Source::StandardWebhooks
-        | Source::Custom => Ok(None),
+        | Source::Custom
+        | Source::Edi => Ok(None),
     }
 }
 

@@ -30,7 +30,14 @@ pub struct RawDocument<'a> {
     pub origin: Origin,
     /// Its `ob-event-id`: the notification's it completes, or one made from its content.
     pub event_id: &'a str,
+    /// Its `ob-content-type`: [`JSON`] for API answers, [`X12`] for EDI.
+    pub content_type: &'a str,
 }
+
+/// The content type of a provider API's answer.
+pub const JSON: &str = "application/json";
+/// The content type of an X12 interchange.
+pub const X12: &str = "application/edi-x12";
 
 /// The `ob-event-id` of a document that completes no notification: its origin and a hash
 /// of its bytes, so the same document read twice (a backfill run again, a page read again
@@ -112,7 +119,7 @@ impl RawPublisher {
             })
             .insert(Header {
                 key: ob::CONTENT_TYPE,
-                value: Some("application/json"),
+                value: Some(raw.content_type),
             });
         let record = FutureRecord::to(&self.topic)
             .key(&key)

@@ -164,6 +164,9 @@ pub async fn subscribe(
              not through an API OrderBridge calls; point it at {}",
             request.url
         ))),
+        Source::Edi => Err(SubscribeError::Unsupported(
+            "edi: partners drop files; `orderbridge poll` reads them ([[poll.edi]])".into(),
+        )),
     }
 }
 

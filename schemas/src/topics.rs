@@ -203,6 +203,9 @@ pub enum Source {
     /// A provider declared in configuration with an HMAC preset or scheme (Stripe,
     /// WooCommerce, Square, GitHub-style); the account names the provider.
     Custom,
+    /// X12 850 purchase orders a trading partner drops as files, read by `orderbridge
+    /// poll`; the account names the partner. No webhooks.
+    Edi,
 }
 
 impl Source {
@@ -222,6 +225,7 @@ impl Source {
         Source::Bigcommerce,
         Source::StandardWebhooks,
         Source::Custom,
+        Source::Edi,
     ];
 
     /// The name used in routes, headers, order keys and metric labels.
@@ -241,7 +245,14 @@ impl Source {
             Source::Bigcommerce => "bigcommerce",
             Source::StandardWebhooks => "standard-webhooks",
             Source::Custom => "custom",
+            Source::Edi => "edi",
         }
+    }
+
+    /// Whether the source pushes webhooks to ingest (every one but the EDI file drop, which
+    /// `orderbridge poll` reads).
+    pub fn sends_webhooks(self) -> bool {
+        !matches!(self, Source::Edi)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod bigcommerce;
 pub mod common;
 pub mod easypost;
 pub mod ebay;
+pub mod edi;
 pub mod etsy;
 pub mod flipkart;
 pub mod mapped;
@@ -111,6 +112,7 @@ pub fn normalizer_for(source: Source) -> &'static dyn Normalizer {
         Source::Ordermentum => &ordermentum::OrdermentumNormalizer,
         Source::Easypost => &easypost::EasypostNormalizer,
         Source::Bigcommerce => &bigcommerce::BigcommerceNormalizer,
+        Source::Edi => &edi::EdiNormalizer,
         Source::StandardWebhooks | Source::Custom => &Unmapped,
     }
 }
@@ -250,7 +252,10 @@ mod golden {
                     &std::fs::read_to_string(case.join("headers.json")).unwrap(),
                 )
                 .unwrap();
-                let body = std::fs::read(case.join("body.json")).unwrap();
+                // A partner's X12 is kept as sent, like a JSON body.
+                let body = std::fs::read(case.join("body.json"))
+                    .or_else(|_| std::fs::read(case.join("body.x12")))
+                    .unwrap_or_else(|err| panic!("{name}: no body.json or body.x12: {err}"));
                 let (account, event_type, event_id) = header_fields(*source, &case, &headers);
                 let raw = RawRecord {
                     source: *source,

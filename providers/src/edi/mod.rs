@@ -93,7 +93,7 @@
 //! Layout: `segments.rs` (bytes to segments, the delimiters), `envelope.rs` (segments to
 //! groups and sets, the counts), `order.rs` (the purchase order published), `po850.rs`
 //! (the 850 read into it), `ack997.rs` (the 997), `error.rs`.
-//! Fixtures: `tests/fixtures/edi/<case>/` with `interchange.x12` and the expected
+//! Fixtures: `tests/fixtures/x12/<case>/` with `interchange.x12` and the expected
 //! `expected.json` (or `expected-error.json`) and `ack-997.x12`; a folder added is a case
 //! tested.
 
@@ -103,6 +103,7 @@ mod error;
 mod order;
 mod po850;
 mod segments;
+mod sets;
 
 use sha2::{Digest, Sha256};
 
@@ -112,6 +113,7 @@ pub use error::{ElementFault, Envelope, X12Error};
 pub use order::{DateReference, Line, Party, ProductId, PurchaseOrder, Reference, Totals};
 pub use po850::{read_850, Group850, Interchange850, RejectedSet};
 pub use segments::{Delimiters, LineBreak};
+pub use sets::{single_sets, SetBytes};
 
 /// The hex SHA-256 of `bytes`: the key under which a file is claimed, so a file delivered
 /// twice is read once.
@@ -130,7 +132,7 @@ mod tests {
     use super::*;
 
     fn fixtures() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/edi")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/x12")
     }
 
     fn controls() -> AckControls {

@@ -101,6 +101,17 @@ impl<'a> Segment<'a> {
         }
     }
 
+    /// The segment as it was sent, without its terminator: the id and every element,
+    /// joined by `separator`.
+    pub(super) fn raw(&self, separator: u8) -> Vec<u8> {
+        let mut out = self.id.as_bytes().to_vec();
+        for element in &self.elements {
+            out.push(separator);
+            out.extend_from_slice(element);
+        }
+        out
+    }
+
     /// How many elements the segment has, trailing empty ones included.
     pub(super) fn len(&self) -> usize {
         self.elements.len()

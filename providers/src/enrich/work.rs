@@ -268,6 +268,7 @@ impl Worker {
                     // The notification's id: the canonical event traces back to it, and a
                     // document fetched twice for it is one delivery to the duplicate filter.
                     event_id: record.event_id,
+                    content_type: crate::publish::JSON,
                 };
                 let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
                 loop {

@@ -2,7 +2,7 @@
 //!
 //! - Every call needs `Authorization: Bearer <api key>`; else 401
 //!   `{"error":{"code":"unauthorized","message":…}}`.
-//! - `GET /api/v1/orders?filter[date_from]=…&filter[date_to]=…&filter[updated_from]=…&include=attribution&limit=…&cursor=…`:
+//! - `GET /api/v1/orders?filter[date_from]=…&filter[date_to]=…&filter[updated_from]=…&filter[updated_to]=…&include=attribution&limit=…&cursor=…`:
 //!   `{"data":[order…],"pagination":{"has_next","next_cursor","total"}}`, oldest first;
 //!   `limit` above 100 is 400; a cursor it did not hand out is 400. Orders carry their
 //!   attribution only with `include=attribution`.
@@ -250,13 +250,14 @@ async fn list(
             }),
         }
     };
-    let (from, to, updated_from) = match (
+    let (from, to, updated_from, updated_to) = match (
         bound("filter[date_from]"),
         bound("filter[date_to]"),
         bound("filter[updated_from]"),
+        bound("filter[updated_to]"),
     ) {
-        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e,
+        (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
+        (Err(e), _, _, _) | (_, Err(e), _, _) | (_, _, Err(e), _) | (_, _, _, Err(e)) => return e,
     };
     let limit = match params.get("limit").map(|l| l.parse::<usize>()) {
         None => 25,
@@ -296,6 +297,7 @@ async fn list(
             from.is_none_or(|f| created.is_some_and(|c| c >= f))
                 && to.is_none_or(|t| created.is_some_and(|c| c < t))
                 && updated_from.is_none_or(|u| updated.is_some_and(|d| d >= u))
+                && updated_to.is_none_or(|u| updated.is_some_and(|d| d < u))
         })
         .cloned()
         .collect();
