@@ -231,7 +231,7 @@ class Chart(unittest.TestCase):
             s for s in of_kind(docs, "Service")
             if selector.items() <= s["metadata"]["labels"].items()
         ]
-        self.assertEqual(len(services), 3)
+        self.assertEqual(len(services), 5)
         ports = {p["name"] for s in services for p in s["spec"]["ports"]}
         self.assertEqual({e["port"] for e in monitor["spec"]["endpoints"]}, ports)
 

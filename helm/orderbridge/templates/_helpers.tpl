@@ -97,6 +97,10 @@ file), and the variables of `existingSecret`.
   value: "0.0.0.0:{{ .Values.processor.port }}"
 - name: ORDERBRIDGE_SINK__LISTEN
   value: "0.0.0.0:{{ .Values.sink.port }}"
+- name: ORDERBRIDGE_ENRICH__LISTEN
+  value: "0.0.0.0:{{ .Values.enrich.port }}"
+- name: ORDERBRIDGE_POLL__LISTEN
+  value: "0.0.0.0:{{ .Values.poll.port }}"
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
