@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use orderbridge_processor::Guarantee;
-use support::pipeline::{counter, topic_env, Env};
+use support::pipeline::{counter, stop, topic_env, Env};
 use support::procs::Procs;
 use support::providers::core::Core;
 use support::providers::sumeru::{SumeruSim, API_KEY};
@@ -137,15 +137,15 @@ async fn a_killed_backfill_resumes_and_every_order_reaches_the_erp_once() {
     // The pipeline takes them to the ERP.
     let shutdown = CancellationToken::new();
     let processor_metrics = prometheus::Registry::new();
-    env.spawn_processor_in(
+    let mut stages = vec![env.spawn_processor_in(
         &unique("processor"),
         Guarantee::ExactlyOnce,
         &processor_metrics,
         &shutdown,
-    );
+    )];
     let (erp, db, _db_dir) = staging_db().await;
     let sink_metrics = prometheus::Registry::new();
-    env.spawn_sink(&unique("sink"), erp, &sink_metrics, &shutdown);
+    stages.push(env.spawn_sink(&unique("sink"), erp, &sink_metrics, &shutdown));
     wait_for(
         "every order in the ERP",
         Duration::from_secs(120),
@@ -217,5 +217,5 @@ async fn a_killed_backfill_resumes_and_every_order_reaches_the_erp_once() {
         .await
         .unwrap();
     assert_eq!(rows, ORDERS as i64);
-    shutdown.cancel();
+    stop(&shutdown, stages).await;
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use chrono::Utc;
 use orderbridge_processor::Guarantee;
 use rdkafka::Message as _;
-use support::pipeline::{counter, topic_env, Env, PARTITIONS};
+use support::pipeline::{counter, stop, topic_env, Env, PARTITIONS};
 use support::procs::{free_port, ready, Procs};
 use support::{header, staging_db, unique, wait_for};
 use tokio_util::sync::CancellationToken;
@@ -52,15 +52,6 @@ async fn start_poll(procs: &mut Procs, config: &Path, port: u16, vars: &[(String
         ready(port).then_some(())
     })
     .await;
-}
-
-/// Stops the in-process stages and waits for them: their consumers leave the group and
-/// close while the broker is still there.
-async fn stop(shutdown: &CancellationToken, stages: Vec<tokio::task::JoinHandle<()>>) {
-    shutdown.cancel();
-    for stage in stages {
-        stage.await.unwrap();
-    }
 }
 
 /// Every record of `topic` (read committed), by key: how many each key has.

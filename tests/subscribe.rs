@@ -22,7 +22,7 @@ use std::time::Duration;
 use orderbridge_processor::Guarantee;
 use orderbridge_sink::erp::reference::external_reference;
 use support::odoo_sim::OdooSim;
-use support::pipeline::{topic_env, Env};
+use support::pipeline::{stop, topic_env, Env};
 use support::procs::{free_port, ready, Procs};
 use support::{staging_db, unique, wait_for};
 use tokio_util::sync::CancellationToken;
@@ -229,15 +229,15 @@ page_size = 50
     //    each its own consumer group, as two ERPs would have.
     let shutdown = CancellationToken::new();
     let processor_metrics = prometheus::Registry::new();
-    env.spawn_processor_in(
+    let mut stages = vec![env.spawn_processor_in(
         &unique("processor"),
         Guarantee::ExactlyOnce,
         &processor_metrics,
         &shutdown,
-    );
+    )];
     let (erp, db, _db_dir) = staging_db().await;
     let sink_metrics = prometheus::Registry::new();
-    env.spawn_sink(&unique("sink"), erp, &sink_metrics, &shutdown);
+    stages.push(env.spawn_sink(&unique("sink"), erp, &sink_metrics, &shutdown));
     let skus: Vec<String> = (0..50)
         .map(|n| format!("SKU-{n}"))
         .chain(["SHIP-STD".to_owned()])
@@ -247,12 +247,12 @@ page_size = 50
     odoo_config.attribution_note_field = "x_orderbridge_attribution".into();
     let odoo_erp =
         std::sync::Arc::new(orderbridge_sink::erp::odoo::Odoo::new(odoo_config).unwrap());
-    env.spawn_sink(
+    stages.push(env.spawn_sink(
         &unique("odoo-sink"),
         odoo_erp,
         &prometheus::Registry::new(),
         &shutdown,
-    );
+    ));
 
     // The month, and the test delivery's order.
     let expected = orders.len() + 1;
@@ -348,7 +348,7 @@ page_size = 50
             "{reference}: {note}"
         );
     }
-    shutdown.cancel();
+    stop(&shutdown, stages).await;
     assert!(procs.crashed().is_empty(), "{}", procs.log("ingest"));
 }
 
@@ -623,15 +623,15 @@ group_id = "{group}"
     start_ingest(&mut procs, &config, port, &env, &vars).await;
     let shutdown = CancellationToken::new();
     let processor_metrics = prometheus::Registry::new();
-    env.spawn_processor_in(
+    let mut stages = vec![env.spawn_processor_in(
         &unique("processor"),
         Guarantee::ExactlyOnce,
         &processor_metrics,
         &shutdown,
-    );
+    )];
     let (erp, db, _db_dir) = staging_db().await;
     let sink_metrics = prometheus::Registry::new();
-    env.spawn_sink(&group, erp, &sink_metrics, &shutdown);
+    stages.push(env.spawn_sink(&group, erp, &sink_metrics, &shutdown));
 
     let output = orderbridge(
         &["--config", config.to_str().unwrap(), "send-test", "shopify"],
@@ -640,12 +640,12 @@ group_id = "{group}"
     .await;
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stdout}{stderr}");
-    let stages: Vec<&str> = stdout
+    let passed: Vec<&str> = stdout
         .lines()
         .filter_map(|line| line.split_whitespace().next())
         .collect();
     assert_eq!(
-        stages[1..],
+        passed[1..],
         ["ingest", "raw", "canonical", "erp"],
         "{stdout}"
     );
@@ -675,5 +675,5 @@ group_id = "{group}"
     assert!(!output.status.success(), "{stdout}");
     assert!(stdout.contains("ingest     401"), "{stdout}");
     assert!(stderr.contains("refused the signature"), "{stderr}");
-    shutdown.cancel();
+    stop(&shutdown, stages).await;
 }

@@ -323,6 +323,16 @@ impl Env {
     }
 }
 
+/// Stops in-process stages and waits for them, so their consumers leave the group and close
+/// while the broker is still there: a consumer closing against a mock cluster already dropped
+/// can block the test's runtime from shutting down.
+pub async fn stop(shutdown: &CancellationToken, stages: Vec<JoinHandle<()>>) {
+    shutdown.cancel();
+    for stage in stages {
+        stage.await.unwrap();
+    }
+}
+
 /// The sink configuration tests run with: quick retries and probes, a short fetch wait.
 pub fn sink_config(group: &str) -> SinkConfig {
     SinkConfig {
