@@ -24,7 +24,7 @@ use orderbridge_schemas::{Origin, Source};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{ListQuery, OrderApi, TimeField};
+use crate::api::{ListQuery, OrderApi, Page, TimeField};
 use crate::checkpoint::{CheckpointError, Checkpoints};
 use crate::client::ApiError;
 use crate::progress::Report;
@@ -147,10 +147,18 @@ pub async fn run(
     let interrupted = |mark: &Mark| BackfillError::Interrupted {
         published: mark.published,
     };
+    // The page at `mark.cursor`, being read. Once a page is in hand its successor is read
+    // while the page goes to Kafka and its checkpoint is saved, so the provider's rate, not
+    // our round trips, sets the pace.
+    let list = |cursor: Option<String>| -> Listing<'_> {
+        let query = &query;
+        Box::pin(async move { api.list_orders(query, cursor.as_deref()).await })
+    };
+    let mut listing = list(mark.cursor.clone());
     loop {
         let listed = tokio::select! {
             () = shutdown.cancelled() => return Err(interrupted(&mark)),
-            listed = api.list_orders(&query, mark.cursor.as_deref()) => listed,
+            listed = &mut listing => listed,
         };
         let page = match listed {
             Ok(page) => page,
@@ -165,10 +173,14 @@ pub async fn run(
                 wait(delay, shutdown)
                     .await
                     .map_err(|()| interrupted(&mark))?;
+                listing = list(mark.cursor.clone());
                 continue;
             }
             Err(err) => return Err(BackfillError::Provider(err)),
         };
+        if let Some(next) = &page.next {
+            listing = list(Some(next.clone()));
+        }
         backoff.reset();
         // The whole page is in Kafka before the cursor moves past it.
         let event_ids: Vec<String> = page
@@ -233,6 +245,10 @@ pub async fn run(
         }
     }
 }
+
+/// A page of the listing being read.
+type Listing<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Page, ApiError>> + Send + 'a>>;
 
 /// Sleeps `delay`; `Err` when shut down meanwhile.
 async fn wait(delay: Duration, shutdown: &CancellationToken) -> Result<(), ()> {
