@@ -154,11 +154,22 @@ pub async fn run(
         let query = &query;
         Box::pin(async move { api.list_orders(query, cursor.as_deref()).await })
     };
+    let store = Store {
+        request,
+        publisher,
+        checkpoints,
+        key: &key,
+    };
     let mut listing = list(mark.cursor.clone());
+    // The page after the last one stored, when it was read meanwhile.
+    let mut prefetched: Option<Result<Page, ApiError>> = None;
     loop {
-        let listed = tokio::select! {
-            () = shutdown.cancelled() => return Err(interrupted(&mark)),
-            listed = &mut listing => listed,
+        let listed = match prefetched.take() {
+            Some(listed) => listed,
+            None => tokio::select! {
+                () = shutdown.cancelled() => return Err(interrupted(&mark)),
+                listed = &mut listing => listed,
+            },
         };
         let page = match listed {
             Ok(page) => page,
@@ -178,57 +189,31 @@ pub async fn run(
             }
             Err(err) => return Err(BackfillError::Provider(err)),
         };
-        if let Some(next) = &page.next {
-            listing = list(Some(next.clone()));
-        }
         backoff.reset();
-        // The whole page is in Kafka before the cursor moves past it.
-        let event_ids: Vec<String> = page
-            .documents
-            .iter()
-            .map(|document| content_event_id(Origin::Backfill, document))
-            .collect();
-        let raws: Vec<RawDocument<'_>> = page
-            .documents
-            .iter()
-            .zip(&event_ids)
-            .map(|(document, event_id)| RawDocument {
-                source: request.source,
-                account: &request.account,
-                document,
-                origin: Origin::Backfill,
-                event_id,
-                content_type: crate::publish::JSON,
-            })
-            .collect();
-        loop {
-            let sends = raws.iter().map(|raw| publisher.publish(raw));
-            let failed = futures::future::join_all(sends)
-                .await
-                .into_iter()
-                .find_map(Result::err);
-            let Some(err) = failed else { break };
-            let delay = backoff.next_delay();
-            report.waiting(&format!("Kafka did not take the page: {err}"));
-            wait(delay, shutdown)
-                .await
-                .map_err(|()| interrupted(&mark))?;
-        }
         let count = u64::try_from(page.documents.len()).unwrap_or(u64::MAX);
         let next = Mark {
             done: page.next.is_none(),
-            cursor: page.next,
+            cursor: page.next.clone(),
             published: mark.published.saturating_add(count),
             pages: mark.pages.saturating_add(1),
             total: page.total.or(mark.total),
         };
-        while let Err(err) = checkpoints.save(&key, &next).await {
-            report.waiting(&err.to_string());
-            wait(backoff.next_delay(), shutdown)
-                .await
-                .map_err(|()| interrupted(&mark))?;
-        }
-        backoff.reset();
+        // Futures are lazy: the next page's request runs only while polled, so it is polled
+        // beside the storing of this one.
+        let mut ahead = next
+            .cursor
+            .clone()
+            .map(|cursor| futures::future::maybe_done(list(Some(cursor))));
+        let reading = async {
+            if let Some(ahead) = ahead.as_mut() {
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    () = ahead => {}
+                }
+            }
+        };
+        let (stored, ()) = tokio::join!(store.page(&page, &next, report, shutdown), reading);
+        stored.map_err(|()| interrupted(&mark))?;
         mark = next;
         report.advance(mark.published, mark.total);
         if mark.done {
@@ -243,6 +228,66 @@ pub async fn run(
                 already_done: false,
             });
         }
+        match ahead.and_then(|mut ahead| std::pin::Pin::new(&mut ahead).take_output()) {
+            Some(listed) => prefetched = Some(listed),
+            // Not read (shut down meanwhile): read from the mark.
+            None => listing = list(mark.cursor.clone()),
+        }
+    }
+}
+
+/// Where a backfill's pages go.
+struct Store<'a> {
+    request: &'a Request,
+    publisher: &'a RawPublisher,
+    checkpoints: &'a Checkpoints,
+    key: &'a str,
+}
+
+impl Store<'_> {
+    /// Puts `page` in Kafka, then saves `next`, the mark past it: the cursor never moves past
+    /// a page that is not in Kafka. Failures are waited out; `Err` when shut down meanwhile.
+    async fn page(
+        &self,
+        page: &Page,
+        next: &Mark,
+        report: &mut dyn Report,
+        shutdown: &CancellationToken,
+    ) -> Result<(), ()> {
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        let event_ids: Vec<String> = page
+            .documents
+            .iter()
+            .map(|document| content_event_id(Origin::Backfill, document))
+            .collect();
+        let raws: Vec<RawDocument<'_>> = page
+            .documents
+            .iter()
+            .zip(&event_ids)
+            .map(|(document, event_id)| RawDocument {
+                source: self.request.source,
+                account: &self.request.account,
+                document,
+                origin: Origin::Backfill,
+                event_id,
+                content_type: crate::publish::JSON,
+            })
+            .collect();
+        loop {
+            let sends = raws.iter().map(|raw| self.publisher.publish(raw));
+            let failed = futures::future::join_all(sends)
+                .await
+                .into_iter()
+                .find_map(Result::err);
+            let Some(err) = failed else { break };
+            report.waiting(&format!("Kafka did not take the page: {err}"));
+            wait(backoff.next_delay(), shutdown).await?;
+        }
+        while let Err(err) = self.checkpoints.save(self.key, next).await {
+            report.waiting(&err.to_string());
+            wait(backoff.next_delay(), shutdown).await?;
+        }
+        Ok(())
     }
 }
 
