@@ -243,13 +243,18 @@ overlap_secs = 900
     stop(&shutdown, stages).await;
 }
 
-/// Copies the fixture interchange `case` into `dir` as `name`.
-fn drop_file(dir: &Path, case: &str, name: &str) {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+/// The fixture interchange `case`.
+fn fixture(case: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/x12")
         .join(case)
         .join("interchange.x12");
-    std::fs::copy(fixture, dir.join(name)).unwrap();
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// Copies the fixture interchange `case` into `dir` as `name`.
+fn drop_file(dir: &Path, case: &str, name: &str) {
+    std::fs::write(dir.join(name), fixture(case)).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -265,12 +270,23 @@ async fn an_edi_drop_is_claimed_once_normalized_acknowledged_and_nothing_is_skip
         std::fs::create_dir(path).unwrap();
     }
     // Two readable interchanges (three purchase orders), one whose 850 is rejected for its
-    // segment count, a file that is no interchange at all, and one still being uploaded.
+    // segment count, one whose second 850 repeats the first's control number (the first is
+    // booked, the second rejected), a file that is no interchange at all, and one still
+    // being uploaded.
     drop_file(&inbox, "po-sample", "acme-0001.x12");
-    drop_file(&inbox, "po-two-groups", "acme-0002.x12");
+    // (The two-group fixture is a test interchange, ISA15 `T`, which is acknowledged but never
+    // booked; here it is sent as production data.)
+    let two_groups = fixture("po-two-groups");
+    assert!(two_groups.contains("|0|T|:~"));
+    std::fs::write(
+        inbox.join("acme-0002.x12"),
+        two_groups.replace("|0|T|:~", "|0|P|:~"),
+    )
+    .unwrap();
     drop_file(&inbox, "po-bad-se-count", "acme-0003.x12");
     std::fs::write(inbox.join("acme-0004.x12"), b"PDF-1.4 not an interchange").unwrap();
     drop_file(&inbox, "po-sample", "acme-0005.x12.part");
+    drop_file(&inbox, "po-duplicate-control-number", "acme-0006.x12");
 
     let port = free_port();
     let config = config_file(
@@ -311,7 +327,7 @@ settle_secs = 0
     let mut procs = Procs::new(dir.path());
     start_poll(&mut procs, &config, port, &vars).await;
 
-    // The three purchase orders, with their lines and totals.
+    // The four purchase orders, with their lines and totals.
     let orders = || async {
         sqlx::query_as::<_, (String, String, String, i64)>(
             "SELECT order_key, total, currency, \
@@ -322,16 +338,18 @@ settle_secs = 0
         .await
         .unwrap()
     };
-    let held = wait_for("three purchase orders in the ERP", DEADLINE, || async {
+    let held = wait_for("four purchase orders in the ERP", DEADLINE, || async {
         let held = orders().await;
-        (held.len() == 3).then_some(held)
+        (held.len() == 4).then_some(held)
     })
     .await;
     let expected = [
         ("edi:acme:PO-45001", "780.00", "USD", 2),
+        ("edi:acme:PO-46001", "62.50", "USD", 1),
         ("edi:acme:SC-9001", "45.00", "USD", 1),
         ("edi:acme:SC-9002", "156.50", "USD", 2),
     ];
+    assert_eq!(held.len(), expected.len());
     for ((key, total, currency, lines), want) in held.iter().zip(expected) {
         assert_eq!(
             (key.as_str(), total.as_str(), currency.as_str(), *lines),
@@ -346,9 +364,9 @@ settle_secs = 0
     .unwrap();
     assert_eq!(skus, ["GAD-200", "WID-100"]);
 
-    // Nothing skipped: the rejected 850 and the unreadable file are dead letters, with
+    // Nothing skipped: the two rejected 850s and the unreadable file are dead letters, with
     // their reasons and the bytes that came in.
-    let dead = env.read(&env.topics.dlq, 2, DEADLINE).await;
+    let dead = env.read(&env.topics.dlq, 3, DEADLINE).await;
     let mut reasons: Vec<(String, String, String)> = dead
         .iter()
         .map(|record| {
@@ -360,9 +378,21 @@ settle_secs = 0
         })
         .collect();
     reasons.sort();
-    assert_eq!(reasons[0].0, "invalid", "{reasons:?}");
-    assert!(reasons[0].2.contains("rejected"), "{reasons:?}");
-    assert_eq!(reasons[1].0, "unparseable", "{reasons:?}");
+    assert_eq!(
+        reasons.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        ["invalid", "invalid", "unparseable"],
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[..2].iter().all(|r| r.2.contains("rejected")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.2.contains("used by an earlier set")),
+        "{reasons:?}"
+    );
     assert!(
         reasons.iter().all(|(_, source, _)| source == "edi"),
         "{reasons:?}"
@@ -377,7 +407,7 @@ settle_secs = 0
         .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
         .collect();
     written.sort();
-    assert_eq!(written.len(), 3, "{written:?}");
+    assert_eq!(written.len(), 4, "{written:?}");
     assert!(
         written
             .iter()
@@ -392,6 +422,12 @@ settle_secs = 0
     );
     assert!(
         written.iter().any(|ack| ack.contains("AK5*R")),
+        "{written:?}"
+    );
+    assert!(
+        written
+            .iter()
+            .any(|ack| ack.contains("AK1*PO*911~") && ack.contains("AK5*R*23")),
         "{written:?}"
     );
 
@@ -414,7 +450,8 @@ settle_secs = 0
             "acme-0001.x12",
             "acme-0002.x12",
             "acme-0003.x12",
-            "acme-0004.x12"
+            "acme-0004.x12",
+            "acme-0006.x12"
         ]
     );
     let raw_before = keys_in(&env, &env.topics.raw);
@@ -442,8 +479,8 @@ settle_secs = 0
             "orderbridge_sink_upserts_total",
             &[("outcome", "created")],
         ),
-        3
+        4
     );
-    assert_eq!(names(&acks).len(), 3, "no second 997");
+    assert_eq!(names(&acks).len(), 4, "no second 997");
     stop(&shutdown, stages).await;
 }

@@ -56,7 +56,17 @@ impl Normalizer for EdiNormalizer {
     }
 }
 
+/// PO105 codes whose price is per unit of the line's measure (each, current, contract, net,
+/// quoted): the line is units × price.
+const PER_UNIT_BASES: [&str; 5] = ["PE", "CP", "CT", "NT", "QT"];
+
 fn purchase_order(raw: &RawRecord<'_>, po: &PurchaseOrder) -> Result<OrderEvent, NormalizeError> {
+    if po.test {
+        // A partner's test data (onboarding, a new map) is acknowledged but never booked.
+        return Err(NormalizeError::Unsupported(
+            "a test interchange (ISA15 T) is not booked".into(),
+        ));
+    }
     let mut out = common::event(raw, &po.number);
     out.order_number = Some(po.number.clone());
     (out.event_type, out.status) = match po.purpose.as_str() {
@@ -83,8 +93,26 @@ fn purchase_order(raw: &RawRecord<'_>, po: &PurchaseOrder) -> Result<OrderEvent,
                 "line {what}: {quantity} units is not a whole number"
             )));
         }
+        if quantity <= Decimal::ZERO {
+            return Err(invalid(&format!("line {what}: {quantity} units")));
+        }
         let quantity = i64::try_from(quantity)
             .map_err(|_| NormalizeError::OutOfRange(format!("line {what}: quantity")))?;
+        let unit_price = decimal(&format!("PO104 of line {what}"), line.unit_price.as_deref())?;
+        if unit_price < Decimal::ZERO {
+            return Err(invalid(&format!("line {what}: unit price {unit_price}")));
+        }
+        if let Some(basis) = line
+            .price_basis
+            .as_deref()
+            .filter(|b| !PER_UNIT_BASES.contains(b))
+        {
+            // A price per hundred, per thousand, per pound of a case…: the line's total is not
+            // units × price, and guessing it would book a wrong amount.
+            return Err(NormalizeError::Unsupported(format!(
+                "line {what}: price basis PO105 {basis:?}"
+            )));
+        }
         let sku = SKU_QUALIFIERS
             .iter()
             .find_map(|q| line.product_ids.iter().find(|id| id.qualifier == *q))
@@ -95,7 +123,7 @@ fn purchase_order(raw: &RawRecord<'_>, po: &PurchaseOrder) -> Result<OrderEvent,
             sku,
             title: line.descriptions.first().cloned().unwrap_or_default(),
             quantity,
-            unit_price: decimal(&format!("PO104 of line {what}"), line.unit_price.as_deref())?,
+            unit_price,
             discount: Decimal::ZERO,
             tax: Decimal::ZERO,
         });

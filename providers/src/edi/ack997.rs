@@ -242,6 +242,8 @@ fn set_error(error: &X12Error, st: usize) -> (Option<u8>, Option<SegmentError>) 
             (Some(5), segment(id, *position, 3, None))
         }
         X12Error::LineCount { position, .. } => (Some(5), segment("CTT", *position, 8, None)),
+        // 23: Transaction Set Control Number Not Unique within the Functional Group.
+        X12Error::DuplicateControlNumber { .. } => (Some(23), None),
         X12Error::Element {
             position,
             segment: id,
@@ -289,7 +291,8 @@ fn group_error(error: &X12Error) -> Option<u8> {
         | X12Error::MissingSegment { .. }
         | X12Error::Element { .. }
         | X12Error::LineCount { .. }
-        | X12Error::GroupRejected { .. } => None,
+        | X12Error::GroupRejected { .. }
+        | X12Error::DuplicateControlNumber { .. } => None,
     }
 }
 

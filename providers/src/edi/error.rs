@@ -233,6 +233,15 @@ pub enum X12Error {
         /// The transaction set's ST.
         position: usize,
     },
+    /// ST02 repeats an earlier set's in the same functional group: a 997 could not say which
+    /// of them it acknowledges, so the later one is rejected.
+    #[error("segment {position} (ST): control number {control_number:?} is used by an earlier set of its group")]
+    DuplicateControlNumber {
+        /// The repeating set's ST.
+        position: usize,
+        /// Its ST02.
+        control_number: String,
+    },
 }
 
 impl X12Error {
@@ -253,7 +262,8 @@ impl X12Error {
             | X12Error::MissingSegment { position, .. }
             | X12Error::Element { position, .. }
             | X12Error::LineCount { position, .. }
-            | X12Error::GroupRejected { position } => *position,
+            | X12Error::GroupRejected { position }
+            | X12Error::DuplicateControlNumber { position, .. } => *position,
         }
     }
 }

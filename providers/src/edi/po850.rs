@@ -83,9 +83,9 @@ pub struct RejectedSet {
     pub control_number: String,
     /// Why.
     pub error: X12Error,
-    /// The ST's position in the interchange.
+    /// The ST's position in the interchange (its segment number, ISA being 1).
     #[serde(skip)]
-    pub(super) position: usize,
+    pub position: usize,
 }
 
 /// The purchase orders of the interchange `bytes`.
@@ -122,9 +122,15 @@ pub fn read_850(bytes: &[u8]) -> Result<Interchange850, X12Error> {
                     value: group.functional_id.clone(),
                 });
             }
+            let mut seen = std::collections::HashSet::new();
             for set in &group.sets {
+                let first = seen.insert(set.control_number.as_str());
                 let read_set = || match &set.error {
                     Some(error) => Err(error.clone()),
+                    None if !first => Err(X12Error::DuplicateControlNumber {
+                        position: set.position,
+                        control_number: set.control_number.clone(),
+                    }),
                     None if !purchase_orders => Err(X12Error::GroupRejected {
                         position: set.position,
                     }),

@@ -58,12 +58,6 @@ pub(super) async fn run(
                     .rounds
                     .with_label_values(&[source, "ok"])
                     .inc();
-                let lag = (Utc::now() - next.through).num_seconds();
-                context
-                    .metrics
-                    .mark_lag
-                    .with_label_values(&[source])
-                    .set(lag);
                 mark = Some(next);
             }
             Err(err) => {
@@ -74,6 +68,16 @@ pub(super) async fn run(
                     .inc();
                 tracing::error!(%source, account = %poll.account, error = %err, "poll round failed; the mark stays, the next round reads the window again");
             }
+        }
+        // Set after every round, failed ones too: a poll that keeps failing shows its mark
+        // falling behind.
+        if let Some(mark) = mark {
+            let lag = (Utc::now() - mark.through).num_seconds();
+            context
+                .metrics
+                .mark_lag
+                .with_label_values(&[source])
+                .set(lag);
         }
         if !pause(interval, shutdown).await {
             return;

@@ -39,6 +39,9 @@ pub struct Round {
     pub already_claimed: usize,
     /// Files left for a later round (being written).
     pub unsettled: usize,
+    /// Files that could not be claimed (unreadable, Kafka or the done directory failing):
+    /// tried again next round.
+    pub failed: usize,
 }
 
 /// Why a round stopped.
@@ -96,12 +99,13 @@ pub(super) async fn run(
     loop {
         match poll_edi_once(drop, context, &mut claims, Utc::now()).await {
             Ok(round) => {
+                let outcome = if round.failed > 0 { "failed" } else { "ok" };
                 context
                     .metrics
                     .rounds
-                    .with_label_values(&["edi", "ok"])
+                    .with_label_values(&["edi", outcome])
                     .inc();
-                if round.claimed > 0 {
+                if round.claimed > 0 || round.failed > 0 {
                     tracing::info!(partner = %drop.partner, ?round, "EDI round done");
                 }
             }
@@ -111,7 +115,7 @@ pub(super) async fn run(
                     .rounds
                     .with_label_values(&["edi", "failed"])
                     .inc();
-                tracing::error!(partner = %drop.partner, error = %err, "EDI round failed; the file stays unclaimed and is read again");
+                tracing::error!(partner = %drop.partner, error = %err, "EDI round failed; its files stay unclaimed and are read again");
             }
         }
         if !pause(interval, shutdown).await {
@@ -139,7 +143,17 @@ fn ready_files(
         let entry = entry.map_err(io(&drop.dir))?;
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        let metadata = entry.metadata().map_err(io(&path))?;
+        // Following links: a drop whose files are links (a sync tool's, a shared store's) is
+        // read like any other.
+        let metadata = match std::fs::metadata(&path) {
+            Ok(metadata) => metadata,
+            Err(err) => {
+                // A dangling link, a file removed meanwhile: said, and the others go on.
+                tracing::warn!(partner = %drop.partner, file = %path.display(), error = %err, "cannot stat a file of the EDI drop; leaving it");
+                unsettled += 1;
+                continue;
+            }
+        };
         if !metadata.is_file() {
             continue;
         }
@@ -175,30 +189,76 @@ pub async fn poll_edi_once(
         ..Round::default()
     };
     for (name, path) in files {
-        let bytes = tokio::fs::read(&path).await.map_err(io(&path))?;
-        let hash = content_hash(&bytes);
-        let key = format!("{}{hash}", prefix(&drop.partner));
-        if claims.contains_key(&key) {
-            round.already_claimed += 1;
-            context
-                .metrics
-                .edi_files
-                .with_label_values(&["already_claimed"])
-                .inc();
-            move_done(drop, &name, &path).await?;
-            continue;
+        // One file that cannot be read, published or moved does not hold up the others: it
+        // is logged and counted, stays unclaimed, and is tried again next round.
+        match claim_file(drop, context, claims, &name, &path, now).await {
+            Ok(FileOutcome::Claimed) => round.claimed += 1,
+            Ok(FileOutcome::ClaimedBefore) => round.already_claimed += 1,
+            Ok(FileOutcome::Changing) => round.unsettled += 1,
+            Err(err) => {
+                context
+                    .metrics
+                    .edi_files
+                    .with_label_values(&["failed"])
+                    .inc();
+                tracing::error!(partner = %drop.partner, file = %name, error = %err, "EDI file not claimed; trying it again next round");
+                round.failed += 1;
+            }
         }
-        let claim = read_file(drop, context, claims, &name, &bytes, &hash, now).await?;
-        context
-            .checkpoints
-            .save(&key, &claim)
-            .await
-            .map_err(|err| EdiError::Kafka(err.to_string()))?;
-        claims.insert(key, claim);
-        move_done(drop, &name, &path).await?;
-        round.claimed += 1;
     }
     Ok(round)
+}
+
+/// What became of one file of a round.
+enum FileOutcome {
+    /// Read, published, acknowledged and claimed.
+    Claimed,
+    /// Claimed before (its content, under any name).
+    ClaimedBefore,
+    /// It changed while it was read: still being written.
+    Changing,
+}
+
+/// Reads the file at `path`, and unless its content was claimed before, publishes it,
+/// acknowledges it and records its claim (in `claims` too); then moves it aside.
+async fn claim_file(
+    drop: &EdiDrop,
+    context: &Context,
+    claims: &mut HashMap<String, Claim>,
+    name: &str,
+    path: &Path,
+    now: DateTime<Utc>,
+) -> Result<FileOutcome, EdiError> {
+    let before = tokio::fs::metadata(path).await.map_err(io(path))?;
+    let bytes = tokio::fs::read(path).await.map_err(io(path))?;
+    let after = tokio::fs::metadata(path).await.map_err(io(path))?;
+    let read = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if before.len() != read
+        || after.len() != read
+        || before.modified().ok() != after.modified().ok()
+    {
+        return Ok(FileOutcome::Changing);
+    }
+    let hash = content_hash(&bytes);
+    let key = format!("{}{hash}", prefix(&drop.partner));
+    if claims.contains_key(&key) {
+        context
+            .metrics
+            .edi_files
+            .with_label_values(&["already_claimed"])
+            .inc();
+        move_done(drop, name, path).await?;
+        return Ok(FileOutcome::ClaimedBefore);
+    }
+    let claim = read_file(drop, context, claims, name, &bytes, &hash, now).await?;
+    context
+        .checkpoints
+        .save(&key, &claim)
+        .await
+        .map_err(|err| EdiError::Kafka(err.to_string()))?;
+    claims.insert(key, claim);
+    move_done(drop, name, path).await?;
+    Ok(FileOutcome::Claimed)
 }
 
 /// Publishes what `bytes` holds and writes its 997; the claim to record.
@@ -282,15 +342,19 @@ async fn read_file(
         for rejected in &group.rejected {
             tracing::warn!(partner = %drop.partner, file = %name, set = %rejected.control_number, error = %rejected.error, "transaction set rejected; acknowledged R and dead-lettered");
             context.metrics.edi_rejected.inc();
-            let body = set_bytes(&group.control_number, &rejected.control_number)
-                .unwrap_or_else(|| bytes.to_vec());
+            // The whole interchange, not the set on its own: a set rejected for its group's
+            // envelope (a GE count or control number) would read as valid alone, and be
+            // booked although the partner was told R and will send it again.
+            let body = bytes.to_vec();
+            // By the set's position too: a set rejected for repeating an earlier set's
+            // control number must not pass for that set's delivery.
             let id = format!(
-                "set-{short}-{}-{}",
-                group.control_number, rejected.control_number
+                "set-{short}-{}-{}-{}",
+                group.control_number, rejected.control_number, rejected.position
             );
             let event_id = format!(
-                "edi:{short}:{}:{}",
-                group.control_number, rejected.control_number
+                "edi:{short}:{}:{}:{}",
+                group.control_number, rejected.control_number, rejected.position
             );
             publish(id, "x12:850", body, event_id).await?;
             claim.rejected += 1;

@@ -148,7 +148,8 @@ pub struct PollMetrics {
     /// `orderbridge_poll_rounds_total{source,outcome}`: rounds, `ok` or `failed`.
     pub rounds: IntCounterVec,
     /// `orderbridge_poll_edi_files_total{outcome}`: files `claimed`, `already_claimed`,
-    /// `unreadable` (published whole, to be dead-lettered).
+    /// `unreadable` (published whole, to be dead-lettered), `failed` (not claimed: tried again
+    /// next round).
     pub edi_files: IntCounterVec,
     /// `orderbridge_poll_edi_rejected_sets_total`: transaction sets rejected (acknowledged
     /// `R`, published to be dead-lettered).
