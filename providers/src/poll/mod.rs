@@ -128,10 +128,32 @@ impl PollConfig {
         if self.interval_secs == 0 {
             return Err("poll.interval_secs must be at least 1".into());
         }
-        for drop in &self.edi {
-            if drop.partner.is_empty() || drop.partner.contains(':') {
+        for poll in &self.api {
+            if poll.overlap_secs > MAX_OVERLAP_SECS {
                 return Err(format!(
-                    "poll.edi: partner {:?} must be a non-empty name without ':'",
+                    "poll.api ({}): overlap_secs {} is more than 30 days",
+                    poll.source, poll.overlap_secs
+                ));
+            }
+        }
+        let mut partners = std::collections::HashSet::new();
+        for drop in &self.edi {
+            // ':' would split its orders' keys, '/' reach into another partner's claims.
+            if drop.partner.is_empty() || drop.partner.contains([':', '/']) {
+                return Err(format!(
+                    "poll.edi: partner {:?} must be a non-empty name without ':' or '/'",
+                    drop.partner
+                ));
+            }
+            if !partners.insert(drop.partner.as_str()) {
+                return Err(format!(
+                    "poll.edi: partner {:?} is listed twice; two readers would race for its files",
+                    drop.partner
+                ));
+            }
+            if drop.ack_dir.as_ref() == Some(&drop.dir) {
+                return Err(format!(
+                    "poll.edi ({}): ack_dir is the drop itself; each 997 would be read back as a file of the partner's",
                     drop.partner
                 ));
             }
@@ -139,6 +161,9 @@ impl PollConfig {
         Ok(())
     }
 }
+
+/// The longest overlap a poll may read again: 30 days.
+const MAX_OVERLAP_SECS: u64 = 30 * 24 * 3600;
 
 /// The poll service's metrics.
 #[derive(Clone)]
@@ -285,5 +310,66 @@ async fn pause(delay: Duration, shutdown: &CancellationToken) -> bool {
     tokio::select! {
         () = shutdown.cancelled() => false,
         () = tokio::time::sleep(delay) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drop_of(partner: &str) -> EdiDrop {
+        EdiDrop {
+            partner: partner.into(),
+            dir: PathBuf::from("in"),
+            ack_dir: None,
+            done_dir: None,
+            settle_secs: 5,
+        }
+    }
+
+    #[test]
+    fn settings_that_would_lose_or_mix_up_files_are_refused() {
+        let with = |edi: Vec<EdiDrop>| PollConfig {
+            edi,
+            ..PollConfig::default()
+        };
+        assert!(with(vec![drop_of("acme"), drop_of("globex")])
+            .validate()
+            .is_ok());
+        for (edi, why) in [
+            (vec![drop_of("acme/x")], "'/'"),
+            (vec![drop_of("a:b")], "':'"),
+            (vec![drop_of("acme"), drop_of("acme")], "twice"),
+            (
+                vec![EdiDrop {
+                    ack_dir: Some(PathBuf::from("in")),
+                    ..drop_of("acme")
+                }],
+                "ack_dir",
+            ),
+        ] {
+            match with(edi).validate() {
+                Err(err) => assert!(err.contains(why), "{err}"),
+                Ok(()) => panic!("accepted, though {why}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_overlap_that_time_arithmetic_cannot_hold_is_refused() {
+        let config = |overlap_secs| PollConfig {
+            api: vec![ApiPoll {
+                source: Source::Sumeru,
+                account: "-".into(),
+                start: None,
+                overlap_secs,
+            }],
+            ..PollConfig::default()
+        };
+        assert!(config(300).validate().is_ok());
+        match config(u64::MAX).validate() {
+            Err(err) => assert!(err.contains("overlap_secs"), "{err}"),
+            Ok(()) => panic!("an overlap of u64::MAX seconds accepted"),
+        }
     }
 }
