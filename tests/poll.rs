@@ -54,6 +54,29 @@ async fn start_poll(procs: &mut Procs, config: &Path, port: u16, vars: &[(String
     .await;
 }
 
+/// The processor and a SQL staging sink, in process, until `shutdown`: their tasks, the
+/// staging database, the sink's metrics, and the database's directory.
+async fn downstream(
+    env: &Env,
+    shutdown: &CancellationToken,
+) -> (
+    Vec<tokio::task::JoinHandle<()>>,
+    sqlx::SqlitePool,
+    prometheus::Registry,
+    tempfile::TempDir,
+) {
+    let processor = env.spawn_processor_in(
+        &unique("processor"),
+        Guarantee::ExactlyOnce,
+        &prometheus::Registry::new(),
+        shutdown,
+    );
+    let (erp, db, dir) = staging_db().await;
+    let sink_metrics = prometheus::Registry::new();
+    let sink = env.spawn_sink(&unique("sink"), erp, &sink_metrics, shutdown);
+    (vec![processor, sink], db, sink_metrics, dir)
+}
+
 /// Every record of `topic` (read committed), by key: how many each key has.
 fn keys_in(env: &Env, topic: &str) -> BTreeMap<String, usize> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -150,16 +173,7 @@ overlap_secs = 900
     vars.push(("RUST_LOG".into(), "info".into()));
 
     let shutdown = CancellationToken::new();
-    let mut stages = Vec::new();
-    stages.push(env.spawn_processor_in(
-        &unique("processor"),
-        Guarantee::ExactlyOnce,
-        &prometheus::Registry::new(),
-        &shutdown,
-    ));
-    let (erp, db, _db_dir) = staging_db().await;
-    let sink_metrics = prometheus::Registry::new();
-    stages.push(env.spawn_sink(&unique("sink"), erp, &sink_metrics, &shutdown));
+    let (stages, db, sink_metrics, _db_dir) = downstream(&env, &shutdown).await;
 
     let mut procs = Procs::new(dir.path());
     start_poll(&mut procs, &config, port, &vars).await;
@@ -313,16 +327,7 @@ settle_secs = 0
     vars.push(("RUST_LOG".into(), "info".into()));
 
     let shutdown = CancellationToken::new();
-    let mut stages = Vec::new();
-    stages.push(env.spawn_processor_in(
-        &unique("processor"),
-        Guarantee::ExactlyOnce,
-        &prometheus::Registry::new(),
-        &shutdown,
-    ));
-    let (erp, db, _db_dir) = staging_db().await;
-    let sink_metrics = prometheus::Registry::new();
-    stages.push(env.spawn_sink(&unique("sink"), erp, &sink_metrics, &shutdown));
+    let (stages, db, sink_metrics, _db_dir) = downstream(&env, &shutdown).await;
 
     let mut procs = Procs::new(dir.path());
     start_poll(&mut procs, &config, port, &vars).await;
