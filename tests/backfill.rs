@@ -1,6 +1,7 @@
 //! `orderbridge backfill` as an operator runs it, against a rate-limited Sumeru simulator:
 //! 2,000 orders, the command SIGKILLed halfway and run again, every order in the ERP once
-//! (with its attribution), and running it a second time adding nothing downstream.
+//! (with its attribution), and running it a second time adding nothing downstream; and a
+//! Shopify backfill through its GraphQL API, spending points at the shop's restore rate.
 #![allow(clippy::unwrap_used)] // in a test, a panic is the failure report
 
 mod support;
@@ -217,5 +218,133 @@ async fn a_killed_backfill_resumes_and_every_order_reaches_the_erp_once() {
         .await
         .unwrap();
     assert_eq!(rows, ORDERS as i64);
+    stop(&shutdown, stages).await;
+}
+
+/// Shopify's GraphQL API charges points, not requests: a backfill spends them at the shop's
+/// restore rate instead of being throttled, asks for fewer orders when a page would cost
+/// more than one query may, and completes an order with more lines than one page holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shopify_backfill_keeps_to_the_shops_points_and_lands_every_order() {
+    use support::providers::shopify::{self, ShopifySim};
+    const SHOPIFY_ORDERS: usize = 300;
+    /// Points a second the simulated shop restores.
+    const RESTORE: f64 = 400.0;
+    let env = Env::mock();
+    let sim = ShopifySim::start(RESTORE, 1_000.0).await;
+    let from = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+    sim.seed(1, SHOPIFY_ORDERS, from, Duration::from_secs(600));
+    // One order of 23 lines (three pages of ten), and one after the window.
+    sim.put(shopify::order(
+        9_001,
+        Utc.with_ymd_and_hms(2026, 3, 15, 12, 0, 5).unwrap(),
+        23,
+    ));
+    sim.put(shopify::order(
+        9_002,
+        Utc.with_ymd_and_hms(2026, 4, 2, 0, 0, 0).unwrap(),
+        1,
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("orderbridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[kafka]
+bootstrap_servers = "{bootstrap}"
+
+[api.shopify]
+base_url = "{base}"
+access_token = {{ env = "SHOPIFY_ACCESS_TOKEN" }}
+"#,
+            bootstrap = env.kafka.bootstrap_servers,
+            base = sim.base_url(),
+        ),
+    )
+    .unwrap();
+    let mut vars = topic_env(&env.topics);
+    vars.push(("SHOPIFY_ACCESS_TOKEN".into(), shopify::ACCESS_TOKEN.into()));
+    vars.push(("RUST_LOG".into(), "warn".into()));
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "backfill",
+        "shopify",
+        "--account",
+        shopify::SHOP,
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-04-01",
+    ];
+    let mut procs = Procs::new(dir.path());
+    let started = std::time::Instant::now();
+    procs.spawn("backfill", &args, &vars);
+    let status = exit_of(&mut procs, "backfill", Duration::from_secs(120)).await;
+    let elapsed = started.elapsed();
+    let log = procs.log("backfill");
+    assert!(status.success(), "{log}");
+    let expected = SHOPIFY_ORDERS + 1;
+    assert!(
+        log.contains(&format!("{expected} orders published")),
+        "{log}"
+    );
+    assert_eq!(records_in(&env, &env.topics.raw), expected as i64);
+    // The default page (25 orders of 10 lines) asks for more than 1,000 points: asked once,
+    // then halved for the rest of the run.
+    assert_eq!(ShopifySim::count(&sim.spent.too_costly), 1, "{log}");
+    assert!(log.contains("asking for fewer"), "{log}");
+    // At the shop's rate, not bouncing off it.
+    let throttled = ShopifySim::count(&sim.spent.throttled);
+    assert!(throttled <= 1, "{throttled} queries were throttled");
+    let points = ShopifySim::count(&sim.spent.points);
+    println!(
+        "shopify backfill: {expected} orders, {} queries, {points} points in {elapsed:.1?} \
+         ({:.0} points/s of {RESTORE} restored, plus the 1,000-point bucket), {throttled} throttled",
+        ShopifySim::count(&sim.spent.queries),
+        points as f64 / elapsed.as_secs_f64(),
+    );
+
+    // The pipeline takes them to the ERP, the long order with all its lines.
+    let shutdown = CancellationToken::new();
+    let processor_metrics = prometheus::Registry::new();
+    let mut stages = vec![env.spawn_processor_in(
+        &unique("processor"),
+        Guarantee::ExactlyOnce,
+        &processor_metrics,
+        &shutdown,
+    )];
+    let (erp, db, _db_dir) = staging_db().await;
+    let sink_metrics = prometheus::Registry::new();
+    stages.push(env.spawn_sink(&unique("sink"), erp, &sink_metrics, &shutdown));
+    wait_for(
+        "every Shopify order in the ERP",
+        Duration::from_secs(120),
+        || async {
+            let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+            (rows == expected as i64).then_some(())
+        },
+    )
+    .await;
+    let (total, lines): (String, i64) = sqlx::query_as(
+        "SELECT o.total, (SELECT COUNT(*) FROM order_lines l WHERE l.order_key = o.order_key) \
+         FROM orders o WHERE o.order_key = 'shopify:example-store.myshopify.com:9001'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(lines, 23);
+    assert_eq!(total, shopify::order(9_001, from, 23).total);
+    assert_eq!(
+        counter(
+            &sink_metrics,
+            "orderbridge_sink_upserts_total",
+            &[("outcome", "created")]
+        ),
+        expected as u64
+    );
     stop(&shutdown, stages).await;
 }

@@ -99,7 +99,9 @@ export KAFKA_BOOTSTRAP="127.0.0.1:$port"
 export ORDERBRIDGE_REQUIRE_BROKER=1
 # Threads through the environment: criterion's bench harness (run once as a smoke test
 # here) refuses libtest's --test-threads flag.
-RUST_TEST_THREADS=4 cargo test --workspace --all-targets -- --nocapture
+# Panic messages without backtraces: tests that provoke panics on purpose would otherwise
+# bury a real failure's message under pages of frames. OB_TEST_BACKTRACE=1 brings them back.
+RUST_BACKTRACE="${OB_TEST_BACKTRACE:-0}" RUST_TEST_THREADS=4 cargo test --workspace --all-targets -- --nocapture
 
 step "fuzzing each verifier, key extraction, normalizer and the sink's decoder for ${FUZZ_SECONDS:-5} s"
 if [ "${FUZZ_SECONDS:-5}" != 0 ]; then

@@ -28,6 +28,7 @@ use crate::ebay::EbayApiConfig;
 use crate::etsy::EtsyApiConfig;
 use crate::flipkart::FlipkartApiConfig;
 use crate::ordermentum::OrdermentumApiConfig;
+use crate::shopify::ShopifyApiConfig;
 use crate::sumeru::SumeruApiConfig;
 use crate::tiktok_shop::TiktokShopApiConfig;
 use crate::walmart::WalmartApiConfig;
@@ -56,6 +57,8 @@ pub struct ApiConfig {
     pub ordermentum: Option<PerAccount<OrdermentumApiConfig>>,
     /// BigCommerce's Orders API, per store hash.
     pub bigcommerce: Option<PerAccount<BigcommerceApiConfig>>,
+    /// Shopify's Admin GraphQL API, per shop (`<shop>.myshopify.com`).
+    pub shopify: Option<PerAccount<ShopifyApiConfig>>,
 }
 
 impl Default for ApiConfig {
@@ -71,6 +74,7 @@ impl Default for ApiConfig {
             flipkart: None,
             ordermentum: None,
             bigcommerce: None,
+            shopify: None,
         }
     }
 }

@@ -14,7 +14,7 @@
 //! - `config.rs` — `[api.<source>]`, per account.
 //! - `completion.rs` — which raw records are thin notifications to complete, and what to
 //!   fetch for each (asked by the enrich stage and the processor alike).
-//! - one folder per provider: `sumeru/`, `ebay/`, `amazon/`, …
+//! - one folder per provider: `sumeru/`, `ebay/`, `amazon/`, `shopify/`, …
 //! - `metrics.rs` — every metric name of this crate.
 
 pub mod amazon;
@@ -35,6 +35,7 @@ pub mod ordermentum;
 pub mod poll;
 pub mod progress;
 pub mod publish;
+pub mod shopify;
 pub mod subscribe;
 pub mod sumeru;
 pub mod tiktok_shop;
@@ -181,8 +182,8 @@ pub fn configured(config: &ApiConfig, source: Source, account: &str) -> bool {
         Source::Flipkart => has(config.flipkart.as_ref(), account),
         Source::Ordermentum => has(config.ordermentum.as_ref(), account),
         Source::Bigcommerce => has(config.bigcommerce.as_ref(), account),
-        Source::Shopify
-        | Source::Zephyrcart
+        Source::Shopify => has(config.shopify.as_ref(), account),
+        Source::Zephyrcart
         | Source::Easypost
         | Source::StandardWebhooks
         | Source::Custom
@@ -240,8 +241,10 @@ fn build(
                 shared, account, c,
             )?))
         }),
-        Source::Shopify
-        | Source::Zephyrcart
+        Source::Shopify => of(config.shopify.as_ref(), account, |c| {
+            Ok(Arc::new(shopify::ShopifyApi::new(shared, account, c)?))
+        }),
+        Source::Zephyrcart
         | Source::Easypost
         | Source::StandardWebhooks
         | Source::Custom

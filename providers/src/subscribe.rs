@@ -8,6 +8,10 @@
 //!   supplier's id and the credentials ingest checks (basic auth or a header). Ordermentum
 //!   has no test delivery.
 //! - **BigCommerce**: `POST /v3/hooks` for `store/order/*`. No test delivery either.
+//! - **Shopify**: `webhookSubscriptionCreate` (Admin GraphQL) for `orders/create`,
+//!   `orders/updated`, `orders/cancelled` and `refunds/create`; topics already sent to the
+//!   URL are left alone. Deliveries are signed with the app's client secret, so nothing
+//!   comes back to keep; no test delivery through the API.
 //! - **eBay**: the Notification API's destination (with ingest's verification token; eBay
 //!   checks the endpoint with its challenge at once) and an `ORDER_CONFIRMATION`
 //!   subscription; `--test` asks eBay for its test notification.
@@ -150,12 +154,17 @@ pub async fn subscribe(
                 .subscribe_with(settings, request)
                 .await
         }
+        Source::Shopify => {
+            let settings = settings(config.shopify.as_ref(), source, account)?;
+            crate::shopify::ShopifyApi::new(shared, account, settings)?
+                .subscribe(request)
+                .await
+        }
         Source::Etsy
         | Source::TiktokShop
         | Source::Walmart
         | Source::Flipkart
         | Source::AmazonSns
-        | Source::Shopify
         | Source::Zephyrcart
         | Source::Easypost
         | Source::StandardWebhooks

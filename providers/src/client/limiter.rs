@@ -116,6 +116,17 @@ impl Limiter {
         }
     }
 
+    /// The provider told how many units it lets go at once (Shopify's `maximumAvailable`):
+    /// use it from now on.
+    pub fn set_burst(&self, burst: u32) {
+        let burst = burst.max(1);
+        let mut state = self.lock();
+        if state.burst != burst {
+            tracing::info!(limiter = %self.name, burst, "provider told its burst; adopting it");
+            state.burst = burst;
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state
             .lock()

@@ -115,6 +115,10 @@ pub struct Operation {
     pub units: u32,
     /// Reads the provider's rate-limit headers into the limiter.
     pub observe: Option<fn(&HeaderMap, &Limiter)>,
+    /// Reads a rate the provider reports in the body (Shopify's GraphQL `extensions.cost`)
+    /// into the limiter; returns how long to wait before asking again when the answer says
+    /// (a throttled query's points deficit over the restore rate).
+    pub observe_body: Option<ObserveBody>,
     /// Says what an answer means when its status alone does not (eBay answers an unknown
     /// order id with 400 and error 32100, TikTok Shop an expired token with 200 and code
     /// 105002, Amazon with 403): the verdict, from the status and body; `None` leaves the
@@ -125,6 +129,10 @@ pub struct Operation {
 /// A provider's own reading of an answer: its status and body to a verdict.
 pub type Classify = fn(u16, &[u8]) -> Option<Verdict>;
 
+/// A provider's rate as its answer's body reports it: updates the limiter, and says how long
+/// to wait before the same request may go again, when the body says.
+pub type ObserveBody = fn(&[u8], &Limiter) -> Option<Duration>;
+
 impl Operation {
     /// A plain request costing one unit.
     pub const fn named(name: &'static str) -> Self {
@@ -132,8 +140,23 @@ impl Operation {
             name,
             units: 1,
             observe: None,
+            observe_body: None,
             classify: None,
         }
+    }
+
+    /// Costing `units` of the rate (a query's estimated cost).
+    #[must_use]
+    pub const fn costing(mut self, units: u32) -> Self {
+        self.units = units;
+        self
+    }
+
+    /// With the rate its answers' bodies report read by `observe`.
+    #[must_use]
+    pub const fn observing_body(mut self, observe: ObserveBody) -> Self {
+        self.observe_body = Some(observe);
+        self
     }
 
     /// With its rate-limit headers read by `observe`.
@@ -296,12 +319,16 @@ impl ApiClient {
             if let Some(observe) = operation.observe {
                 observe(&headers, &self.limiter);
             }
+            let longest = self.retry.max_backoff.max(self.retry.throttle_budget);
+            let reported = operation
+                .observe_body
+                .and_then(|observe| observe(&body, &self.limiter))
+                .map(|wait| wait.min(longest));
             let hint = headers
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    retry_after(v, self.retry.max_backoff.max(self.retry.throttle_budget))
-                });
+                .and_then(|v| retry_after(v, longest))
+                .or(reported);
             let what = || format!("{} {}: {}", operation.name, status, provider_message(&body));
             let verdict = operation
                 .classify

@@ -11,6 +11,7 @@ pub mod ebay;
 pub mod etsy;
 pub mod flipkart;
 pub mod ordermentum;
+pub mod shopify;
 pub mod sumeru;
 pub mod tiktok_shop;
 pub mod walmart;

@@ -2,7 +2,8 @@
 //! the REST Order resource (<https://shopify.dev/docs/api/admin-rest/latest/resources/order>);
 //! `refunds/create` carries a Refund (`refund.rs`), which becomes a partial `REFUNDED` event.
 //! UTM parameters of the order's landing site, or its referring site, become its last touch
-//! (`attribution.rs`).
+//! (`attribution.rs`). An order that backfill or polling read from the Admin GraphQL API
+//! (`api:order`, `graphql.rs`) is rewritten into the REST shape and mapped the same way.
 //!
 //! Amounts are taken in the shop's currency (`currency`, the `*_price` fields), which is what
 //! the books are kept in; the buyer's presentment currency is not used for ERP amounts.
@@ -14,17 +15,21 @@ use orderbridge_schemas::{
 use serde::Deserialize;
 
 mod attribution;
+mod graphql;
 mod refund;
 
 use super::common::{self, currency, full_name, invalid, money, timestamp, trimmed, Amount, Id};
 use super::{NormalizeError, Normalizer, RawRecord};
 
-/// Normalizes Shopify order webhooks.
+/// Normalizes Shopify order webhooks and orders read from the Admin GraphQL API.
 #[derive(Debug, Clone, Copy)]
 pub struct ShopifyNormalizer;
 
 impl Normalizer for ShopifyNormalizer {
     fn normalize(&self, raw: &RawRecord<'_>) -> Result<OrderEvent, NormalizeError> {
+        if raw.event_type.starts_with(common::DOCUMENT_PREFIX) {
+            return graphql::order(raw);
+        }
         let event_type = match raw.event_type {
             "orders/create" => EventType::Created,
             "orders/updated" => EventType::Updated,
