@@ -9,6 +9,8 @@
 //!   `ORDER_CONFIRMATION` subscription; the test notification verified by ingest.
 //! - Ordermentum and BigCommerce: the webhook registered with what ingest checks; a second
 //!   run finds it instead of making another.
+//! - Shopify: `webhookSubscriptionCreate` for each order topic through the GraphQL API, once;
+//!   a refused token is a clear error that never prints the token.
 //! - `send-test`: a signed sample followed from ingest to the ERP, stage by stage; a secret
 //!   ingest does not hold is named as the reason.
 #![allow(clippy::unwrap_used)] // in a test, a panic is the failure report
@@ -676,4 +678,95 @@ group_id = "{group}"
     assert!(stdout.contains("ingest     401"), "{stdout}");
     assert!(stderr.contains("refused the signature"), "{stderr}");
     stop(&shutdown, stages).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shopify_order_topics_are_registered_through_graphql_once() {
+    use support::providers::shopify::{self, ShopifySim};
+
+    let env = Env::mock();
+    let sim = ShopifySim::start(100.0, 1_000.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(
+        dir.path(),
+        &env,
+        &format!(
+            r#"[api.shopify]
+base_url = "{base}"
+access_token = {{ env = "SHOPIFY_ACCESS_TOKEN" }}
+"#,
+            base = sim.base_url(),
+        ),
+    );
+    let config_arg = config.to_str().unwrap();
+    let vars = vec![(
+        "SHOPIFY_ACCESS_TOKEN".to_owned(),
+        shopify::ACCESS_TOKEN.to_owned(),
+    )];
+    let url = "https://orders.example.com/webhooks/shopify";
+    let args = [
+        "--config",
+        config_arg,
+        "subscribe",
+        "shopify",
+        "--account",
+        shopify::SHOP,
+        "--url",
+        url,
+        "--test",
+    ];
+    let output = orderbridge(&args, &vars).await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("new subscription"), "{stdout}");
+    assert!(stdout.contains("no test delivery"), "{stdout}");
+    let made = sim.subscriptions();
+    let topics: Vec<&str> = made.iter().map(|s| s["topic"].as_str().unwrap()).collect();
+    assert_eq!(
+        topics,
+        [
+            "ORDERS_CREATE",
+            "ORDERS_UPDATED",
+            "ORDERS_CANCELLED",
+            "REFUNDS_CREATE"
+        ]
+    );
+    assert!(made.iter().all(|s| s["uri"] == url), "{made:?}");
+
+    // Again: every topic is already sent there; nothing new.
+    let output = orderbridge(&args, &vars).await;
+    assert!(
+        text(&output).0.contains("existing subscription"),
+        "{:?}",
+        text(&output)
+    );
+    assert_eq!(sim.subscriptions().len(), 4);
+
+    // A token Shopify refuses: a clear error, nothing registered, the token never printed.
+    let wrong = vec![(
+        "SHOPIFY_ACCESS_TOKEN".to_owned(),
+        "shpat_revoked_token_value".to_owned(),
+    )];
+    let output = orderbridge(
+        &[
+            "--config",
+            config_arg,
+            "subscribe",
+            "shopify",
+            "--account",
+            shopify::SHOP,
+            "--url",
+            "https://other.example.com/webhooks/shopify",
+        ],
+        &wrong,
+    )
+    .await;
+    let (stdout, stderr) = text(&output);
+    assert!(!output.status.success(), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("Invalid API key or access token"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("shpat_revoked") && !stdout.contains("shpat_revoked"));
+    assert_eq!(sim.subscriptions().len(), 4);
 }

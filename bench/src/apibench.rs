@@ -12,6 +12,10 @@
 //!   [`orderbridge_providers::backfill::run`] to the raw topic of librdkafka's mock cluster.
 //! - `enrich`: Ordermentum `getOrder` for thin notifications waiting in the raw topic,
 //!   through the enrich stage ([`orderbridge_providers::enrich::run`]).
+//! - `shopify`: a backfill through Shopify's Admin GraphQL API, limited by query cost: points
+//!   charged against what the shop's bucket allowed (`1,000 + restore rate × seconds`), and
+//!   the `THROTTLED` answers. Its baseline is the usual hand-written loop: the same query,
+//!   one second's pause after each `THROTTLED`, no cost accounting.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,6 +59,12 @@ struct Args {
     /// Thin notifications the enrich stage completes.
     #[arg(long, default_value_t = 400)]
     notifications: usize,
+    /// The Shopify shop's restore rate, points a second (its bucket holds 1,000).
+    #[arg(long, default_value_t = 100.0)]
+    points_per_sec: f64,
+    /// Orders in the Shopify shop.
+    #[arg(long, default_value_t = 600)]
+    shopify_orders: usize,
     /// Skip the baseline rows (a client honouring only `Retry-After`).
     #[arg(long)]
     no_baseline: bool,
@@ -314,6 +324,123 @@ async fn enrich_phase(args: &Args, bucket: bool) -> anyhow::Result<Row> {
     })
 }
 
+/// The Shopify shop's bucket.
+const SHOPIFY_BUCKET: u32 = 1_000;
+
+async fn shopify_phase(args: &Args, ours: bool) -> anyhow::Result<Row> {
+    use orderbridge_providers::shopify::ShopifyApiConfig;
+    use sims::shopify::{ShopifySim, ACCESS_TOKEN, SHOP};
+    let (_mock, kafka, topics) = broker()?;
+    let sim = ShopifySim::start(args.points_per_sec, f64::from(SHOPIFY_BUCKET)).await;
+    let from = Utc
+        .with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
+        .single()
+        .context("date")?;
+    sim.seed(1, args.shopify_orders, from, Duration::from_secs(60));
+    let started = Instant::now();
+    let published = if ours {
+        let config = ApiConfig {
+            shopify: Some(PerAccount {
+                default: Some(ShopifyApiConfig {
+                    shop: None,
+                    base_url: Some(sim.base_url()),
+                    api_version: "2025-10".into(),
+                    access_token: Secret::new(ACCESS_TOKEN),
+                    points_per_sec: None,
+                    bucket_points: None,
+                    orders_per_page: Some(12),
+                    lines_per_page: Some(10),
+                }),
+                accounts: Default::default(),
+            }),
+            ..ApiConfig::default()
+        };
+        let apis = Apis::new(config, None)?;
+        let api = apis
+            .order_api(Source::Shopify, SHOP)?
+            .context("the Shopify client")?;
+        let publisher = RawPublisher::new(&kafka, &topics.raw)?;
+        let checkpoints = Checkpoints::new(&kafka, &topics.checkpoints)?;
+        let request = Request {
+            source: Source::Shopify,
+            account: SHOP.into(),
+            from,
+            to: None,
+            restart: false,
+        };
+        let shutdown = CancellationToken::new();
+        let mut quiet = Quiet;
+        backfill::run(
+            api.as_ref(),
+            &publisher,
+            &checkpoints,
+            &request,
+            &mut quiet,
+            &shutdown,
+        )
+        .await?
+        .published
+    } else {
+        naive_shopify_backfill(&sim.base_url(), ACCESS_TOKEN).await?
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        published == args.shopify_orders as u64,
+        "read {published} of {} orders",
+        args.shopify_orders
+    );
+    Ok(Row {
+        phase: "shopify backfill (points)",
+        client: if ours {
+            "OrderBridge"
+        } else {
+            "pause 1 s on THROTTLED"
+        },
+        served: ShopifySim::count(&sim.spent.points),
+        throttled: ShopifySim::count(&sim.spent.throttled),
+        seconds,
+        rate: args.points_per_sec,
+        burst: SHOPIFY_BUCKET,
+    })
+}
+
+/// The baseline: pages of 12 orders with 10 lines each, as fast as answers come, one
+/// second's pause after a `THROTTLED`. Returns the orders read.
+async fn naive_shopify_backfill(base: &str, token: &str) -> anyhow::Result<u64> {
+    let http = reqwest::Client::new();
+    let url = format!("{base}/admin/api/2025-10/graphql.json");
+    let query = "query OrderBridgeOrders($first: Int!, $after: String, $query: String, \
+                 $sortKey: OrderSortKeys, $linesFirst: Int!) { orders(first: $first, \
+                 after: $after, query: $query, sortKey: $sortKey) { nodes { id } \
+                 pageInfo { hasNextPage endCursor } } }";
+    let mut after: Option<String> = None;
+    let mut read = 0u64;
+    loop {
+        let body = serde_json::json!({"query": query, "variables": {
+            "first": 12, "after": after, "query": "created_at:>='2026-11-01T00:00:00Z'",
+            "sortKey": "CREATED_AT", "linesFirst": 10,
+        }});
+        let answer: serde_json::Value = http
+            .post(&url)
+            .header("x-shopify-access-token", token)
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if answer["errors"][0]["extensions"]["code"] == "THROTTLED" {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        let orders = &answer["data"]["orders"];
+        read += orders["nodes"].as_array().map_or(0, Vec::len) as u64;
+        if orders["pageInfo"]["hasNextPage"] != true {
+            return Ok(read);
+        }
+        after = orders["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -341,6 +468,17 @@ async fn main() -> anyhow::Result<()> {
     }
     for &bucket in clients {
         enrich_phase(&args, bucket).await?.print();
+    }
+    println!();
+    println!(
+        "Shopify: {} orders, restore {} points/s, bucket {SHOPIFY_BUCKET}",
+        args.shopify_orders, args.points_per_sec
+    );
+    println!();
+    println!("| phase | client | points charged | seconds | points/s | restored/s | of allowed | THROTTLED |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for &ours in clients {
+        shopify_phase(&args, ours).await?.print();
     }
     Ok(())
 }

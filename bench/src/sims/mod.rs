@@ -11,5 +11,7 @@
 pub mod core;
 #[path = "../../../tests/support/providers/ordermentum.rs"]
 pub mod ordermentum;
+#[path = "../../../tests/support/providers/shopify.rs"]
+pub mod shopify;
 #[path = "../../../tests/support/providers/sumeru.rs"]
 pub mod sumeru;
