@@ -189,22 +189,34 @@ async fn completes(case: &Case, api: ApiConfig, expected: Expected) {
         0,
         "{source}: nothing rewrote the order"
     );
-    assert!(
-        counter(
-            &pipeline.enrich_metrics,
-            "orderbridge_enrich_records_total",
-            &[("source", source), ("outcome", "enriched")]
-        ) >= 1,
-        "{source}: completed by the enrich stage"
-    );
-    assert!(
-        counter(
-            &pipeline.processor_metrics,
-            "orderbridge_processor_records_total",
-            &[("source", source), ("outcome", "awaiting_enrichment")]
-        ) >= 1,
-        "{source}: the notification itself left to the enrich stage"
-    );
+    // A stage counts a record once its output is committed, so a reader downstream can act
+    // on the output a moment before the count moves: wait for the counts, within a deadline.
+    wait_for(
+        &format!("{source}: completed by the enrich stage"),
+        DEADLINE,
+        || async {
+            (counter(
+                &pipeline.enrich_metrics,
+                "orderbridge_enrich_records_total",
+                &[("source", source), ("outcome", "enriched")],
+            ) >= 1)
+                .then_some(())
+        },
+    )
+    .await;
+    wait_for(
+        &format!("{source}: the notification itself left to the enrich stage"),
+        DEADLINE,
+        || async {
+            (counter(
+                &pipeline.processor_metrics,
+                "orderbridge_processor_records_total",
+                &[("source", source), ("outcome", "awaiting_enrichment")],
+            ) >= 1)
+                .then_some(())
+        },
+    )
+    .await;
     pipeline.stop().await;
 }
 
@@ -374,15 +386,17 @@ async fn an_order_the_provider_does_not_have_is_dead_lettered_with_its_reason() 
         case.body.as_slice(),
         "the notification, untouched"
     );
-    // The processor left it to the enrich stage, and nothing of it reached the ERP.
-    assert_eq!(
-        counter(
+    // The processor left it to the enrich stage (counted once its batch committed, which
+    // may be a moment after enrich dead-lettered it), and nothing of it reached the ERP.
+    wait_for("the processor to leave it to enrich", DEADLINE, || async {
+        (counter(
             &pipeline.processor_metrics,
             "orderbridge_processor_records_total",
-            &[("source", "ebay"), ("outcome", "awaiting_enrichment")]
-        ),
-        1
-    );
+            &[("source", "ebay"), ("outcome", "awaiting_enrichment")],
+        ) >= 1)
+            .then_some(())
+    })
+    .await;
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE source_order_id = $1")
         .bind(&order_id)
         .fetch_one(&pipeline.db)

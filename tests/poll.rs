@@ -9,6 +9,9 @@
 //!   each purchase order published raw with `ob-source: edi` and normalized into a canonical
 //!   order with its lines and totals, a 997 written for each file, files being written left
 //!   alone, and what cannot be read dead-lettered with its reason rather than skipped.
+//! - The same drop on a partner's SFTP server (a real OpenSSH `sshd`): files fetched once
+//!   settled, archived there, the 997s uploaded there, an upload in progress left alone, and
+//!   a server with another host key refused.
 #![allow(clippy::unwrap_used)] // in a test, a panic is the failure report
 
 mod support;
@@ -487,5 +490,169 @@ settle_secs = 0
         4
     );
     assert_eq!(names(&acks).len(), 4, "no second 997");
+    stop(&shutdown, stages).await;
+}
+
+/// The file names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_edi_drop_on_a_partners_sftp_server_is_fetched_booked_and_acknowledged_there() {
+    use orderbridge_providers::poll::sftp::{self, Seen, SftpDrop, SftpError};
+    use orderbridge_providers::poll::EdiDrop;
+    use support::sftp_server::SftpServer;
+
+    let Some(server) = SftpServer::start().await else {
+        return;
+    };
+    let env = Env::mock();
+    let dir = tempfile::tempdir().unwrap();
+    // The partner's server (the same machine's file system, reached only through SFTP) and
+    // OrderBridge's local drop.
+    let (outbound, archive, inbound) = (
+        dir.path().join("partner/outbound"),
+        dir.path().join("partner/archive"),
+        dir.path().join("partner/inbound"),
+    );
+    let (inbox, acks) = (dir.path().join("inbox"), dir.path().join("acks"));
+    for path in [&outbound, &archive, &inbound, &inbox, &acks] {
+        std::fs::create_dir_all(path).unwrap();
+    }
+    drop_file(&outbound, "po-sample", "acme-0001.x12");
+    // Still being uploaded by the partner.
+    let two_groups = fixture("po-two-groups").replace("|0|T|:~", "|0|P|:~");
+    std::fs::write(outbound.join("acme-0002.x12.part"), &two_groups).unwrap();
+
+    let settings = SftpDrop {
+        host: "127.0.0.1".into(),
+        port: server.port,
+        username: server.user.clone(),
+        private_key_file: Some(server.client_key.clone()),
+        passphrase: None,
+        password: None,
+        host_key_fingerprint: server.fingerprint.clone(),
+        remote_dir: outbound.display().to_string(),
+        remote_done_dir: Some(archive.display().to_string()),
+        remote_ack_dir: Some(inbound.display().to_string()),
+        timeout_secs: 10,
+    };
+    let drop = EdiDrop {
+        partner: "acme".into(),
+        dir: inbox.clone(),
+        ack_dir: Some(acks.clone()),
+        done_dir: None,
+        settle_secs: 0,
+        sftp: Some(settings.clone()),
+    };
+    // A server whose host key is not the configured one is refused before anything is read.
+    let impostor = SftpDrop {
+        host_key_fingerprint: "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU".into(),
+        ..settings.clone()
+    };
+    match sftp::sync(&drop, &impostor, &mut Seen::default()).await {
+        Err(SftpError::HostKey { seen, .. }) => assert_eq!(seen, server.fingerprint),
+        other => panic!("an unknown host key was not refused: {other:?}"),
+    }
+    assert!(names_in(&inbox).is_empty());
+    assert_eq!(names_in(&outbound).len(), 2);
+
+    let port = free_port();
+    let config = config_file(
+        dir.path(),
+        &env,
+        &format!(
+            r#"[poll]
+interval_secs = 1
+listen = "127.0.0.1:{port}"
+
+[[poll.edi]]
+partner = "acme"
+dir = "{inbox}"
+ack_dir = "{acks}"
+settle_secs = 1
+
+[poll.edi.sftp]
+host = "127.0.0.1"
+port = {sftp_port}
+username = "{user}"
+private_key_file = "{key}"
+host_key_fingerprint = "{fingerprint}"
+remote_dir = "{outbound}"
+remote_done_dir = "{archive}"
+remote_ack_dir = "{inbound}"
+"#,
+            inbox = inbox.display(),
+            acks = acks.display(),
+            sftp_port = server.port,
+            user = server.user,
+            key = server.client_key.display(),
+            fingerprint = server.fingerprint,
+            outbound = outbound.display(),
+            archive = archive.display(),
+            inbound = inbound.display(),
+        ),
+    );
+    let mut vars = topic_env(&env.topics);
+    vars.push(("RUST_LOG".into(), "info".into()));
+    let shutdown = CancellationToken::new();
+    let (stages, db, _sink_metrics, _db_dir) = downstream(&env, &shutdown).await;
+    let mut procs = Procs::new(dir.path());
+    start_poll(&mut procs, &config, port, &vars).await;
+
+    let orders = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT order_key FROM orders WHERE source = 'edi' ORDER BY order_key",
+        )
+        .fetch_all(&db)
+        .await
+        .unwrap()
+    };
+    let booked = wait_for("the first purchase order in the ERP", DEADLINE, || async {
+        let held = orders().await;
+        (!held.is_empty()).then_some(held)
+    })
+    .await;
+    assert_eq!(booked, ["edi:acme:PO-45001"], "{}", server.log());
+    // Archived on the server, its 997 delivered there, the upload in progress left alone.
+    wait_for("the 997 on the partner's server", DEADLINE, || async {
+        (names_in(&inbound).len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(names_in(&archive), ["acme-0001.x12"]);
+    assert_eq!(names_in(&outbound), ["acme-0002.x12.part"]);
+    let ack = std::fs::read_to_string(inbound.join(&names_in(&inbound)[0])).unwrap();
+    assert!(ack.contains("AK5*A~"), "{ack}");
+    assert_eq!(names_in(&acks.join("sent")).len(), 1);
+
+    // The partner's upload completes: its two orders follow.
+    std::fs::rename(
+        outbound.join("acme-0002.x12.part"),
+        outbound.join("acme-0002.x12"),
+    )
+    .unwrap();
+    let booked = wait_for("all three purchase orders in the ERP", DEADLINE, || async {
+        let held = orders().await;
+        (held.len() == 3).then_some(held)
+    })
+    .await;
+    assert_eq!(
+        booked,
+        ["edi:acme:PO-45001", "edi:acme:SC-9001", "edi:acme:SC-9002"]
+    );
+    wait_for("both 997s on the partner's server", DEADLINE, || async {
+        (names_in(&inbound).len() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(names_in(&archive), ["acme-0001.x12", "acme-0002.x12"]);
+    assert!(names_in(&outbound).is_empty());
+    let log = procs.log("poll");
+    assert!(log.contains("SFTP drop synced"), "{log}");
     stop(&shutdown, stages).await;
 }

@@ -14,7 +14,8 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "system packages"
 missing=()
-for pkg in gcc g++ make pkg-config libssl-dev zlib1g-dev; do
+# openssh-server: a real sshd (started by the EDI tests on a loopback port) for the SFTP drop.
+for pkg in gcc g++ make pkg-config libssl-dev zlib1g-dev openssh-client openssh-server; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -97,6 +98,7 @@ echo "tansu listening on 127.0.0.1:$port"
 step "cargo test (mock cluster, and tansu at 127.0.0.1:$port)"
 export KAFKA_BOOTSTRAP="127.0.0.1:$port"
 export ORDERBRIDGE_REQUIRE_BROKER=1
+export ORDERBRIDGE_REQUIRE_SFTP=1
 # Threads through the environment: criterion's bench harness (run once as a smoke test
 # here) refuses libtest's --test-threads flag.
 # Panic messages without backtraces: tests that provoke panics on purpose would otherwise

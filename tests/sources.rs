@@ -489,3 +489,69 @@ async fn key_fetches_are_shared_remembered_when_missing_and_capped() {
     );
     assert_eq!(fetches_of(made_up), 1);
 }
+
+/// A provider is pieces in several crates; this names any piece a source lacks that the
+/// compiler cannot see: golden fixtures and a normalizer fuzz target with seeds for every
+/// source, and a verifier fuzz target with seeds for every source that sends webhooks (its
+/// signed case is checked above, its example configuration by `config example`'s test).
+#[test]
+fn every_source_has_its_fixtures_and_fuzz_targets() {
+    use std::path::Path;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let has_entries = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .map(|mut entries| entries.next().is_some())
+            .unwrap_or(false)
+    };
+    let mut missing = Vec::new();
+    let mut fuzz_target = |krate: &str, target: String| {
+        let fuzz = root.join(krate).join("fuzz");
+        let manifest = std::fs::read_to_string(fuzz.join("Cargo.toml")).unwrap();
+        if !fuzz.join(format!("fuzz_targets/{target}.rs")).exists()
+            || !manifest.contains(&format!("name = \"{target}\""))
+        {
+            missing.push(format!(
+                "{krate}/fuzz: the target {target} (fuzz_targets/{target}.rs and its [[bin]])"
+            ));
+        }
+        if !has_entries(&fuzz.join("seeds").join(&target)) {
+            missing.push(format!(
+                "{krate}/fuzz/seeds/{target}/: seeds from the golden fixtures"
+            ));
+        }
+    };
+    for source in orderbridge_schemas::Source::ALL {
+        let name = source.as_str().replace('-', "_");
+        fuzz_target("processor", format!("normalize_{name}"));
+        if source.sends_webhooks() {
+            fuzz_target("ingest", format!("verify_{name}"));
+        }
+    }
+    for source in orderbridge_schemas::Source::ALL {
+        let fixtures = root.join("tests/fixtures").join(source.as_str());
+        if !has_entries(&fixtures) {
+            missing.push(format!("tests/fixtures/{source}/<case>/: golden fixtures"));
+            continue;
+        }
+        // Each golden case seeds its normalizer's fuzzing, so mutation starts from it.
+        let seeds = root
+            .join("processor/fuzz/seeds")
+            .join(format!("normalize_{}", source.as_str().replace('-', "_")));
+        for case in std::fs::read_dir(&fixtures).unwrap() {
+            let case = case.unwrap();
+            if case.path().is_dir() && !seeds.join(case.file_name()).exists() {
+                missing.push(format!(
+                    "{}: the seed of tests/fixtures/{source}/{} (its record.json fields, a \
+                     line each, then its body)",
+                    seeds.display(),
+                    case.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "pieces missing:\n{}",
+        missing.join("\n")
+    );
+}

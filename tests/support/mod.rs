@@ -13,6 +13,7 @@ pub mod procs;
 pub mod providers;
 pub mod registry_sim;
 pub mod sap_sim;
+pub mod sftp_server;
 pub mod signed;
 pub mod sns_sim;
 

@@ -33,6 +33,9 @@ struct State {
     burst: u32,
     /// The theoretical arrival time of the next unit: slots before it are taken.
     tat: Instant,
+    /// The slowest interval and largest burst the provider's word may set (this process's
+    /// configured share), if any.
+    ceiling: Option<(Duration, u32)>,
 }
 
 impl Limiter {
@@ -45,6 +48,7 @@ impl Limiter {
                 interval: interval_of(rate_per_sec),
                 burst: burst.max(1),
                 tat: Instant::now(),
+                ceiling: None,
             }),
         }
     }
@@ -67,17 +71,68 @@ impl Limiter {
         tokio::time::sleep_until(at).await;
     }
 
-    /// Reserves `units` and says when they may be used.
+    /// Reserves `units` and says when they may be used: when the bucket holds them (all of
+    /// it, for more units than it can hold).
     fn reserve(&self, units: u32) -> Instant {
         let now = Instant::now();
         let mut state = self.lock();
-        let cost = state.interval.saturating_mul(units.max(1));
-        // Up to `burst` units may be ahead of now: slots before `tat - tolerance` are free.
-        let tolerance = state.interval.saturating_mul(state.burst.saturating_sub(1));
+        let units = units.max(1);
+        let cost = state.interval.saturating_mul(units);
+        // The bucket may run up to `burst` units ahead of now; these units fit once the
+        // reservations before them are no more than `burst - units` ahead.
+        let room = state
+            .interval
+            .saturating_mul(state.burst.saturating_sub(units.min(state.burst)));
         let tat = state.tat.max(now);
-        let allowed_at = tat.checked_sub(tolerance).unwrap_or(now).max(now);
+        let allowed_at = tat.checked_sub(room).unwrap_or(now).max(now);
         state.tat = tat + cost;
         allowed_at
+    }
+
+    /// The provider says its bucket holds `available` units now (Shopify's
+    /// `currentlyAvailable`): ours holds no more than that. Never gives back what ours
+    /// already holds less of (requests of ours in flight the provider has not seen yet).
+    pub fn observe_level(&self, available: f64) {
+        if !available.is_finite() {
+            return;
+        }
+        let now = Instant::now();
+        let mut state = self.lock();
+        let burst = f64::from(state.burst);
+        let missing = (burst - available.clamp(0.0, burst)).floor();
+        // `missing` is within 0..=burst, a u32.
+        let level = now + state.interval.saturating_mul(missing as u32);
+        if level > state.tat {
+            state.tat = level;
+        }
+    }
+
+    /// Caps what the provider may tell ([`Limiter::set_rate`], [`Limiter::set_burst`]): this
+    /// process's share of an account it shares with others.
+    pub fn set_ceiling(&self, rate_per_sec: f64, burst: u32) {
+        let mut state = self.lock();
+        state.ceiling = Some((interval_of(rate_per_sec), burst.max(1)));
+        let (interval, burst) = (state.interval, state.burst);
+        Self::apply(&mut state, interval, burst);
+    }
+
+    /// Sets the rate and burst, within the ceiling; what is reserved keeps its share of the
+    /// bucket at the new rate.
+    fn apply(state: &mut State, interval: Duration, burst: u32) {
+        let (interval, burst) = match state.ceiling {
+            Some((slowest, most)) => (interval.max(slowest), burst.min(most)),
+            None => (interval, burst),
+        };
+        if interval != state.interval {
+            let now = Instant::now();
+            if state.tat > now {
+                let ahead = (state.tat - now).as_secs_f64();
+                let scaled = ahead * interval.as_secs_f64() / state.interval.as_secs_f64();
+                state.tat = now + Duration::from_secs_f64(scaled.min(86_400.0));
+            }
+            state.interval = interval;
+        }
+        state.burst = burst.max(1);
     }
 
     /// Hands back `units` reserved but not used (a cost-based API charged less than asked).
@@ -110,20 +165,23 @@ impl Limiter {
     pub fn set_rate(&self, rate_per_sec: f64) {
         let interval = interval_of(rate_per_sec);
         let mut state = self.lock();
-        if state.interval != interval {
+        let before = state.interval;
+        let burst = state.burst;
+        Self::apply(&mut state, interval, burst);
+        if state.interval != before {
             tracing::info!(limiter = %self.name, rate_per_sec, "provider told its rate; adopting it");
-            state.interval = interval;
         }
     }
 
     /// The provider told how many units it lets go at once (Shopify's `maximumAvailable`):
     /// use it from now on.
     pub fn set_burst(&self, burst: u32) {
-        let burst = burst.max(1);
         let mut state = self.lock();
-        if state.burst != burst {
-            tracing::info!(limiter = %self.name, burst, "provider told its burst; adopting it");
-            state.burst = burst;
+        let before = state.burst;
+        let interval = state.interval;
+        Self::apply(&mut state, interval, burst);
+        if state.burst != before {
+            tracing::info!(limiter = %self.name, burst = state.burst, "provider told its burst; adopting it");
         }
     }
 
@@ -230,6 +288,52 @@ mod tests {
         // Nonsense from outside is not a division by zero.
         limiter.set_rate(0.0);
         limiter.set_rate(f64::NAN);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_costly_request_waits_until_the_bucket_holds_its_cost() {
+        // Shopify-like: 1,000 points, 100 a second.
+        let limiter = Limiter::new("test", 100.0, 1_000);
+        let start = Instant::now();
+        limiter.acquire(600).await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        // 400 left: another 600 needs two more seconds of refill.
+        limiter.acquire(600).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_providers_level_lowers_ours_and_a_ceiling_caps_its_word() {
+        let limiter = Limiter::new("test", 100.0, 1_000);
+        // Another process spent most of the bucket: 100 left, so 600 wait five seconds.
+        limiter.observe_level(100.0);
+        let start = Instant::now();
+        limiter.acquire(600).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+        // A level above ours gives nothing back.
+        limiter.observe_level(1_000.0);
+        limiter.acquire(1_000).await;
+        // Only what was reserved before: 900 missing, then 600 more, at 100 a second.
+        assert_eq!(start.elapsed(), Duration::from_secs(15));
+
+        let shared = Limiter::new("shared", 50.0, 500);
+        shared.set_ceiling(50.0, 500);
+        shared.set_rate(100.0);
+        shared.set_burst(1_000);
+        assert!((shared.rate_per_sec() - 50.0).abs() < 1e-9);
+        shared.set_rate(20.0);
+        assert!((shared.rate_per_sec() - 20.0).abs() < 1e-9);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_rate_rescales_what_is_reserved() {
+        let limiter = Limiter::new("test", 100.0, 1);
+        let start = Instant::now();
+        limiter.acquire(400).await; // four seconds of the old rate ahead
+        limiter.set_rate(400.0);
+        limiter.acquire(1).await;
+        // One second at the new rate.
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
     }
 
     #[test]

@@ -116,8 +116,9 @@ pub struct Operation {
     /// Reads the provider's rate-limit headers into the limiter.
     pub observe: Option<fn(&HeaderMap, &Limiter)>,
     /// Reads a rate the provider reports in the body (Shopify's GraphQL `extensions.cost`)
-    /// into the limiter; returns how long to wait before asking again when the answer says
-    /// (a throttled query's points deficit over the restore rate).
+    /// into the limiter, given the units this request reserved: it hands back what was not
+    /// charged and sets the bucket's level, so the limiter alone makes a throttled request's
+    /// retry wait for the points it lacked. Returns that wait, when the answer was throttled.
     pub observe_body: Option<ObserveBody>,
     /// Says what an answer means when its status alone does not (eBay answers an unknown
     /// order id with 400 and error 32100, TikTok Shop an expired token with 200 and code
@@ -129,9 +130,9 @@ pub struct Operation {
 /// A provider's own reading of an answer: its status and body to a verdict.
 pub type Classify = fn(u16, &[u8]) -> Option<Verdict>;
 
-/// A provider's rate as its answer's body reports it: updates the limiter, and says how long
-/// to wait before the same request may go again, when the body says.
-pub type ObserveBody = fn(&[u8], &Limiter) -> Option<Duration>;
+/// A provider's rate as its answer's body reports it: the body, the units the request
+/// reserved, the limiter to update; says how long the limiter will hold a throttled retry.
+pub type ObserveBody = fn(&[u8], u32, &Limiter) -> Option<Duration>;
 
 impl Operation {
     /// A plain request costing one unit.
@@ -322,7 +323,7 @@ impl ApiClient {
             let longest = self.retry.max_backoff.max(self.retry.throttle_budget);
             let reported = operation
                 .observe_body
-                .and_then(|observe| observe(&body, &self.limiter))
+                .and_then(|observe| observe(&body, operation.units, &self.limiter))
                 .map(|wait| wait.min(longest));
             let hint = headers
                 .get(reqwest::header::RETRY_AFTER)
@@ -367,7 +368,11 @@ impl ApiClient {
                             retry_after: Some(wait),
                         });
                     }
-                    self.limiter.hold_until(tokio::time::Instant::now() + wait);
+                    // A provider that reported its bucket in the body has set the limiter's
+                    // level already: the next reservation waits exactly for what is missing.
+                    if reported.is_none() {
+                        self.limiter.hold_until(tokio::time::Instant::now() + wait);
+                    }
                 }
                 Verdict::Transient => {
                     failures += 1;

@@ -18,10 +18,12 @@
 //!
 //! Files still being written are left for the next round: names starting with `.` or ending
 //! in `.tmp`, `.part` or `.filepart` (what SFTP servers and clients use), and files changed
-//! within `settle_secs`.
+//! within `settle_secs`. A drop on the partner's SFTP server is fetched into the local
+//! directory at the start of each round, and the 997s sent back there ([`sftp`]).
 
 mod api;
 mod edi;
+pub mod sftp;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -101,8 +103,8 @@ fn default_overlap() -> u64 {
 pub struct EdiDrop {
     /// The partner: the account of its orders' keys (`edi:<partner>:<PO number>`).
     pub partner: String,
-    /// The directory the partner's 850 files arrive in (a local path, or where an SFTP
-    /// drop is mounted or synced).
+    /// The directory the partner's 850 files arrive in (a local path, a mounted or synced
+    /// drop, or where files fetched from the partner's SFTP server land).
     pub dir: PathBuf,
     /// Where to write a 997 acknowledgement for each file read; unset: none.
     #[serde(default)]
@@ -113,6 +115,10 @@ pub struct EdiDrop {
     /// A file changed within this many seconds may still be being written: next round.
     #[serde(default = "default_settle")]
     pub settle_secs: u64,
+    /// The partner's SFTP server, when the drop is there: its files are brought into `dir`
+    /// each round ([`sftp`]).
+    #[serde(default)]
+    pub sftp: Option<sftp::SftpDrop>,
 }
 
 fn default_settle() -> u64 {
@@ -150,6 +156,9 @@ impl PollConfig {
                     "poll.edi: partner {:?} is listed twice; two readers would race for its files",
                     drop.partner
                 ));
+            }
+            if let Some(sftp) = &drop.sftp {
+                sftp.validate(drop)?;
             }
             if drop.ack_dir.as_ref() == Some(&drop.dir) {
                 return Err(format!(
@@ -324,6 +333,7 @@ mod tests {
             ack_dir: None,
             done_dir: None,
             settle_secs: 5,
+            sftp: None,
         }
     }
 

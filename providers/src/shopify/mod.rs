@@ -11,13 +11,14 @@
 //!   answered `THROTTLED` (HTTP 200 with `errors`, or 429) and costs nothing. One query may
 //!   not ask for more than 1,000 points (`MAX_COST_EXCEEDED`).
 //! - The client keeps the same bucket on its side: each query reserves its expected cost
-//!   (the last `requestedQueryCost` of its kind) in the account's limiter before it goes,
-//!   the unused part is handed back when the answer says what it cost, the limiter takes the
-//!   shop's bucket and restore rate from the answers, and an answer showing less left than
-//!   the next query needs (another process on the same app and shop) holds the account until
-//!   the bucket has refilled that far. A `THROTTLED` answer waits exactly the deficit.
-//! - A page whose query would cost more than a query may (`MAX_COST_EXCEEDED`) is asked
-//!   again with half as many orders.
+//!   (the last `requestedQueryCost` of its kind) in the account's limiter and goes once the
+//!   bucket holds it; the unused part is handed back when the answer says what it cost (all
+//!   of it for a throttled query), the limiter takes the shop's restore rate and bucket from
+//!   the answers (within `points_per_sec` and `bucket_points` when they are set), and ours
+//!   is never fuller than the shop's `currentlyAvailable` (another process may spend it
+//!   too). So a `THROTTLED` answer's retry waits exactly for the points it lacked.
+//! - A query that would cost more than one may (`MAX_COST_EXCEEDED`) is asked again with half
+//!   as many orders a page, then half as many lines an order.
 //! - `orders(query: "created_at:>='…'")` lists by time (`updated_at` for polling), oldest
 //!   first, cursor-paged. Without the `read_all_orders` scope Shopify shows only the last 60
 //!   days of orders.
@@ -73,11 +74,13 @@ pub struct ShopifyApiConfig {
     pub api_version: String,
     /// The app's access token for the shop.
     pub access_token: Secret,
-    /// Points a second this process spends (the shop's restore rate, learnt from the first
-    /// answer; give two processes on one shop half each).
+    /// Points a second this process may spend. Unset: the shop's restore rate, learnt from
+    /// its answers (100 until the first). Set: at most this, and less if the shop says so;
+    /// give two processes on one shop half each.
     #[serde(default)]
     pub points_per_sec: Option<f64>,
-    /// Points that may go at once (the shop's bucket, learnt from the first answer).
+    /// Points this process may spend at once; unset: the shop's bucket, learnt from its
+    /// answers (1,000 until the first). Set: at most this.
     #[serde(default)]
     pub bucket_points: Option<u32>,
     /// Orders a page asks for (halved by itself if a page would cost too much).
@@ -104,8 +107,8 @@ fn address_fields() -> String {
 fn line_fields() -> String {
     format!(
         "nodes {{ id sku title name quantity originalUnitPriceSet {{ {MONEY} }} \
-         totalDiscountSet {{ {MONEY} }} taxLines {{ priceSet {{ {MONEY} }} }} }} \
-         pageInfo {{ hasNextPage endCursor }}"
+         totalDiscountSet {{ {MONEY} }} discountAllocations {{ allocatedAmountSet {{ {MONEY} }} }} \
+         taxLines {{ priceSet {{ {MONEY} }} }} }} pageInfo {{ hasNextPage endCursor }}"
     )
 }
 
@@ -232,34 +235,40 @@ fn points(value: f64) -> u32 {
     }
 }
 
-/// Reads `extensions.cost` into the limiter: the shop's restore rate and bucket, and a hold
-/// when less is left than the query just made needs again. Returns the wait of a throttled
-/// query: its points deficit over the restore rate.
-fn observe_cost(body: &[u8], limiter: &Limiter) -> Option<Duration> {
+/// Reads `extensions.cost` into the limiter, for a query that reserved `reserved` points:
+/// hands back what was not charged (all of it when the query was throttled or refused),
+/// adopts the shop's restore rate and bucket, and makes ours hold no more than the shop's
+/// `currentlyAvailable` (another process may spend it too). The limiter then holds the next
+/// query until the bucket has its cost. Returns, for a throttled query, that wait.
+fn observe_cost(body: &[u8], reserved: u32, limiter: &Limiter) -> Option<Duration> {
     let answer: Answer<'_> = serde_json::from_slice(body).ok()?;
     let cost = answer.cost()?;
+    let charged = cost
+        .actual_query_cost
+        .filter(|c| c.is_finite() && *c > 0.0)
+        .map_or(0, points);
+    if charged < reserved {
+        limiter.refund(reserved - charged);
+    }
     let status = cost.throttle_status.as_ref()?;
-    let rate = status.restore_rate.filter(|r| r.is_finite() && *r > 0.0)?;
-    limiter.set_rate(rate);
+    if let Some(rate) = status.restore_rate.filter(|r| r.is_finite() && *r > 0.0) {
+        limiter.set_rate(rate);
+    }
     if let Some(maximum) = status.maximum_available {
         limiter.set_burst(points(maximum));
     }
     let available = status.currently_available?;
-    let needed = cost.requested_query_cost.unwrap_or(0.0);
-    let deficit = needed - available;
-    if deficit <= 0.0 || !deficit.is_finite() {
+    limiter.observe_level(available);
+    if !answer.has_code("THROTTLED") {
         return None;
     }
-    let wait = Duration::from_secs_f64((deficit / rate).min(3_600.0));
-    if answer.has_code("THROTTLED") {
-        // The client holds the account for this long before asking again.
-        Some(wait)
+    let deficit = (cost.requested_query_cost.unwrap_or(0.0) - available).max(0.0);
+    let wait = deficit / limiter.rate_per_sec();
+    Some(Duration::from_secs_f64(if wait.is_finite() {
+        wait.min(3_600.0)
     } else {
-        // Answered, but the shop's bucket is lower than ours thinks (another process spends
-        // it too): the next query of this size waits for the refill.
-        limiter.hold_until(tokio::time::Instant::now() + wait);
-        None
-    }
+        60.0
+    }))
 }
 
 /// What an answer with status 200 means when it carries GraphQL errors.
@@ -309,7 +318,7 @@ pub struct ShopifyApi {
     auth: StaticHeader,
     endpoint: String,
     orders_per_page: AtomicU32,
-    lines_per_page: u32,
+    lines_per_page: AtomicU32,
     orders_cost: Estimate,
     order_cost: Estimate,
     lines_cost: Estimate,
@@ -356,10 +365,12 @@ impl ShopifyApi {
             .unwrap_or_else(|| format!("https://{shop}"));
         let rate = config.points_per_sec.unwrap_or(100.0);
         let bucket = config.bucket_points.unwrap_or(1_000);
-        let client = shared.client(
-            "shopify",
-            shared.limiter(&format!("shopify/{shop}"), rate, bucket),
-        );
+        let limiter = shared.limiter(&format!("shopify/{shop}"), rate, bucket);
+        if config.points_per_sec.is_some() || config.bucket_points.is_some() {
+            // This process's share: the shop's word may lower it, never raise it.
+            limiter.set_ceiling(rate, bucket);
+        }
+        let client = shared.client("shopify", limiter);
         let orders_per_page = config.orders_per_page.unwrap_or(25).clamp(1, 250);
         let lines_per_page = config.lines_per_page.unwrap_or(10).clamp(1, 250);
         // A first guess of what the queries cost, until the first answer says.
@@ -373,12 +384,47 @@ impl ShopifyApi {
                 crate::sumeru::urlencode(&config.api_version)
             ),
             orders_per_page: AtomicU32::new(orders_per_page),
-            lines_per_page,
+            lines_per_page: AtomicU32::new(lines_per_page),
             orders_cost: Estimate::new((2 + orders_per_page * order_guess).min(MAX_QUERY_COST)),
             order_cost: Estimate::new(order_guess.min(MAX_QUERY_COST)),
             lines_cost: Estimate::new((3 + 6 * lines_per_page).min(MAX_QUERY_COST)),
             other_cost: Estimate::new(10),
         })
+    }
+
+    /// Line items asked for with each order.
+    fn lines(&self) -> u32 {
+        self.lines_per_page.load(Ordering::Relaxed)
+    }
+
+    /// A page cost more than a query may: half as many orders a page from now on; `false`
+    /// when a page is one order already.
+    fn fewer_orders(&self, message: &str) -> bool {
+        let first = self.orders_per_page.load(Ordering::Relaxed);
+        if first <= 1 {
+            return false;
+        }
+        let fewer = (first / 2).max(1);
+        tracing::warn!(first, fewer, %message, "a page of Shopify orders costs too much; asking for fewer");
+        self.orders_per_page.store(fewer, Ordering::Relaxed);
+        self.orders_cost.set(self.orders_cost.get().div_ceil(2));
+        true
+    }
+
+    /// A query cost more than a query may with this many lines an order: half as many from
+    /// now on; `false` when it asks for one already.
+    fn fewer_lines(&self, message: &str) -> bool {
+        let lines = self.lines();
+        if lines <= 1 {
+            return false;
+        }
+        let fewer = (lines / 2).max(1);
+        tracing::warn!(lines, fewer, %message, "Shopify line items cost too much a query; asking for fewer");
+        self.lines_per_page.store(fewer, Ordering::Relaxed);
+        for estimate in [&self.orders_cost, &self.order_cost, &self.lines_cost] {
+            estimate.set(estimate.get().div_ceil(2));
+        }
+        true
     }
 
     /// Runs `query` with `variables`; the answer, whose `data` is there and error-free.
@@ -407,15 +453,10 @@ impl ShopifyApi {
             )
             .await?;
         let answer: Answer<'_> = reply.json(name)?;
-        if let Some(cost) = answer.cost() {
-            if let Some(requested) = cost.requested_query_cost {
-                estimate.set(points(requested));
-            }
-            // What was reserved and not charged goes back to the bucket.
-            let charged = cost.actual_query_cost.map_or(units, points);
-            if charged < units {
-                self.client.limiter().refund(units - charged);
-            }
+        // The next query of this kind reserves what this one asked for (what was not
+        // charged went back to the bucket as the answer came in: `observe_cost`).
+        if let Some(requested) = answer.cost().and_then(|c| c.requested_query_cost) {
+            estimate.set(points(requested));
         }
         let errors = answer.errors();
         if answer.has_code("MAX_COST_EXCEEDED") {
@@ -514,15 +555,19 @@ impl ShopifyApi {
         struct Connection {
             page_info: Option<PageInfo>,
         }
-        let reply = self
-            .query(
-                "orderLineItems",
-                &self.lines_cost,
-                &order_lines_query(),
-                serde_json::json!({ "id": gid, "first": self.lines_per_page, "after": after }),
-            )
-            .await
-            .map_err(QueryError::into_api)?;
+        let text = order_lines_query();
+        let reply = loop {
+            let first = self.lines();
+            let variables = serde_json::json!({ "id": gid, "first": first, "after": after });
+            match self
+                .query("orderLineItems", &self.lines_cost, &text, variables)
+                .await
+            {
+                Ok(reply) => break reply,
+                Err(QueryError::TooCostly(message)) if self.fewer_lines(&message) => {}
+                Err(err) => return Err(err.into_api()),
+            }
+        };
         let answer: Answer<'_> = reply.json("orderLineItems")?;
         let data: Data<'_> = parse_data(&answer, "orderLineItems")?;
         let lines = data
@@ -698,15 +743,18 @@ impl OrderApi for ShopifyApi {
         } else {
             format!("gid://shopify/Order/{id}")
         };
-        let reply = self
-            .query(
-                "order",
-                &self.order_cost,
-                &order_query(),
-                serde_json::json!({ "id": gid, "linesFirst": self.lines_per_page }),
-            )
-            .await
-            .map_err(QueryError::into_api)?;
+        let text = order_query();
+        let reply = loop {
+            let variables = serde_json::json!({ "id": gid, "linesFirst": self.lines() });
+            match self
+                .query("order", &self.order_cost, &text, variables)
+                .await
+            {
+                Ok(reply) => break reply,
+                Err(QueryError::TooCostly(message)) if self.fewer_lines(&message) => {}
+                Err(err) => return Err(err.into_api()),
+            }
+        };
         let answer: Answer<'_> = reply.json("order")?;
         let data: Data<'_> = parse_data(&answer, "order")?;
         let node = data.order.filter(|n| n.get() != "null").ok_or_else(|| {
@@ -735,29 +783,30 @@ impl OrderApi for ShopifyApi {
             TimeField::Created => "CREATED_AT",
             TimeField::Updated => "UPDATED_AT",
         };
+        if cursor.is_none() && query.from < Utc::now() - chrono::Duration::days(60) {
+            tracing::warn!(
+                from = %query.from,
+                "Shopify shows orders older than 60 days only to apps with the read_all_orders \
+                 scope; without it this listing ends at 60 days ago"
+            );
+        }
         let text = orders_query();
         let reply = loop {
-            let first = self.orders_per_page.load(Ordering::Relaxed);
             let variables = serde_json::json!({
-                "first": first,
+                "first": self.orders_per_page.load(Ordering::Relaxed),
                 "after": cursor,
                 "query": search(query),
                 "sortKey": sort,
-                "linesFirst": self.lines_per_page,
+                "linesFirst": self.lines(),
             });
             match self
                 .query("orders", &self.orders_cost, &text, variables)
                 .await
             {
                 Ok(reply) => break reply,
-                Err(QueryError::TooCostly(message)) if first > 1 => {
-                    // Fewer orders a page: the cursor stays good.
-                    let fewer = (first / 2).max(1);
-                    tracing::warn!(first, fewer, %message, "a page of Shopify orders costs too much; asking for fewer");
-                    self.orders_per_page.store(fewer, Ordering::Relaxed);
-                    self.orders_cost
-                        .set(self.orders_cost.get().div_ceil(2).max(1));
-                }
+                // Fewer orders a page, then fewer lines an order: the cursor stays good.
+                Err(QueryError::TooCostly(message))
+                    if self.fewer_orders(&message) || self.fewer_lines(&message) => {}
                 Err(err) => return Err(err.into_api()),
             }
         };
@@ -797,20 +846,25 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_throttled_query_waits_exactly_its_deficit() {
+    async fn a_throttled_query_is_retried_exactly_when_the_bucket_holds_its_cost() {
         let limiter = Limiter::new("shopify/test", 50.0, 1_000);
-        let wait = observe_cost(&throttled(500.0, 300.0), &limiter);
-        assert_eq!(wait, Some(Duration::from_secs(2)));
+        let start = tokio::time::Instant::now();
+        // As the client does: reserve, send, read the answer into the limiter.
+        limiter.acquire(500).await;
+        let wait = observe_cost(&throttled(500.0, 300.0), 500, &limiter);
         assert_eq!(
             classify(200, &throttled(500.0, 300.0)),
             Some(Verdict::Throttled)
         );
-        // The shop's restore rate was adopted.
+        // 200 points short at the shop's 100 a second (adopted from the answer).
+        assert_eq!(wait, Some(Duration::from_secs(2)));
         assert!((limiter.rate_per_sec() - 100.0).abs() < 1e-9);
+        limiter.acquire(500).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn an_answer_showing_a_low_bucket_holds_the_next_query() {
+    async fn an_answer_showing_a_low_bucket_holds_the_next_query_until_it_refills() {
         let limiter = Limiter::new("shopify/test", 100.0, 1_000);
         let body = serde_json::to_vec(&serde_json::json!({
             "data": {"orders": {"nodes": []}},
@@ -820,14 +874,12 @@ mod tests {
         }))
         .unwrap();
         let start = tokio::time::Instant::now();
-        assert_eq!(observe_cost(&body, &limiter), None);
-        limiter.acquire(1).await;
-        // 300 points short at 100 a second.
-        assert!(
-            start.elapsed() >= Duration::from_secs(3),
-            "{:?}",
-            start.elapsed()
-        );
+        limiter.acquire(400).await;
+        // Charged 10 of 400, yet the shop has only 100 left: someone else spends it too.
+        assert_eq!(observe_cost(&body, 400, &limiter), None);
+        limiter.acquire(400).await;
+        // 300 points short at 100 a second; the refund did not undo it.
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
     }
 
     #[test]

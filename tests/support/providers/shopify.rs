@@ -227,6 +227,7 @@ fn line_node(line: &Line) -> Value {
         "quantity": line.quantity,
         "originalUnitPriceSet": money(&line.price),
         "totalDiscountSet": money("0.00"),
+        "discountAllocations": [],
         "taxLines": [],
     })
 }

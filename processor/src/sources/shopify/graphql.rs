@@ -13,7 +13,10 @@
 //! - `displayFinancialStatus` is the REST `financial_status` upper-cased (`EXPIRED` has no
 //!   REST value and stays unknown); `displayFulfillmentStatus` `FULFILLED` and
 //!   `PARTIALLY_FULFILLED` are REST's `fulfilled` and `partial`, every other value none;
-//! - a line's discount is its `totalDiscountSet`, which already sums its allocations.
+//! - a line's discount is the sum of its `discountAllocations` (codes, automatic and manual
+//!   discounts), as the webhook path sums `discount_allocations`; `totalDiscountSet` holds
+//!   only discounts set through draft orders, scripts or the API, and is read only for a
+//!   line without allocations, as the REST `total_discount` is.
 //!
 //! A document says nothing of what happened, only how the order is now: it is a cancellation
 //! when `cancelledAt` is set, a creation while `updatedAt` is `createdAt`, else an update.
@@ -26,7 +29,8 @@ use serde::Deserialize;
 use super::super::common::{self, invalid, timestamp, Amount, Id};
 use super::super::{NormalizeError, RawRecord};
 use super::{
-    order_event, Line, MoneySet, Order, ShopMoney, ShopifyAddress, ShopifyCustomer, TaxLine,
+    order_event, Allocation, Line, MoneySet, Order, ShopMoney, ShopifyAddress, ShopifyCustomer,
+    TaxLine,
 };
 
 /// The event type of an order read from the API.
@@ -134,7 +138,14 @@ fn line(node: LineNode) -> Line {
         quantity: node.quantity,
         price: amount(node.original_unit_price_set),
         total_discount: amount(node.total_discount_set),
-        discount_allocations: Vec::new(),
+        discount_allocations: node
+            .discount_allocations
+            .into_iter()
+            .flatten()
+            .map(|allocation| Allocation {
+                amount: allocation.allocated_amount_set.shop_money.amount,
+            })
+            .collect(),
         tax_lines: node
             .tax_lines
             .into_iter()
@@ -239,7 +250,14 @@ struct LineNode {
     quantity: Option<i64>,
     original_unit_price_set: Option<MoneyBag>,
     total_discount_set: Option<MoneyBag>,
+    discount_allocations: Option<Vec<DiscountAllocationNode>>,
     tax_lines: Option<Vec<TaxLineNode>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DiscountAllocationNode {
+    allocated_amount_set: MoneyBag,
 }
 
 #[derive(Debug, Deserialize)]
