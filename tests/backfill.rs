@@ -9,12 +9,11 @@ mod support;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use orderbridge_processor::Guarantee;
 use support::pipeline::{counter, stop, topic_env, Env};
 use support::procs::Procs;
 use support::providers::core::Core;
 use support::providers::sumeru::{SumeruSim, API_KEY};
-use support::{staging_db, unique, wait_for};
+use support::wait_for;
 use tokio_util::sync::CancellationToken;
 
 const ORDERS: usize = 2000;
@@ -58,6 +57,22 @@ fn records_in(env: &Env, topic: &str) -> i64 {
                 .1
         })
         .sum()
+}
+
+/// Waits until the staging tables hold `count` orders.
+async fn orders_in_erp(db: &sqlx::SqlitePool, count: usize) {
+    wait_for(
+        &format!("{count} orders in the ERP"),
+        Duration::from_secs(120),
+        || async {
+            let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+                .fetch_one(db)
+                .await
+                .unwrap();
+            (rows == count as i64).then_some(())
+        },
+    )
+    .await;
 }
 
 /// Waits for `name` to exit by itself, up to `timeout`.
@@ -137,28 +152,13 @@ async fn a_killed_backfill_resumes_and_every_order_reaches_the_erp_once() {
 
     // The pipeline takes them to the ERP.
     let shutdown = CancellationToken::new();
-    let processor_metrics = prometheus::Registry::new();
-    let mut stages = vec![env.spawn_processor_in(
-        &unique("processor"),
-        Guarantee::ExactlyOnce,
-        &processor_metrics,
-        &shutdown,
-    )];
-    let (erp, db, _db_dir) = staging_db().await;
-    let sink_metrics = prometheus::Registry::new();
-    stages.push(env.spawn_sink(&unique("sink"), erp, &sink_metrics, &shutdown));
-    wait_for(
-        "every order in the ERP",
-        Duration::from_secs(120),
-        || async {
-            let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
-                .fetch_one(&db)
-                .await
-                .unwrap();
-            (rows == ORDERS as i64).then_some(())
-        },
-    )
-    .await;
+    let down = env.downstream(&shutdown).await;
+    let (db, processor_metrics, sink_metrics) = (
+        down.db.clone(),
+        down.processor_metrics.clone(),
+        down.sink_metrics.clone(),
+    );
+    orders_in_erp(&db, ORDERS).await;
     let created = counter(
         &sink_metrics,
         "orderbridge_sink_upserts_total",
@@ -218,7 +218,7 @@ async fn a_killed_backfill_resumes_and_every_order_reaches_the_erp_once() {
         .await
         .unwrap();
     assert_eq!(rows, ORDERS as i64);
-    stop(&shutdown, stages).await;
+    stop(&shutdown, down.stages).await;
 }
 
 /// Shopify's GraphQL API charges points, not requests: a backfill sends each query once the
@@ -307,28 +307,9 @@ access_token = {{ env = "SHOPIFY_ACCESS_TOKEN" }}
 
     // The pipeline takes them to the ERP, the long order with all its lines.
     let shutdown = CancellationToken::new();
-    let processor_metrics = prometheus::Registry::new();
-    let mut stages = vec![env.spawn_processor_in(
-        &unique("processor"),
-        Guarantee::ExactlyOnce,
-        &processor_metrics,
-        &shutdown,
-    )];
-    let (erp, db, _db_dir) = staging_db().await;
-    let sink_metrics = prometheus::Registry::new();
-    stages.push(env.spawn_sink(&unique("sink"), erp, &sink_metrics, &shutdown));
-    wait_for(
-        "every Shopify order in the ERP",
-        Duration::from_secs(120),
-        || async {
-            let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
-                .fetch_one(&db)
-                .await
-                .unwrap();
-            (rows == expected as i64).then_some(())
-        },
-    )
-    .await;
+    let down = env.downstream(&shutdown).await;
+    let (db, sink_metrics) = (down.db.clone(), down.sink_metrics.clone());
+    orders_in_erp(&db, expected).await;
     let (total, lines): (String, i64) = sqlx::query_as(
         "SELECT o.total, (SELECT COUNT(*) FROM order_lines l WHERE l.order_key = o.order_key) \
          FROM orders o WHERE o.order_key = 'shopify:example-store.myshopify.com:9001'",
@@ -346,5 +327,5 @@ access_token = {{ env = "SHOPIFY_ACCESS_TOKEN" }}
         ),
         expected as u64
     );
-    stop(&shutdown, stages).await;
+    stop(&shutdown, down.stages).await;
 }

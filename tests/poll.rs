@@ -21,11 +21,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::Utc;
-use orderbridge_processor::Guarantee;
 use rdkafka::Message as _;
 use support::pipeline::{counter, stop, topic_env, Env, PARTITIONS};
 use support::procs::{free_port, ready, Procs};
-use support::{header, staging_db, unique, wait_for};
+use support::{header, unique, wait_for};
 use tokio_util::sync::CancellationToken;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -55,29 +54,6 @@ async fn start_poll(procs: &mut Procs, config: &Path, port: u16, vars: &[(String
         ready(port).then_some(())
     })
     .await;
-}
-
-/// The processor and a SQL staging sink, in process, until `shutdown`: their tasks, the
-/// staging database, the sink's metrics, and the database's directory.
-async fn downstream(
-    env: &Env,
-    shutdown: &CancellationToken,
-) -> (
-    Vec<tokio::task::JoinHandle<()>>,
-    sqlx::SqlitePool,
-    prometheus::Registry,
-    tempfile::TempDir,
-) {
-    let processor = env.spawn_processor_in(
-        &unique("processor"),
-        Guarantee::ExactlyOnce,
-        &prometheus::Registry::new(),
-        shutdown,
-    );
-    let (erp, db, dir) = staging_db().await;
-    let sink_metrics = prometheus::Registry::new();
-    let sink = env.spawn_sink(&unique("sink"), erp, &sink_metrics, shutdown);
-    (vec![processor, sink], db, sink_metrics, dir)
 }
 
 /// Every record of `topic` (read committed), by key: how many each key has.
@@ -176,7 +152,8 @@ overlap_secs = 900
     vars.push(("RUST_LOG".into(), "info".into()));
 
     let shutdown = CancellationToken::new();
-    let (stages, db, sink_metrics, _db_dir) = downstream(&env, &shutdown).await;
+    let down = env.downstream(&shutdown).await;
+    let (db, sink_metrics) = (down.db.clone(), down.sink_metrics.clone());
 
     let mut procs = Procs::new(dir.path());
     start_poll(&mut procs, &config, port, &vars).await;
@@ -257,7 +234,7 @@ overlap_secs = 900
         let order = sim.order(id).unwrap();
         assert_eq!(total, order["total"].as_str().unwrap_or_default(), "{key}");
     }
-    stop(&shutdown, stages).await;
+    stop(&shutdown, down.stages).await;
 }
 
 /// The fixture interchange `case`.
@@ -330,7 +307,8 @@ settle_secs = 0
     vars.push(("RUST_LOG".into(), "info".into()));
 
     let shutdown = CancellationToken::new();
-    let (stages, db, sink_metrics, _db_dir) = downstream(&env, &shutdown).await;
+    let down = env.downstream(&shutdown).await;
+    let (db, sink_metrics) = (down.db.clone(), down.sink_metrics.clone());
 
     let mut procs = Procs::new(dir.path());
     start_poll(&mut procs, &config, port, &vars).await;
@@ -490,7 +468,7 @@ settle_secs = 0
         4
     );
     assert_eq!(names(&acks).len(), 4, "no second 997");
-    stop(&shutdown, stages).await;
+    stop(&shutdown, down.stages).await;
 }
 
 /// The file names in `dir`, sorted.
@@ -602,7 +580,8 @@ remote_ack_dir = "{inbound}"
     let mut vars = topic_env(&env.topics);
     vars.push(("RUST_LOG".into(), "info".into()));
     let shutdown = CancellationToken::new();
-    let (stages, db, _sink_metrics, _db_dir) = downstream(&env, &shutdown).await;
+    let down = env.downstream(&shutdown).await;
+    let db = down.db.clone();
     let mut procs = Procs::new(dir.path());
     start_poll(&mut procs, &config, port, &vars).await;
 
@@ -654,5 +633,5 @@ remote_ack_dir = "{inbound}"
     assert!(names_in(&outbound).is_empty());
     let log = procs.log("poll");
     assert!(log.contains("SFTP drop synced"), "{log}");
-    stop(&shutdown, stages).await;
+    stop(&shutdown, down.stages).await;
 }

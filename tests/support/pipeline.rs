@@ -155,6 +155,28 @@ impl Env {
         self._mock.as_ref()
     }
 
+    /// The processor (exactly-once) and a sink writing SQL staging tables, in process, until
+    /// `shutdown`.
+    pub async fn downstream(&self, shutdown: &CancellationToken) -> Downstream {
+        let processor_metrics = prometheus::Registry::new();
+        let processor = self.spawn_processor_in(
+            &super::unique("processor"),
+            Guarantee::ExactlyOnce,
+            &processor_metrics,
+            shutdown,
+        );
+        let (erp, db, dir) = super::staging_db().await;
+        let sink_metrics = prometheus::Registry::new();
+        let sink = self.spawn_sink(&super::unique("sink"), erp, &sink_metrics, shutdown);
+        Downstream {
+            stages: vec![processor, sink],
+            db,
+            processor_metrics,
+            sink_metrics,
+            _dir: dir,
+        }
+    }
+
     /// Starts a sink in consumer group `group` writing to `erp`; its metrics go to `registry`.
     pub fn spawn_sink(
         &self,
@@ -321,6 +343,17 @@ impl Env {
         }
         records
     }
+}
+
+/// The stages behind the raw topic ([`Env::downstream`]) and what a test reads of them.
+pub struct Downstream {
+    /// The processor's and the sink's tasks, for [`stop`].
+    pub stages: Vec<JoinHandle<()>>,
+    /// The staging database the sink writes.
+    pub db: sqlx::SqlitePool,
+    pub processor_metrics: prometheus::Registry,
+    pub sink_metrics: prometheus::Registry,
+    _dir: tempfile::TempDir,
 }
 
 /// Stops in-process stages and waits for them, so their consumers leave the group and close
