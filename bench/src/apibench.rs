@@ -150,6 +150,28 @@ impl orderbridge_providers::progress::Report for Quiet {
     fn end(&mut self, _: &str) {}
 }
 
+/// Backfills `request` through `api` into the raw topic, without a progress display; the
+/// orders published.
+async fn quiet_backfill(
+    api: &dyn orderbridge_providers::OrderApi,
+    kafka: &KafkaSettings,
+    topics: &Topics,
+    request: &Request,
+) -> anyhow::Result<u64> {
+    let publisher = RawPublisher::new(kafka, &topics.raw)?;
+    let checkpoints = Checkpoints::new(kafka, &topics.checkpoints)?;
+    let summary = backfill::run(
+        api,
+        &publisher,
+        &checkpoints,
+        request,
+        &mut Quiet,
+        &CancellationToken::new(),
+    )
+    .await?;
+    Ok(summary.published)
+}
+
 /// The client's own limit: the provider's, or (baseline) none worth the name.
 fn client_rate(args: &Args, bucket: bool) -> (Option<f64>, Option<u32>) {
     if bucket {
@@ -186,8 +208,6 @@ async fn backfill_phase(args: &Args, bucket: bool) -> anyhow::Result<Row> {
     let api = apis
         .order_api(Source::Sumeru, "-")?
         .context("the Sumeru client")?;
-    let publisher = RawPublisher::new(&kafka, &topics.raw)?;
-    let checkpoints = Checkpoints::new(&kafka, &topics.checkpoints)?;
     let request = Request {
         source: Source::Sumeru,
         account: "-".into(),
@@ -196,24 +216,14 @@ async fn backfill_phase(args: &Args, bucket: bool) -> anyhow::Result<Row> {
         restart: false,
     };
     let pages = args.orders.div_ceil(args.page_size as usize) as u64;
-    let shutdown = CancellationToken::new();
-    let mut quiet = Quiet;
-    let run = backfill::run(
-        api.as_ref(),
-        &publisher,
-        &checkpoints,
-        &request,
-        &mut quiet,
-        &shutdown,
-    );
+    let run = quiet_backfill(api.as_ref(), &kafka, &topics, &request);
     let deadline = Duration::from_secs_f64(600.0 + 4.0 * pages as f64 / args.rate);
     let (summary, watched) = tokio::join!(run, watch(&sim.core, pages, deadline));
-    let summary = summary?;
+    let published = summary?;
     let (seconds, throttled) = watched?;
     anyhow::ensure!(
-        summary.published == args.orders as u64,
-        "published {} of {} orders",
-        summary.published,
+        published == args.orders as u64,
+        "published {published} of {} orders",
         args.orders
     );
     Ok(Row {
@@ -359,8 +369,6 @@ async fn shopify_phase(args: &Args, ours: bool) -> anyhow::Result<Row> {
         let api = apis
             .order_api(Source::Shopify, SHOP)?
             .context("the Shopify client")?;
-        let publisher = RawPublisher::new(&kafka, &topics.raw)?;
-        let checkpoints = Checkpoints::new(&kafka, &topics.checkpoints)?;
         let request = Request {
             source: Source::Shopify,
             account: SHOP.into(),
@@ -368,18 +376,7 @@ async fn shopify_phase(args: &Args, ours: bool) -> anyhow::Result<Row> {
             to: None,
             restart: false,
         };
-        let shutdown = CancellationToken::new();
-        let mut quiet = Quiet;
-        backfill::run(
-            api.as_ref(),
-            &publisher,
-            &checkpoints,
-            &request,
-            &mut quiet,
-            &shutdown,
-        )
-        .await?
-        .published
+        quiet_backfill(api.as_ref(), &kafka, &topics, &request).await?
     } else {
         naive_shopify_backfill(&sim.base_url(), ACCESS_TOKEN).await?
     };

@@ -99,42 +99,8 @@ pub(super) async fn run(
     let mut seen = super::sftp::Seen::default();
     loop {
         if let Some(sftp) = &drop.sftp {
-            // What the server holds comes into the local drop first; a server that cannot be
-            // reached leaves the round to the files already here.
-            match super::sftp::sync(drop, sftp, &mut seen).await {
-                Ok(synced) => {
-                    let files = &context.metrics.edi_files;
-                    files
-                        .with_label_values(&["downloaded"])
-                        .inc_by(synced.downloaded as u64);
-                    files
-                        .with_label_values(&["ack_sent"])
-                        .inc_by(synced.acks_sent as u64);
-                    files
-                        .with_label_values(&["sftp_failed"])
-                        .inc_by(synced.failed as u64);
-                    files
-                        .with_label_values(&["sftp_skipped"])
-                        .inc_by(synced.skipped as u64);
-                    if synced.downloaded
-                        + synced.acks_sent
-                        + synced.failed
-                        + synced.skipped
-                        + synced.kept
-                        > 0
-                    {
-                        tracing::info!(partner = %drop.partner, ?synced, "SFTP drop synced");
-                    }
-                }
-                Err(err) => {
-                    context
-                        .metrics
-                        .rounds
-                        .with_label_values(&["edi-sftp", "failed"])
-                        .inc();
-                    tracing::error!(partner = %drop.partner, error = %err, "cannot sync the SFTP drop; trying again next round");
-                }
-            }
+            // What the server holds comes into the local drop first.
+            super::sftp::sync_round(drop, sftp, &mut seen, &context.metrics).await;
         }
         match poll_edi_once(drop, context, &mut claims, Utc::now()).await {
             Ok(round) => {

@@ -183,7 +183,9 @@ pub struct PollMetrics {
     pub rounds: IntCounterVec,
     /// `orderbridge_poll_edi_files_total{outcome}`: files `claimed`, `already_claimed`,
     /// `unreadable` (published whole, to be dead-lettered), `failed` (not claimed: tried again
-    /// next round).
+    /// next round); from an SFTP drop, `downloaded`, `ack_sent`, `sftp_failed`,
+    /// `sftp_skipped` (neither file nor directory) and `sftp_kept` (fetched, but its server
+    /// copy cannot be moved or removed).
     pub edi_files: IntCounterVec,
     /// `orderbridge_poll_edi_rejected_sets_total`: transaction sets rejected (acknowledged
     /// `R`, published to be dead-lettered).

@@ -39,7 +39,7 @@ use orderbridge_runtime::Secret;
 use serde::Deserialize;
 
 use super::edi::in_progress;
-use super::EdiDrop;
+use super::{EdiDrop, PollMetrics};
 
 /// `[poll.edi.sftp]`: where a partner's drop is on its SFTP server.
 #[derive(Debug, Clone, Deserialize)]
@@ -149,6 +149,8 @@ pub struct Seen {
     listed: HashMap<String, Listed>,
     /// Files downloaded whose server copy could not be moved or removed, as they were.
     fetched: HashMap<String, (Option<u64>, Option<u64>)>,
+    /// Whether the downloads a crash left half done were cleared (once a process).
+    cleaned: bool,
 }
 
 #[derive(Debug)]
@@ -241,6 +243,40 @@ pub async fn sync(drop: &EdiDrop, sftp: &SftpDrop, seen: &mut Seen) -> Result<Sy
     result
 }
 
+/// One round's sync, counted (`orderbridge_poll_edi_files_total`) and logged; a server that
+/// cannot be reached fails the sync (`orderbridge_poll_rounds_total{source="edi-sftp"}`) and
+/// leaves the round to the files already local.
+pub async fn sync_round(drop: &EdiDrop, sftp: &SftpDrop, seen: &mut Seen, metrics: &PollMetrics) {
+    match sync(drop, sftp, seen).await {
+        Ok(synced) => {
+            for (outcome, count) in [
+                ("downloaded", synced.downloaded),
+                ("ack_sent", synced.acks_sent),
+                ("sftp_failed", synced.failed),
+                ("sftp_skipped", synced.skipped),
+                ("sftp_kept", synced.kept),
+            ] {
+                metrics
+                    .edi_files
+                    .with_label_values(&[outcome])
+                    .inc_by(count as u64);
+            }
+            if synced.downloaded + synced.acks_sent + synced.failed + synced.skipped + synced.kept
+                > 0
+            {
+                tracing::info!(partner = %drop.partner, ?synced, "SFTP drop synced");
+            }
+        }
+        Err(err) => {
+            metrics
+                .rounds
+                .with_label_values(&["edi-sftp", "failed"])
+                .inc();
+            tracing::error!(partner = %drop.partner, error = %err, "cannot sync the SFTP drop; trying again next round");
+        }
+    }
+}
+
 /// `SHA256:<base64 without padding>` of a host key hash, as OpenSSH prints it.
 fn fingerprint(hash: &[u8]) -> String {
     format!(
@@ -314,8 +350,9 @@ fn partial_name(name: &str) -> String {
     format!(".{name}.sftp-part")
 }
 
-/// Removes downloads a crash left half done: theirs are still on the server, which only
-/// lets a file go once its copy here is whole and durable.
+/// Removes downloads a crash left half done (a download that fails removes its own): theirs
+/// are still on the server, which only lets a file go once its copy here is whole and
+/// durable.
 fn clean_partials(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -335,7 +372,10 @@ fn sync_blocking(drop: &EdiDrop, sftp: &SftpDrop, seen: &mut Seen) -> Result<Syn
         host: host.clone(),
         reason: format!("SFTP subsystem: {err}"),
     })?;
-    clean_partials(&drop.dir);
+    if !seen.cleaned {
+        clean_partials(&drop.dir);
+        seen.cleaned = true;
+    }
     let remote = Path::new(&sftp.remote_dir);
     let mut entries = channel.readdir(remote).map_err(|err| SftpError::List {
         host: host.clone(),

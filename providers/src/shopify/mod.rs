@@ -195,23 +195,40 @@ struct ErrorExtensions {
     code: Option<String>,
 }
 
+/// `errors` as Shopify sends them: GraphQL errors, or (a 401's) one message.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Errors {
+    List(Vec<GraphqlError>),
+    Other(serde::de::IgnoredAny),
+}
+
 /// An answer's envelope: `data` as text, `errors`, `extensions`.
 #[derive(Debug, Deserialize)]
 struct Answer<'a> {
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
     #[serde(default)]
-    errors: Option<serde_json::Value>,
+    errors: Option<Errors>,
     extensions: Option<Extensions>,
 }
 
 impl Answer<'_> {
-    /// The errors, when Shopify sent them as GraphQL errors (a list of objects).
-    fn errors(&self) -> Vec<GraphqlError> {
-        self.errors
-            .as_ref()
-            .and_then(|e| serde_json::from_value::<Vec<GraphqlError>>(e.clone()).ok())
-            .unwrap_or_default()
+    /// The GraphQL errors (none for an error that is not a list of them).
+    fn errors(&self) -> &[GraphqlError] {
+        match &self.errors {
+            Some(Errors::List(errors)) => errors,
+            Some(Errors::Other(_)) | None => &[],
+        }
+    }
+
+    /// Whether it has errors of any shape.
+    fn has_errors(&self) -> bool {
+        match &self.errors {
+            Some(Errors::List(errors)) => !errors.is_empty(),
+            Some(Errors::Other(_)) => true,
+            None => false,
+        }
     }
 
     fn has_code(&self, code: &str) -> bool {
@@ -458,14 +475,13 @@ impl ShopifyApi {
         if let Some(requested) = answer.cost().and_then(|c| c.requested_query_cost) {
             estimate.set(points(requested));
         }
-        let errors = answer.errors();
         if answer.has_code("MAX_COST_EXCEEDED") {
             return Err(QueryError::TooCostly(format!(
                 "{name}: {}",
                 crate::client::provider_message(&reply.body)
             )));
         }
-        if answer.data.is_none_or(|d| d.get() == "null") || !errors.is_empty() {
+        if answer.data.is_none_or(|d| d.get() == "null") || answer.has_errors() {
             let message = crate::client::provider_message(&reply.body);
             return Err(QueryError::Api(ApiError::permanent(
                 Refusal::Rejected,
