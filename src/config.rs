@@ -43,6 +43,8 @@ pub struct Config {
     pub enrich: orderbridge_providers::enrich::EnrichConfig,
     /// The poll service (APIs that do not push, EDI drops).
     pub poll: orderbridge_providers::poll::PollConfig,
+    /// The operators' console (`orderbridge console`).
+    pub console: crate::console::ConsoleConfig,
 }
 
 /// Where schemas are registered.

@@ -4,7 +4,9 @@
 
 mod backfill;
 mod config;
+mod console;
 mod dev;
+mod operate;
 mod probe;
 mod registry_api;
 mod send_test;
@@ -59,6 +61,21 @@ enum Command {
     Subscribe(subscribe::SubscribeArgs),
     /// Post a signed sample order to ingest and follow it to the ERP, stage by stage.
     SendTest(send_test::SendTestArgs),
+    /// An order's journey: raw records, canonical events, dead letters and what each stage
+    /// recorded, in time order.
+    Trace(operate::trace::TraceArgs),
+    /// Dead letters: list them, show one, replay them once the cause is fixed.
+    #[command(subcommand)]
+    Dlq(operate::dlq::DlqCommand),
+    /// Move the processor's or the sink's consumer group to read a range again.
+    Reprocess(operate::reprocess::ReprocessArgs),
+    /// Correct orders the ERP holds after a normalizer or mapping fix: re-publish their raw
+    /// records at a new revision, which the version guard lets through.
+    Revise(operate::revise::ReviseArgs),
+    /// The operators' web page: failures, orders, replays, the audit log (`[console]`).
+    Console,
+    /// The operators' actions (replays, reprocessing, subscriptions, console sign-ins).
+    Audit(operate::audit::AuditArgs),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -138,6 +155,12 @@ async fn main() -> anyhow::Result<()> {
         | Command::Dev(_)
         | Command::Backfill(_)
         | Command::SendTest(_)
+        | Command::Trace(_)
+        | Command::Dlq(_)
+        | Command::Reprocess(_)
+        | Command::Revise(_)
+        | Command::Console
+        | Command::Audit(_)
         | Command::Config(_)
         | Command::Mapping(_)
         | Command::Topics(_)
@@ -151,6 +174,52 @@ async fn main() -> anyhow::Result<()> {
         Command::Backfill(args) => backfill::run(&args, &config, shutdown).await?,
         Command::Subscribe(args) => subscribe::run(&args, &config).await?,
         Command::SendTest(args) => send_test::run(&args, &config).await?,
+        Command::Trace(args) => {
+            let codec = codec(&config.schema_registry, &config.topics.canonical).ok();
+            operate::trace::run(&args, &config.kafka, &config.topics, codec).await?;
+        }
+        Command::Dlq(command) => {
+            let codec = codec(&config.schema_registry, &config.topics.canonical).ok();
+            operate::dlq::run(&command, &config.kafka, &config.topics, codec).await?;
+        }
+        Command::Reprocess(args) => {
+            let (group_id, topics) = match args.group.as_str() {
+                "processor" => (
+                    config.processor.group_id.clone(),
+                    vec![config.topics.raw.clone(), config.topics.attribution.clone()],
+                ),
+                "sink" => (
+                    config.sink.group_id.clone(),
+                    vec![config.topics.canonical.clone()],
+                ),
+                other => anyhow::bail!("--group {other:?}: processor or sink"),
+            };
+            operate::reprocess::run(
+                &args,
+                &config.kafka,
+                &group_id,
+                topics,
+                &config.topics.audit,
+            )
+            .await?;
+        }
+        Command::Revise(args) => {
+            operate::revise::run(&args, &config.kafka, &config.topics).await?;
+        }
+        Command::Console => {
+            let codec = codec(&config.schema_registry, &config.topics.canonical).ok();
+            console::run(
+                &config.console,
+                &config.kafka,
+                &config.topics,
+                codec,
+                shutdown,
+            )
+            .await?;
+        }
+        Command::Audit(args) => {
+            operate::audit::run(&args, &config.kafka, &config.topics.audit).await?;
+        }
         Command::Ingest => {
             let listener = TcpListener::bind(config.ingest.listen)
                 .await
@@ -268,6 +337,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Config(ConfigCommand::Check) => {
             mapping(&config)?;
+            if !config.console.users.is_empty() {
+                console::auth::Operators::new(
+                    config.console.users.clone(),
+                    config.console.session_minutes,
+                )
+                .map_err(anyhow::Error::msg)?;
+            }
             let routes = config.ingest.sources.routes();
             println!(
                 "configuration is valid; ingest serves {} route(s):",
@@ -323,8 +399,10 @@ fn codec(config: &RegistryConfig, canonical_topic: &str) -> anyhow::Result<Arc<O
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Logs go to standard error: standard output is the commands' answers (`dlq list --json`).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .with_target(false);
     if json {
         builder.json().init();

@@ -90,7 +90,32 @@ pub async fn run(args: &SubscribeArgs, config: &Config) -> anyhow::Result<()> {
         alert_email: args.alert_email.clone(),
     };
     let apis = Apis::new(config.api.clone(), None).context("setting up the HTTP client")?;
-    let subscribed = subscribe::subscribe(&apis, source, &args.account, &request).await?;
+    let arguments = serde_json::json!({
+        "source": source.as_str(),
+        "account": args.account,
+        "url": args.url,
+        "test": args.test,
+    });
+    let outcome = subscribe::subscribe(&apis, source, &args.account, &request).await;
+    // The secret is never in the log; the subscription's id and whether it was new are.
+    let (result, detail) = match &outcome {
+        Ok(s) => (
+            "ok",
+            serde_json::json!({ "id": s.id, "existing": s.existing }),
+        ),
+        Err(err) => ("failed", serde_json::json!({ "error": err.to_string() })),
+    };
+    crate::operate::audit::append_after(
+        &config.kafka,
+        &config.topics.audit,
+        &crate::operate::audit::actor(None),
+        "subscribe",
+        arguments,
+        result,
+        detail,
+    )
+    .await;
+    let subscribed = outcome?;
     println!(
         "{source}: {} subscription {} → {}",
         if subscribed.existing {

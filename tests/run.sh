@@ -3,6 +3,7 @@
 # packages for the bundled librdkafka and TLS, rustfmt and clippy, the tansu broker), checks
 # formatting and lints, starts tansu on a free 127.0.0.1 port with in-memory storage, runs
 # the whole suite against it (KAFKA_BOOTSTRAP) and on librdkafka's mock cluster, and stops it.
+# The console's test drives Debian's chromium with playwright-core (npm, tests/console/).
 # It checks the alert rules with promtool (Debian's prometheus package) and runs their unit
 # tests, and validates the Helm chart and docker-compose.yml (tests/deploy/, in a Python venv
 # under target/). Then it runs every fuzz target briefly (ingest's verifiers and key extraction,
@@ -26,6 +27,20 @@ if [ ${#missing[@]} -gt 0 ]; then
 else
   echo "present"
 fi
+
+step "a browser for the console's test (Debian's chromium, driven by playwright-core)"
+if ! command -v chromium >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium
+fi
+chromium --version
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+npm ci --prefix tests/console --no-audit --no-fund --loglevel=error
 
 step "rustfmt and clippy"
 if command -v rustup >/dev/null 2>&1; then
@@ -99,6 +114,7 @@ step "cargo test (mock cluster, and tansu at 127.0.0.1:$port)"
 export KAFKA_BOOTSTRAP="127.0.0.1:$port"
 export ORDERBRIDGE_REQUIRE_BROKER=1
 export ORDERBRIDGE_REQUIRE_SFTP=1
+export ORDERBRIDGE_REQUIRE_BROWSER=1
 # Threads through the environment: criterion's bench harness (run once as a smoke test
 # here) refuses libtest's --test-threads flag.
 # Panic messages without backtraces: tests that provoke panics on purpose would otherwise

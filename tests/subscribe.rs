@@ -165,6 +165,28 @@ page_size = 50
         std::fs::read_to_string(&secret_file).unwrap().trim_end(),
         secret
     );
+    // The subscription is in the audit log, its secret is not.
+    let audit = env
+        .read(&env.topics.audit, 1, Duration::from_secs(10))
+        .await;
+    let record: serde_json::Value = {
+        use rdkafka::Message;
+        serde_json::from_slice(audit[0].payload().unwrap()).unwrap()
+    };
+    assert_eq!(
+        (
+            &record["action"],
+            &record["result"],
+            &record["detail"]["id"]
+        ),
+        (
+            &serde_json::json!("subscribe"),
+            &serde_json::json!("ok"),
+            &serde_json::json!(subscriptions[0].id)
+        ),
+        "{record}"
+    );
+    assert!(!record.to_string().contains(secret.as_str()), "{record}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -60,6 +60,8 @@ fn disagreeing() -> (
     mock.create_topic(&topics.processor_state, 3, 1).unwrap();
     mock.create_topic(&topics.enrich_retry, 3, 1).unwrap();
     mock.create_topic(&topics.checkpoints, 1, 1).unwrap();
+    mock.create_topic(&topics.status, 3, 1).unwrap();
+    mock.create_topic(&topics.audit, 1, 1).unwrap();
     (mock, topics)
 }
 
@@ -100,6 +102,8 @@ dlq = "{dlq}"
 processor_state = "{state}"
 enrich_retry = "{retry}"
 checkpoints = "{checkpoints}"
+status = "{status}"
+audit = "{audit}"
 [topic_layout]
 partitions = 3
 [processor]
@@ -113,6 +117,8 @@ listen = "127.0.0.1:0"
             state = topics.processor_state,
             retry = topics.enrich_retry,
             checkpoints = topics.checkpoints,
+            status = topics.status,
+            audit = topics.audit,
         ),
     )
     .unwrap();

@@ -92,6 +92,8 @@ async fn main() -> anyhow::Result<()> {
                     processor_state: format!("{name}.processor-state"),
                     enrich_retry: format!("{name}.enrich-retry"),
                     checkpoints: format!("{name}.checkpoints"),
+                    status: format!("{name}.status"),
+                    audit: format!("{name}.audit"),
                 };
                 ensure_topics(&kafka, &topics, layout)
                     .await

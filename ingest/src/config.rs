@@ -60,6 +60,9 @@ pub struct IngestConfig {
     pub shutdown_grace_ms: u64,
     /// Per-source settings; a source without settings is not served (404).
     pub sources: SourcesConfig,
+    /// Record "received" on the status topic for every stored webhook (never waited for;
+    /// see `orderbridge trace`).
+    pub status_updates: bool,
 }
 
 impl Default for IngestConfig {
@@ -75,6 +78,7 @@ impl Default for IngestConfig {
             max_connections: 1024,
             shutdown_grace_ms: 10_000,
             sources: SourcesConfig::default(),
+            status_updates: true,
         }
     }
 }

@@ -97,6 +97,11 @@ impl Publisher {
         })
     }
 
+    /// The raw topic it writes to.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
     /// Writes the untouched body with its key and `ob-` headers and waits for the broker.
     ///
     /// # Errors

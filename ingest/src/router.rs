@@ -12,14 +12,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
-use orderbridge_runtime::{ops_router, Health, KafkaSettings};
-use orderbridge_schemas::{Source, Topics};
+use orderbridge_runtime::{ops_router, status_counter, Health, KafkaSettings, StatusWriter};
+use orderbridge_schemas::{Origin, Source, Status, Topics};
 
 use crate::config::IngestConfig;
 use crate::metrics::IngestMetrics;
 use crate::publish::Publisher;
 use crate::verify::registry::{self, Verifiers};
-use crate::verify::{Accepted, Reply, SharedVerifier, VerifyError, WebhookRequest};
+use crate::verify::{Accepted, Reply, SharedVerifier, Verified, VerifyError, WebhookRequest};
 use crate::IngestError;
 
 /// Everything a request needs; cheap to clone.
@@ -31,6 +31,8 @@ pub struct IngestState {
 struct Inner {
     verifiers: Verifiers,
     publisher: Publisher,
+    /// "received" for every webhook stored, to the status topic.
+    status: StatusWriter,
     metrics: IngestMetrics,
     body_limit: usize,
     body_read_timeout: Duration,
@@ -88,10 +90,17 @@ impl IngestState {
             &topics.raw,
             Duration::from_millis(config.publish_timeout_ms),
         )?;
+        let status = if config.status_updates {
+            let records = status_counter("ingest", registry)?;
+            StatusWriter::new(kafka, &topics.status, "ingest", records)?
+        } else {
+            StatusWriter::disabled()
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 verifiers,
                 publisher,
+                status,
                 metrics: IngestMetrics::register(registry)?,
                 body_limit: config.body_limit_bytes,
                 body_read_timeout: Duration::from_millis(config.body_read_timeout_ms),
@@ -351,6 +360,7 @@ async fn handle(
         Ok((partition, offset)) => {
             timer.observe_duration();
             metrics.responses.with_label_values(&[label, "200"]).inc();
+            received(state, &verified, partition, offset);
             tracing::debug!(
                 source = label,
                 event_id = verified.event_id(),
@@ -367,6 +377,21 @@ async fn handle(
             unavailable(state, "not stored, retry later\n")
         }
     }
+}
+
+/// Records that ingest has `verified` in the raw topic at `partition`/`offset` (never waits).
+fn received(state: &IngestState, verified: &Verified, partition: i32, offset: i64) {
+    let status = &state.inner.status;
+    let mut record = status.record(&verified.record_key(), Status::Received);
+    record.event_id = Some(verified.event_id().to_owned());
+    record.event_type = Some(verified.event_type().to_owned());
+    record.origin = Some(Origin::Webhook.as_str().to_owned());
+    record.secret_id = Some(verified.secret_id().to_owned());
+    record.record = Some(format!(
+        "{}:{partition}:{offset}",
+        state.inner.publisher.topic()
+    ));
+    status.write(&record);
 }
 
 /// Answers a refused request: 401 with a body that says nothing of why (the reason is
@@ -388,6 +413,18 @@ fn refuse(state: &IngestState, label: &str, err: &VerifyError) -> Response {
         .with_label_values(&[label, err.reason()])
         .inc();
     tracing::warn!(source = label, reason = err.reason(), error = %err, "webhook refused");
+    // For the console's failures page: keyed by source, so that one partition holds a
+    // source's refusals; nothing of the request (it is not trusted) but why.
+    let status_writer = &state.inner.status;
+    let mut record = status_writer.record(
+        &format!(
+            "{}{label}",
+            orderbridge_schemas::status::SIGNATURE_KEY_PREFIX
+        ),
+        Status::SignatureRejected,
+    );
+    record.reason = Some(err.reason().to_owned());
+    status_writer.write(&record);
     // Say nothing about why: the body is for an attacker as much as for a provider.
     (StatusCode::UNAUTHORIZED, "invalid signature\n").into_response()
 }

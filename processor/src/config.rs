@@ -69,6 +69,9 @@ pub struct ProcessorConfig {
     pub mappings: crate::sources::mapped::Mappings,
     /// Address for `/metrics`, `/healthz`, `/readyz`.
     pub listen: SocketAddr,
+    /// Record what became of each record (normalized, duplicate, dead-lettered) on the status
+    /// topic once its batch committed; never waited for (see `orderbridge trace`).
+    pub status_updates: bool,
     /// Which accounts' thin notifications `orderbridge enrich` completes (those with an
     /// `[api.<source>]`): their notifications are counted as `awaiting_enrichment` and
     /// emit nothing, the whole order comes back as a document. Set from `[api]`, not here.
@@ -92,6 +95,7 @@ impl Default for ProcessorConfig {
             attribution_wait_ms: 0,
             mappings: crate::sources::mapped::Mappings::new(),
             listen: SocketAddr::from(([0, 0, 0, 0], 9091)),
+            status_updates: true,
             enrichment: orderbridge_providers::completion::Enrichment::default(),
         }
     }

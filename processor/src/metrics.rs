@@ -22,6 +22,9 @@ pub struct ProcessorMetrics {
     /// `orderbridge_processor_consumer_lag{topic}`: raw and attribution records this member
     /// has not read yet, from librdkafka's statistics every 5 s.
     pub consumer_lag: IntGaugeVec,
+    /// `orderbridge_processor_status_records_total{result}`: status-topic records `written`,
+    /// `failed` or `dropped` (see `orderbridge_runtime::status_counter`).
+    pub status_records: IntCounterVec,
 }
 
 impl ProcessorMetrics {
@@ -66,6 +69,7 @@ impl ProcessorMetrics {
                 ),
                 &["topic"],
             )?,
+            status_records: orderbridge_runtime::status_counter("processor", registry)?,
         };
         registry.register(Box::new(metrics.records.clone()))?;
         registry.register(Box::new(metrics.attribution.clone()))?;

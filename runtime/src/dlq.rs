@@ -86,6 +86,17 @@ pub fn dlq_headers(original: &OwnedMessage, dead: &DeadLetter<'_>) -> OwnedHeade
         })
 }
 
+/// `<topic>:<partition>:<offset>` of a record: where it is, as the status topic, the dead
+/// letters and `orderbridge trace` name it.
+pub fn coordinates<M: Message>(message: &M) -> String {
+    format!(
+        "{}:{}:{}",
+        message.topic(),
+        message.partition(),
+        message.offset()
+    )
+}
+
 /// A header's value as UTF-8 text, if present.
 pub fn header_str<'a, M: Message>(message: &'a M, key: &str) -> Option<&'a str> {
     message

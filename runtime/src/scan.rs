@@ -69,6 +69,22 @@ pub fn scan_partition(
     topic: &str,
     partition: i32,
     cancel: &Cancel,
+    visit: impl FnMut(&BorrowedMessage<'_>),
+) -> Result<(), ScanError> {
+    scan_partition_from(kafka, group, topic, partition, 0, cancel, visit)
+}
+
+/// [`scan_partition`] from offset `from` on (or the partition's start, when that is later).
+///
+/// # Errors
+/// As [`scan_partition`].
+pub fn scan_partition_from(
+    kafka: &KafkaSettings,
+    group: &str,
+    topic: &str,
+    partition: i32,
+    from: i64,
+    cancel: &Cancel,
     mut visit: impl FnMut(&BorrowedMessage<'_>),
 ) -> Result<(), ScanError> {
     let err = |e: KafkaError| ScanError::Kafka(format!("{topic}[{partition}]: {e}"));
@@ -89,6 +105,7 @@ pub fn scan_partition(
     let (low, high) = consumer
         .fetch_watermarks(topic, partition, Duration::from_secs(30))
         .map_err(err)?;
+    let low = low.max(from);
     if high <= low {
         return Ok(());
     }

@@ -17,6 +17,8 @@
 //!   raw's retention.
 //! - `checkpoints` is where commands keep their place (backfill cursors, poll marks, claimed
 //!   files): compacted and never deleted, so a finished backfill stays finished.
+//! - `status` is the newest status of each order (compacted), kept as long as dead letters.
+//! - `audit` is the operators' log: an event log never deleted by retention.
 //! - Durability: every topic gets `min.insync.replicas` of 2 (1 when there is only one
 //!   replica), so with `acks=all` an acknowledged write is on two brokers, never on one.
 
@@ -69,7 +71,7 @@ impl Default for TopicLayout {
 
 impl TopicLayout {
     /// `(topic, cleanup.policy, retention.ms)` for each of `topics`.
-    fn configs<'a>(&self, topics: &'a Topics) -> [(&'a str, &'static str, i64); 7] {
+    fn configs<'a>(&self, topics: &'a Topics) -> [(&'a str, &'static str, i64); 9] {
         [
             (&topics.raw, "delete", self.retention_ms),
             (&topics.canonical, "delete", self.retention_ms),
@@ -79,6 +81,10 @@ impl TopicLayout {
             (&topics.enrich_retry, "delete", self.retention_ms),
             // A finished backfill's mark stays: running it again finds it done.
             (&topics.checkpoints, "compact", -1),
+            // The newest status of each order, for as long as its records are kept.
+            (&topics.status, "compact,delete", self.dlq_retention_ms),
+            // Who did what stays: an audit log is not trimmed by the pipeline.
+            (&topics.audit, "delete", -1),
         ]
     }
 

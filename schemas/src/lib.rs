@@ -10,6 +10,8 @@
 //!   format (magic byte 0, 4-byte schema id, Avro binary body).
 //! - `compat.rs` — the rule every new schema version is held to: fully compatible with
 //!   every released one.
+//! - `status.rs` — what operators read: each order's [`StatusRecord`] on the status topic, and
+//!   the [`AuditRecord`] of every operator action.
 //! - `registry.rs` — the [`SchemaRegistry`] client side: the Confluent REST API when a URL is
 //!   configured, or an embedded in-process registry (the `dev` default).
 //!
@@ -20,13 +22,15 @@ pub mod avro;
 pub mod compat;
 pub mod model;
 pub mod registry;
+pub mod status;
 pub mod topics;
 
 pub use avro::{CodecError, OrderEventCodec, ORDER_EVENT_SCHEMA, ORDER_EVENT_VERSIONS};
 pub use model::{
-    in_minor_units, minor_units, version_at, Address, Attribution, AttributionEvent, Customer,
-    EventType, LineItem, Lineage, OrderEvent, OrderStatus, PaymentStatus, Refund, RefundLine,
-    Shipment, Totals, Touchpoint, VERSIONS_PER_MS,
+    in_minor_units, minor_units, revised, version_at, Address, Attribution, AttributionEvent,
+    Customer, EventType, LineItem, Lineage, OrderEvent, OrderStatus, PaymentStatus, Refund,
+    RefundLine, Shipment, Totals, Touchpoint, MAX_REVISION, REVISION_STEP, VERSIONS_PER_MS,
 };
 pub use registry::{ConfluentRegistry, EmbeddedRegistry, RegistryError, SchemaRegistry};
+pub use status::{AuditRecord, Status, StatusRecord};
 pub use topics::{headers, order_key, Origin, Source, Topics, UnknownSource};

@@ -355,6 +355,23 @@ pub struct AttributionEvent {
 /// order after the event they revise and before the source's next change.
 pub const VERSIONS_PER_MS: i64 = 1000;
 
+/// How far each revision moves an event's version (see [`revised`]): above what the
+/// processor's own derived events use (an attribution update is +1 each), below the next
+/// millisecond of source time, so a correction never outranks the source's next change.
+pub const REVISION_STEP: i64 = 100;
+
+/// The highest revision: nine corrections of one event fit below its next millisecond.
+pub const MAX_REVISION: i64 = 9;
+
+/// The version of an event at `version` emitted again at `revision` (1 to [`MAX_REVISION`]);
+/// `None` for a revision out of range or a version that would overflow.
+pub fn revised(version: i64, revision: i64) -> Option<i64> {
+    if !(1..=MAX_REVISION).contains(&revision) {
+        return None;
+    }
+    version.checked_add(revision * REVISION_STEP)
+}
+
 /// The version of an event whose source time is `at`; see [`VERSIONS_PER_MS`].
 pub fn version_at(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis().saturating_mul(VERSIONS_PER_MS)

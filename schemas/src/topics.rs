@@ -26,6 +26,13 @@ pub struct Topics {
     /// Where long-running commands keep their place: backfill cursors, poll high-water
     /// marks, claimed EDI files; compacted, one entry per key (`orders.checkpoints.v1`).
     pub checkpoints: String,
+    /// What each stage last did with each order (received, normalized, dead-lettered,
+    /// delivered): [`crate::status::StatusRecord`]s keyed by order key, compacted
+    /// (`orders.status.v1`). Read by `orderbridge trace` and the console.
+    pub status: String,
+    /// One [`crate::status::AuditRecord`] per operator action (replay, reprocess, subscribe,
+    /// console sign-in) (`orders.audit.v1`).
+    pub audit: String,
 }
 
 impl Default for Topics {
@@ -38,6 +45,8 @@ impl Default for Topics {
             processor_state: "orders.processor-state.v1".into(),
             enrich_retry: "orders.enrich-retry.v1".into(),
             checkpoints: "orders.checkpoints.v1".into(),
+            status: "orders.status.v1".into(),
+            audit: "orders.audit.v1".into(),
         }
     }
 }
@@ -54,11 +63,13 @@ impl Topics {
             processor_state: format!("{}.{suffix}", base.processor_state),
             enrich_retry: format!("{}.{suffix}", base.enrich_retry),
             checkpoints: format!("{}.{suffix}", base.checkpoints),
+            status: format!("{}.{suffix}", base.status),
+            audit: format!("{}.{suffix}", base.audit),
         }
     }
 
     /// All topic names, in pipeline order.
-    pub fn all(&self) -> [&str; 7] {
+    pub fn all(&self) -> [&str; 9] {
         [
             &self.raw,
             &self.canonical,
@@ -67,6 +78,8 @@ impl Topics {
             &self.processor_state,
             &self.enrich_retry,
             &self.checkpoints,
+            &self.status,
+            &self.audit,
         ]
     }
 }
@@ -132,6 +145,19 @@ pub mod headers {
     pub const DLQ_ATTEMPTS: &str = "ob-dlq-attempts";
     /// When it was dead-lettered, unix milliseconds.
     pub const DLQ_AT: &str = "ob-dlq-at";
+
+    /// On a replayed record: the dead letter it replays, `<dlq topic>:<partition>:<offset>`.
+    pub const REPLAY_OF: &str = "ob-replay-of";
+    /// On a raw record re-published by `orderbridge revise`: the revision (1 to
+    /// [`crate::model::MAX_REVISION`]) its canonical event is emitted at. The processor adds
+    /// [`crate::model::REVISION_STEP`] × revision to the event's version, so that the sink's
+    /// version guard lets the corrected event replace what the ERP holds, and counts it as a
+    /// delivery of its own (not a duplicate of the original).
+    pub const REVISION: &str = "ob-revision";
+    /// On a replayed record: how many times this record has been replayed, the first
+    /// replay being 1. A replay that is dead-lettered again keeps it, so the next replay
+    /// counts on from it.
+    pub const REPLAYS: &str = "ob-replays";
 }
 
 /// Where a raw record came from.

@@ -68,6 +68,9 @@ pub struct SinkConfig {
     pub fetch_wait_max_ms: u64,
     /// Address for `/metrics`, `/healthz`, `/readyz`.
     pub listen: SocketAddr,
+    /// Record what the ERP did with each event (created, updated, already present, stale,
+    /// dead-lettered with why) on the status topic; never waited for (see `orderbridge trace`).
+    pub status_updates: bool,
 }
 
 impl Default for SinkConfig {
@@ -91,6 +94,7 @@ impl Default for SinkConfig {
             instance_id: None,
             fetch_wait_max_ms: 500,
             listen: SocketAddr::from(([0, 0, 0, 0], 9092)),
+            status_updates: true,
         }
     }
 }

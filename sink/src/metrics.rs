@@ -42,6 +42,9 @@ pub struct SinkMetrics {
     /// `orderbridge_sink_consumer_lag{topic}`: canonical records this member has not read
     /// yet, from librdkafka's statistics every 5 s.
     pub consumer_lag: IntGaugeVec,
+    /// `orderbridge_sink_status_records_total{result}`: status-topic records `written`,
+    /// `failed` or `dropped` (see `orderbridge_runtime::status_counter`).
+    pub status_records: IntCounterVec,
 }
 
 impl SinkMetrics {
@@ -118,6 +121,7 @@ impl SinkMetrics {
                 ),
                 &["topic"],
             )?,
+            status_records: orderbridge_runtime::status_counter("sink", registry)?,
         };
         registry.register(Box::new(metrics.upserts.clone()))?;
         registry.register(Box::new(metrics.failures.clone()))?;

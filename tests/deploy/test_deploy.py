@@ -195,6 +195,35 @@ class Chart(unittest.TestCase):
         for kind in ("ServiceMonitor", "PrometheusRule", "Ingress", "Secret"):
             self.assertEqual(of_kind(docs, kind), [], kind)
 
+    def test_the_console_is_off_by_default_and_inside_the_cluster_when_on(self):
+        default = manifests(render(None))
+        self.assertNotIn(f"{RELEASE}-console", [d["metadata"]["name"] for d in workloads(default)])
+        config = (
+            '[sink.erp]\nkind = "http"\nurl = "http://erp.example.internal/api/orders/{reference}"\n'
+            '[console]\nusers = [{ name = "ana", password = { env = "CONSOLE_PASSWORD_ANA" } }]\n'
+        )
+        docs = manifests(render({"console": {"enabled": True, "port": 9095}, "config": config}))
+        (console,) = [d for d in workloads(docs) if d["metadata"]["name"] == f"{RELEASE}-console"]
+        self.assertEqual(console["kind"], "Deployment")
+        container = console["spec"]["template"]["spec"]["containers"][0]
+        self.assertEqual(container["args"][-1], "console")
+        self.assertEqual(container["readinessProbe"]["httpGet"]["path"], "/readyz")
+        env = pod_env(console)
+        self.assertEqual(env["ORDERBRIDGE_CONSOLE__LISTEN"], "0.0.0.0:9095")
+        self.assertEqual(env["ORDERBRIDGE_TOPICS__AUDIT"], "orders.audit.v1")
+        (service,) = [s for s in of_kind(docs, "Service") if s["metadata"]["name"] == f"{RELEASE}-console"]
+        self.assertEqual(service["spec"]["type"], "ClusterIP")
+        self.assertEqual(of_kind(docs, "Ingress"), [], "never exposed by the chart")
+        (policy,) = [p for p in of_kind(docs, "NetworkPolicy") if p["metadata"]["name"] == f"{RELEASE}-console"]
+        self.assertEqual(policy["spec"]["ingress"][0]["from"], [{"podSelector": {}}])
+        (config_map,) = [c for c in of_kind(docs, "ConfigMap") if c["metadata"]["name"] == RELEASE]
+        config_check(
+            config_map["data"]["orderbridge.toml"],
+            {**env, "CONSOLE_PASSWORD_ANA": "a long enough password"},
+        )
+        with self.assertRaises(AssertionError):
+            config_check(config_map["data"]["orderbridge.toml"], {**env, "CONSOLE_PASSWORD_ANA": "short"})
+
     def test_production_values_turn_on_ingress_tls_and_monitoring(self):
         docs = manifests(render(production_values()))
         (ingress,) = of_kind(docs, "Ingress")

@@ -177,6 +177,27 @@ impl BcSim {
         }
     }
 
+    /// The Business Central adapter on this simulator with `[sink.mapping] items` (SKU → item
+    /// number) of `items`.
+    pub fn client_with_items(
+        &self,
+        items: &[(&str, &str)],
+    ) -> Arc<orderbridge_sink::erp::business_central::BusinessCentral> {
+        use orderbridge_sink::mapping::{Mapping, MappingConfig};
+        let mapping = MappingConfig {
+            items: items
+                .iter()
+                .map(|(sku, item)| ((*sku).to_owned(), (*item).to_owned()))
+                .collect(),
+            ..MappingConfig::default()
+        };
+        Arc::new(
+            orderbridge_sink::erp::business_central::BusinessCentral::new(self.config(5_000))
+                .unwrap()
+                .with_mapping(Arc::new(Mapping::new(mapping).unwrap())),
+        )
+    }
+
     pub fn inject(&self, fault: Fault) {
         self.state.lock().unwrap().faults.push_back(fault);
     }

@@ -536,6 +536,8 @@ pub fn topic_env(topics: &Topics) -> Vec<(String, String)> {
         ),
         ("ORDERBRIDGE_TOPICS__ENRICH_RETRY", &topics.enrich_retry),
         ("ORDERBRIDGE_TOPICS__CHECKPOINTS", &topics.checkpoints),
+        ("ORDERBRIDGE_TOPICS__STATUS", &topics.status),
+        ("ORDERBRIDGE_TOPICS__AUDIT", &topics.audit),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.clone()))

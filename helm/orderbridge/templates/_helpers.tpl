@@ -83,6 +83,10 @@ file), and the variables of `existingSecret`.
   value: {{ .Values.topics.enrichRetry | quote }}
 - name: ORDERBRIDGE_TOPICS__CHECKPOINTS
   value: {{ .Values.topics.checkpoints | quote }}
+- name: ORDERBRIDGE_TOPICS__STATUS
+  value: {{ .Values.topics.status | quote }}
+- name: ORDERBRIDGE_TOPICS__AUDIT
+  value: {{ .Values.topics.audit | quote }}
 - name: ORDERBRIDGE_TOPIC_LAYOUT__PARTITIONS
   value: {{ .Values.topics.partitions | quote }}
 - name: ORDERBRIDGE_TOPIC_LAYOUT__REPLICATION
@@ -101,6 +105,8 @@ file), and the variables of `existingSecret`.
   value: "0.0.0.0:{{ .Values.enrich.port }}"
 - name: ORDERBRIDGE_POLL__LISTEN
   value: "0.0.0.0:{{ .Values.poll.port }}"
+- name: ORDERBRIDGE_CONSOLE__LISTEN
+  value: "0.0.0.0:{{ .Values.console.port }}"
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}

@@ -52,8 +52,9 @@ use std::time::{Duration, Instant};
 
 use orderbridge_runtime::{
     header_str, Backoff, Dependency, Event, GroupConsumer, Health, KafkaSettings, Revocation,
+    StatusWriter,
 };
-use orderbridge_schemas::{headers as ob, OrderEventCodec, Topics};
+use orderbridge_schemas::{headers as ob, OrderEventCodec, StatusRecord, Topics};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
@@ -81,6 +82,8 @@ pub struct Pipeline {
     metrics: ProcessorMetrics,
     kafka: KafkaSettings,
     windows: Windows,
+    /// What became of each record, to the status topic once its batch committed.
+    status: StatusWriter,
 }
 
 /// A batch that did not commit, waiting to be tried again.
@@ -144,9 +147,20 @@ impl Pipeline {
         // Records buffered for the loop beyond a few batches only fill memory.
         let buffer = config.batch_max_records.saturating_mul(4).max(1_000);
         let consumer = GroupConsumer::start(consumer, buffer).map_err(ProcessorError::Serve)?;
+        let status = if config.status_updates {
+            StatusWriter::new(
+                kafka,
+                &topics.status,
+                "processor",
+                metrics.status_records.clone(),
+            )?
+        } else {
+            StatusWriter::disabled()
+        };
         Ok(Self {
             consumer,
             health,
+            status,
             producer: build_producer(kafka, config)?,
             codec,
             topics: topics.clone(),
@@ -478,6 +492,7 @@ impl Pipeline {
     ) -> Result<(), BatchError> {
         let mut outputs = Vec::with_capacity(batch.len());
         let mut duplicates: Vec<&'static str> = Vec::new();
+        let mut statuses: Vec<StatusRecord> = Vec::new();
         let mut awaiting: Vec<&'static str> = Vec::new();
         let mut attribution: Vec<&'static str> = Vec::new();
         let mut attribution_next: BTreeMap<i32, i64> = BTreeMap::new();
@@ -501,6 +516,7 @@ impl Pipeline {
                     "duplicate delivery suppressed"
                 );
                 duplicates.push(source_of(message));
+                statuses.extend(self.duplicate_status(message));
                 continue;
             }
             if records::awaits_enrichment(message, &self.config.enrichment) {
@@ -536,9 +552,14 @@ impl Pipeline {
         let offsets = self
             .commit_offsets(states, &attribution_next)
             .map_err(|err| BatchError::Fatal(err.into()))?;
+        statuses.extend(outputs.iter().filter_map(|output| self.status_of(output)));
         match self.config.guarantee {
             Guarantee::ExactlyOnce => self.commit_transactionally(outputs, offsets).await?,
             Guarantee::AtLeastOnce => self.deliver_then_store(outputs, offsets).await?,
+        }
+        // Only what counted is recorded: a batch that did not commit is tried again.
+        for status in &statuses {
+            self.status.write(status);
         }
         for source in duplicates {
             self.metrics

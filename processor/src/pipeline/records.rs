@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use orderbridge_runtime::{dlq_headers, header_str, DeadLetter, Dependency};
-use orderbridge_schemas::{headers as ob, EventType, OrderEvent, Source};
-use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use orderbridge_schemas::{headers as ob, EventType, OrderEvent, Source, Status, StatusRecord};
+use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::FutureRecord;
 use rdkafka::Message;
 
@@ -301,6 +301,58 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// The status an output records for its order: `normalized` for a canonical record,
+    /// `dead-lettered` with the class and reason for a dead letter; nothing for the rest.
+    pub(super) fn status_of(&self, output: &Output) -> Option<StatusRecord> {
+        let status = match output.outcome? {
+            "canonical" => Status::Normalized,
+            "dead_lettered" => Status::DeadLettered,
+            _ => return None,
+        };
+        let header = |key: &str| {
+            output
+                .headers
+                .iter()
+                .find(|h| h.key == key)
+                .and_then(|h| h.value)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .map(str::to_owned)
+        };
+        let key = String::from_utf8_lossy(output.key.as_deref()?).into_owned();
+        let mut record = self.status.record(&key, status);
+        record.event_id = header(ob::EVENT_ID);
+        record.event_type = header(ob::EVENT_TYPE);
+        record.origin = header(ob::ORIGIN);
+        if status == Status::DeadLettered {
+            record.class = header(ob::DLQ_ERROR_CLASS);
+            record.reason = header(ob::DLQ_REASON);
+            record.record = match (
+                header(ob::DLQ_ORIGINAL_TOPIC),
+                header(ob::DLQ_ORIGINAL_PARTITION),
+                header(ob::DLQ_ORIGINAL_OFFSET),
+            ) {
+                (Some(topic), Some(partition), Some(offset)) => {
+                    Some(format!("{topic}:{partition}:{offset}"))
+                }
+                _ => None,
+            };
+        }
+        Some(record)
+    }
+
+    /// The status of a delivery the processor had emitted before.
+    pub(super) fn duplicate_status(&self, message: &OwnedMessage) -> Option<StatusRecord> {
+        let key = String::from_utf8_lossy(message.key()?).into_owned();
+        let mut record = self.status.record(&key, Status::Duplicate);
+        record.event_id = header_str(message, ob::EVENT_ID).map(str::to_owned);
+        record.event_type = header_str(message, ob::EVENT_TYPE).map(str::to_owned);
+        record.origin = header_str(message, ob::ORIGIN).map(str::to_owned);
+        record.record = Some(orderbridge_runtime::coordinates(message));
+        Some(record)
+    }
+}
+
 /// The raw record's `ob-` headers a canonical record carries on.
 fn carried_headers(message: &OwnedMessage) -> Vec<(&'static str, Option<String>)> {
     [
@@ -381,7 +433,7 @@ fn normalize(
     // fires; if one still had a bug, the record would become a dead letter with the panic's
     // message, replayable once fixed, instead of a processor that crash-loops on it forever.
     let normalized = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        sources::normalize(&raw, mappings)
+        sources::normalize(&raw, mappings).and_then(|event| revise(event, message))
     }))
     .unwrap_or_else(|panic| {
         let message = panic
@@ -392,6 +444,24 @@ fn normalize(
         Err(NormalizeError::Internal(message))
     });
     (Some(source), normalized)
+}
+
+/// `event` at the revision its record asks for (`ob-revision`, written by `orderbridge
+/// revise`), or as it is when none.
+fn revise(mut event: OrderEvent, message: &OwnedMessage) -> Result<OrderEvent, NormalizeError> {
+    let Some(text) = header_str(message, ob::REVISION) else {
+        return Ok(event);
+    };
+    let revision = text.trim().parse::<i64>().ok();
+    event.version = revision
+        .and_then(|revision| orderbridge_schemas::revised(event.version, revision))
+        .ok_or_else(|| {
+            NormalizeError::Invalid(format!(
+                "ob-revision {text:?}: a revision is 1 to {} (and the version must not overflow)",
+                orderbridge_schemas::MAX_REVISION
+            ))
+        })?;
+    Ok(event)
 }
 
 /// The partial event that gives `order_key`'s order new attribution at `version`, traced to

@@ -31,7 +31,7 @@
 //! happens to share its partition.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use orderbridge_runtime::{header_str, KafkaSettings};
 use orderbridge_schemas::{headers as ob, Attribution, AttributionEvent, OrderEvent};
@@ -599,23 +599,23 @@ pub fn delivery_id(source: &str, account: &str, event_id: &str) -> String {
 }
 
 /// The [`delivery_id`] of a raw or canonical record, from its `ob-` headers; `None` without an
-/// event id.
+/// event id. A revision (`ob-revision`, `orderbridge revise`) is a delivery of its own: the
+/// corrected event is emitted although the original was.
 pub fn delivery_id_of(message: &impl Message) -> Option<String> {
     let event_id = header_str(message, ob::EVENT_ID)?;
-    Some(delivery_id(
+    let id = delivery_id(
         header_str(message, ob::SOURCE).unwrap_or("-"),
         header_str(message, ob::ACCOUNT).unwrap_or("-"),
         event_id,
-    ))
+    );
+    Some(match header_str(message, ob::REVISION) {
+        Some(revision) => format!("{id}\u{1f}revision {revision}"),
+        None => id,
+    })
 }
 
 /// Now, in unix ms.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub use orderbridge_runtime::now_ms;
 
 #[cfg(test)]
 mod tests;

@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use orderbridge_runtime::{
     Accepted, Dependency, Event, GroupConsumer, GroupContext, Health, KafkaSettings, Ledger,
-    Revocation, Ticket,
+    Revocation, StatusWriter, Ticket,
 };
 use orderbridge_schemas::{OrderEventCodec, Topics};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -163,6 +163,16 @@ impl Delivery {
                 Duration::from_millis(config.retry_max_ms.max(config.breaker_probe_ms)),
             )),
             dlq: build_dlq_producer(kafka)?,
+            status: if config.status_updates {
+                StatusWriter::new(
+                    kafka,
+                    &topics.status,
+                    "sink",
+                    metrics.status_records.clone(),
+                )?
+            } else {
+                StatusWriter::disabled()
+            },
             erp,
             codec,
             topics: topics.clone(),

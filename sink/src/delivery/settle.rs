@@ -17,8 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use orderbridge_runtime::{dlq_headers, Backoff, DeadLetter, Dependency, Health};
-use orderbridge_schemas::{OrderEvent, OrderEventCodec, Topics};
+use orderbridge_runtime::{
+    coordinates, dlq_headers, header_str, Backoff, DeadLetter, Dependency, Health, StatusWriter,
+};
+use orderbridge_schemas::{headers as ob, OrderEvent, OrderEventCodec, Status, Topics};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
@@ -38,6 +40,8 @@ pub(crate) struct Worker {
     pub limiter: Arc<Limiter>,
     pub breaker: Arc<Breaker>,
     pub dlq: FutureProducer,
+    /// What the ERP did with each event, to the status topic.
+    pub status: StatusWriter,
     pub topics: Topics,
     pub config: SinkConfig,
     pub metrics: SinkMetrics,
@@ -256,6 +260,25 @@ impl Worker {
             // present hours later must not stretch the latency percentiles.
             self.observe_latency(event);
         }
+        let status = match outcome {
+            Upserted::Created => Some(Status::Created),
+            Upserted::Updated => Some(Status::Updated),
+            Upserted::AlreadyPresent => Some(Status::AlreadyPresent),
+            Upserted::Stale => Some(Status::Stale),
+            Upserted::Skipped => Some(Status::Skipped),
+            // Not settled yet: it waits for its order, then is applied or dead-lettered.
+            Upserted::NotHeld => None,
+        };
+        if let Some(status) = status {
+            let mut record = self.status.record(&event.order_key, status);
+            record.event_id = Some(event.lineage.event_id.clone());
+            record.event_type = Some(event.event_type.as_str().to_owned());
+            record.origin = header_str(message, ob::ORIGIN).map(str::to_owned);
+            record.erp = Some(erp.to_owned());
+            record.version = Some(event.version);
+            record.record = Some(coordinates(message));
+            self.status.write(&record);
+        }
         tracing::debug!(
             erp,
             order_key = %event.order_key,
@@ -358,6 +381,18 @@ impl Worker {
                         .dead_letters
                         .with_label_values(&[erp, dead.class])
                         .inc();
+                    if let Some(key) = message.key() {
+                        let key = String::from_utf8_lossy(key);
+                        let mut record = self.status.record(&key, Status::DeadLettered);
+                        record.event_id = header_str(message, ob::EVENT_ID).map(str::to_owned);
+                        record.event_type = header_str(message, ob::EVENT_TYPE).map(str::to_owned);
+                        record.origin = header_str(message, ob::ORIGIN).map(str::to_owned);
+                        record.class = Some(dead.class.to_owned());
+                        record.reason = Some(dead.reason.to_owned());
+                        record.erp = Some(erp.to_owned());
+                        record.record = Some(coordinates(message));
+                        self.status.write(&record);
+                    }
                     return Settled::Done;
                 }
                 Err((err, _)) => {
