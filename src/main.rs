@@ -180,7 +180,14 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Dlq(command) => {
             let codec = codec(&config.schema_registry, &config.topics.canonical).ok();
-            operate::dlq::run(&command, &config.kafka, &config.topics, codec).await?;
+            operate::dlq::run(
+                &command,
+                &config.kafka,
+                &config.topics,
+                config.topic_layout.dlq_retention_ms,
+                codec,
+            )
+            .await?;
         }
         Command::Reprocess(args) => {
             let (group_id, topics) = match args.group.as_str() {
@@ -204,7 +211,13 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         }
         Command::Revise(args) => {
-            operate::revise::run(&args, &config.kafka, &config.topics).await?;
+            operate::revise::run(
+                &args,
+                &config.kafka,
+                &config.topics,
+                &config.processor.enrichment,
+            )
+            .await?;
         }
         Command::Console => {
             let codec = codec(&config.schema_registry, &config.topics.canonical).ok();
@@ -212,6 +225,7 @@ async fn main() -> anyhow::Result<()> {
                 &config.console,
                 &config.kafka,
                 &config.topics,
+                config.topic_layout.dlq_retention_ms,
                 codec,
                 shutdown,
             )
@@ -341,6 +355,7 @@ async fn main() -> anyhow::Result<()> {
                 console::auth::Operators::new(
                     config.console.users.clone(),
                     config.console.session_minutes,
+                    b"config check",
                 )
                 .map_err(anyhow::Error::msg)?;
             }

@@ -107,7 +107,7 @@ async fn an_operator_replays_a_dead_letter_from_the_console_in_a_browser() {
     std::fs::write(
         &config,
         format!(
-            "[console]\nlisten = \"127.0.0.1:{port}\"\nusers = [{{ name = \"{OPERATOR}\", password = {{ env = \"OB_CONSOLE_PASSWORD\" }} }}]\n"
+            "[console]\nlisten = \"127.0.0.1:{port}\"\nusers = [{{ name = \"{OPERATOR}\", password = {{ env = \"OB_CONSOLE_PASSWORD\" }} }}]\nsession_key = {{ env = \"OB_CONSOLE_SESSION_KEY\" }}\n"
         ),
     )
     .unwrap();
@@ -117,6 +117,10 @@ async fn an_operator_replays_a_dead_letter_from_the_console_in_a_browser() {
             env.kafka.bootstrap_servers.clone(),
         ),
         ("OB_CONSOLE_PASSWORD".to_owned(), PASSWORD.to_owned()),
+        (
+            "OB_CONSOLE_SESSION_KEY".to_owned(),
+            "console-test-session-key-0123456789".to_owned(),
+        ),
         ("RUST_LOG".to_owned(), "info".to_owned()),
     ];
     vars.extend(topic_env(&env.topics));
@@ -166,8 +170,10 @@ async fn an_operator_replays_a_dead_letter_from_the_console_in_a_browser() {
     let orders = sim.orders();
     assert_eq!(orders.len(), 1, "the order once in the ERP");
     assert_eq!(orders[0].item_lines()[0]["lineObjectNumber"], ERP_ITEM);
+    // Sign-ins: ops' wrong password, mallory's five guesses (the sixth is refused unchecked,
+    // unlogged), ops' right one; the replay: started, then ok.
     let audit = env
-        .read(&env.topics.audit, 3, Duration::from_secs(10))
+        .read(&env.topics.audit, 9, Duration::from_secs(10))
         .await;
     let actions: Vec<serde_json::Value> = audit
         .iter()

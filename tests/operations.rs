@@ -275,9 +275,16 @@ async fn an_order_dead_lettered_for_an_unknown_item_lands_once_after_a_mapping_f
         .iter()
         .map(|a| a["result"].as_str().unwrap())
         .collect();
-    assert_eq!(results, ["dry-run", "ok", "ok", "ok"], "{audit}");
+    // Each replay that sends something is "started" before it sends, then "ok".
+    assert_eq!(
+        results,
+        ["dry-run", "started", "ok", "ok", "started", "ok"],
+        "{audit}"
+    );
     assert!(actions.iter().all(|a| a["actor"] == "test-operator"));
-    assert_eq!(actions[1]["detail"]["replayed"][0], at.as_str());
+    assert_eq!(actions[1]["detail"]["replaying"][0], at.as_str());
+    assert_eq!(actions[2]["detail"]["replayed"][0], at.as_str());
+    assert_eq!(actions[3]["detail"]["skipped"][0], at.as_str());
 
     stop(&shutdown, vec![processor, sink]).await;
 }
@@ -450,6 +457,14 @@ async fn reprocessing_the_sink_re_delivers_a_time_range_and_doubles_nothing() {
         "back in time: {planned:?}"
     );
     assert_eq!(committed(&env, &group), 0, "the hour holds every record");
+    // Moving forward past what the group has not read is refused unless asked for.
+    let (ok, _, err) = orderbridge(
+        &env,
+        &group_env,
+        &["reprocess", "--group", "sink", "--to-latest", "--dry-run"],
+    )
+    .await;
+    assert!(!ok && err.contains("would skip"), "{err}");
 
     let again = prometheus::Registry::new();
     let sink = env.spawn_sink(&group, sim.client_with_items(&[]), &again, &shutdown);
@@ -492,7 +507,11 @@ async fn reprocessing_the_sink_re_delivers_a_time_range_and_doubles_nothing() {
         Some("refused"),
         "{audit}"
     );
-    assert_eq!(results[results.len() - 2..], ["dry-run", "ok"], "{audit}");
+    assert_eq!(
+        results[results.len() - 3..],
+        ["dry-run", "ok", "refused"],
+        "{audit}"
+    );
     stop(&shutdown, vec![processor, sink]).await;
 }
 

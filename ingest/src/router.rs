@@ -4,7 +4,7 @@
 //! with `tower::ServiceExt::oneshot` and no socket.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -33,6 +33,8 @@ struct Inner {
     publisher: Publisher,
     /// "received" for every webhook stored, to the status topic.
     status: StatusWriter,
+    /// Signature refusals not yet written to the status topic.
+    refusals: std::sync::Mutex<Refusals>,
     metrics: IngestMetrics,
     body_limit: usize,
     body_read_timeout: Duration,
@@ -101,6 +103,7 @@ impl IngestState {
                 verifiers,
                 publisher,
                 status,
+                refusals: std::sync::Mutex::new(Refusals::default()),
                 metrics: IngestMetrics::register(registry)?,
                 body_limit: config.body_limit_bytes,
                 body_read_timeout: Duration::from_millis(config.body_read_timeout_ms),
@@ -394,9 +397,40 @@ fn received(state: &IngestState, verified: &Verified, partition: i32, offset: i6
     status.write(&record);
 }
 
+/// Signature refusals per source and reason since each was last written to the status topic.
+#[derive(Debug, Default)]
+struct Refusals {
+    pending: std::collections::HashMap<(&'static str, &'static str), (Instant, u64)>,
+}
+
+/// How often each source and reason's refusals are written to the status topic at most.
+const REFUSALS_EVERY: Duration = Duration::from_secs(10);
+
+impl Refusals {
+    /// Counts a refusal; the count to write now, if one is due (the first refusal at once,
+    /// then at most one every [`REFUSALS_EVERY`]).
+    fn count(&mut self, source: &'static str, reason: &'static str) -> Option<u64> {
+        let now = Instant::now();
+        match self.pending.get_mut(&(source, reason)) {
+            Some((last, count)) => {
+                *count += 1;
+                if now.duration_since(*last) < REFUSALS_EVERY {
+                    return None;
+                }
+                *last = now;
+                Some(std::mem::take(count))
+            }
+            None => {
+                self.pending.insert((source, reason), (now, 0));
+                Some(1)
+            }
+        }
+    }
+}
+
 /// Answers a refused request: 401 with a body that says nothing of why (the reason is
 /// logged and counted), or 503 when key material could not be fetched and a retry may work.
-fn refuse(state: &IngestState, label: &str, err: &VerifyError) -> Response {
+fn refuse(state: &IngestState, label: &'static str, err: &VerifyError) -> Response {
     let metrics = &state.inner.metrics;
     let status = err.status();
     metrics
@@ -414,17 +448,28 @@ fn refuse(state: &IngestState, label: &str, err: &VerifyError) -> Response {
         .inc();
     tracing::warn!(source = label, reason = err.reason(), error = %err, "webhook refused");
     // For the console's failures page: keyed by source, so that one partition holds a
-    // source's refusals; nothing of the request (it is not trusted) but why.
-    let status_writer = &state.inner.status;
-    let mut record = status_writer.record(
-        &format!(
-            "{}{label}",
-            orderbridge_schemas::status::SIGNATURE_KEY_PREFIX
-        ),
-        Status::SignatureRejected,
-    );
-    record.reason = Some(err.reason().to_owned());
-    status_writer.write(&record);
+    // source's refusals; nothing of the request (it is not trusted) but why. At most one
+    // record per source and reason every REFUSALS_EVERY, counting the refusals since the
+    // last: strangers' requests must not become a broker write each.
+    let due = state
+        .inner
+        .refusals
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .count(label, err.reason());
+    if let Some(count) = due {
+        let status_writer = &state.inner.status;
+        let mut record = status_writer.record(
+            &format!(
+                "{}{label}",
+                orderbridge_schemas::status::SIGNATURE_KEY_PREFIX
+            ),
+            Status::SignatureRejected,
+        );
+        record.reason = Some(err.reason().to_owned());
+        record.count = Some(count);
+        status_writer.write(&record);
+    }
     // Say nothing about why: the body is for an attacker as much as for a provider.
     (StatusCode::UNAUTHORIZED, "invalid signature\n").into_response()
 }
@@ -443,4 +488,32 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_written_at_once_then_summed_at_most_every_ten_seconds() {
+        let mut refusals = Refusals::default();
+        assert_eq!(
+            refusals.count("shopify", "mismatch"),
+            Some(1),
+            "the first at once"
+        );
+        assert_eq!(refusals.count("shopify", "mismatch"), None);
+        assert_eq!(refusals.count("shopify", "mismatch"), None);
+        assert_eq!(
+            refusals.count("shopify", "expired"),
+            Some(1),
+            "each reason counts apart"
+        );
+        // Ten seconds on, the next refusal carries the two held back and itself.
+        if let Some((last, _)) = refusals.pending.get_mut(&("shopify", "mismatch")) {
+            *last = last.checked_sub(REFUSALS_EVERY).unwrap_or(*last);
+        }
+        assert_eq!(refusals.count("shopify", "mismatch"), Some(3));
+        assert_eq!(refusals.count("shopify", "mismatch"), None);
+    }
 }

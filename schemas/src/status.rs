@@ -44,6 +44,10 @@ pub struct StatusRecord {
     /// Where the record this status is about was read: `<topic>:<partition>:<offset>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<String>,
+    /// How many events this one record stands for (signature refusals, summed per source
+    /// and reason); absent: one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 impl StatusRecord {
@@ -63,6 +67,7 @@ impl StatusRecord {
             erp: None,
             version: None,
             record: None,
+            count: None,
         }
     }
 }
@@ -77,6 +82,9 @@ pub enum Status {
     Normalized,
     /// The processor had emitted this delivery before: nothing new.
     Duplicate,
+    /// A thin notification: `orderbridge enrich` fetches the whole order, which comes back
+    /// through the raw topic and is normalized then.
+    AwaitingEnrichment,
     /// A stage could not handle it: see `class` and `reason`; replayable.
     DeadLettered,
     /// The ERP created the order.
@@ -104,6 +112,7 @@ impl Status {
             Status::Received => "received",
             Status::Normalized => "normalized",
             Status::Duplicate => "duplicate",
+            Status::AwaitingEnrichment => "awaiting-enrichment",
             Status::DeadLettered => "dead-lettered",
             Status::Created => "created",
             Status::Updated => "updated",

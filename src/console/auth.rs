@@ -22,11 +22,24 @@ pub struct User {
     pub password: Secret,
 }
 
-/// The operators and how long a session lasts.
-#[derive(Debug, Clone)]
+/// The operators, the server's session key and how long a session lasts.
+#[derive(Clone)]
 pub struct Operators {
     users: Vec<User>,
     session_secs: i64,
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Operators {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operators")
+            .field(
+                "users",
+                &self.users.iter().map(|u| &u.name).collect::<Vec<_>>(),
+            )
+            .field("session_secs", &self.session_secs)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Operators {
@@ -34,7 +47,7 @@ impl Operators {
     ///
     /// # Errors
     /// What is wrong, in words.
-    pub fn new(users: Vec<User>, session_minutes: u64) -> Result<Self, String> {
+    pub fn new(users: Vec<User>, session_minutes: u64, key: &[u8]) -> Result<Self, String> {
         if users.is_empty() {
             return Err(
                 "console.users is empty: name at least one operator with a password \
@@ -68,6 +81,7 @@ impl Operators {
             users,
             session_secs: i64::try_from(session_minutes.max(1).saturating_mul(60))
                 .unwrap_or(i64::MAX),
+            key: key.to_vec(),
         })
     }
 
@@ -89,7 +103,7 @@ impl Operators {
         let user = self.users.iter().find(|u| u.name == name)?;
         let expires = now.saturating_add(self.session_secs);
         let payload = format!("{name}|{expires}");
-        Some(format!("{payload}|{}", sign(user, &payload)))
+        Some(format!("{payload}|{}", sign(&self.key, user, &payload)))
     }
 
     /// The operator a session cookie's value names, if it is signed and not expired at `now`.
@@ -97,7 +111,7 @@ impl Operators {
         let (payload, signature) = value.rsplit_once('|')?;
         let (name, expires) = payload.split_once('|')?;
         let user = self.users.iter().find(|u| u.name == name)?;
-        let expected = sign(user, payload);
+        let expected = sign(&self.key, user, payload);
         let valid = bool::from(expected.as_bytes().ct_eq(signature.as_bytes()));
         let fresh = expires.parse::<i64>().ok()? > now;
         (valid && fresh).then(|| name.to_owned())
@@ -109,12 +123,15 @@ impl Operators {
     }
 }
 
-/// The hex HMAC-SHA256 of `payload` with the key derived from `user`'s password.
-fn sign(user: &User, payload: &str) -> String {
-    let key = Sha256::digest(
-        format!("orderbridge console session v1\n{}", user.password.expose()).as_bytes(),
-    );
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key) else {
+/// The hex HMAC-SHA256 of `payload`, keyed with the server's key and `user`'s password:
+/// without the server's key a cookie tells nothing of the password, and a new password ends
+/// the user's sessions.
+fn sign(server_key: &[u8], user: &User, payload: &str) -> String {
+    let mut key = Sha256::new();
+    key.update(b"orderbridge console session v2\n");
+    key.update(Sha256::digest(server_key));
+    key.update(Sha256::digest(user.password.expose().as_bytes()));
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key.finalize()) else {
         return String::new();
     };
     mac.update(payload.as_bytes());
@@ -148,6 +165,7 @@ mod tests {
                 },
             ],
             60,
+            b"server key",
         )
         .unwrap()
     }
@@ -176,6 +194,12 @@ mod tests {
         assert_eq!(ops.verify(&extended, 1_001), None, "extended");
         assert_eq!(ops.verify("ana|9999999999|00", 1_001), None);
         assert_eq!(ops.verify("garbage", 1_001), None);
+        let other_server = Operators::new(ops.users.clone(), 60, b"another key").unwrap();
+        assert_eq!(
+            other_server.verify(&session, 1_001),
+            None,
+            "signed with another server's key"
+        );
     }
 
     #[test]
@@ -184,12 +208,11 @@ mod tests {
             name: name.into(),
             password: Secret::new(password),
         };
-        assert!(Operators::new(vec![], 60).is_err());
-        assert!(Operators::new(vec![user("a|b", "long enough")], 60).is_err());
-        assert!(Operators::new(vec![user("a", "short")], 60).is_err());
-        assert!(
-            Operators::new(vec![user("a", "long enough"), user("a", "long enough")], 60).is_err()
-        );
+        let new = |users| Operators::new(users, 60, b"k");
+        assert!(new(vec![]).is_err());
+        assert!(new(vec![user("a|b", "long enough")]).is_err());
+        assert!(new(vec![user("a", "short")]).is_err());
+        assert!(new(vec![user("a", "long enough"), user("a", "long enough")]).is_err());
     }
 
     #[test]

@@ -48,6 +48,11 @@ pub struct ConsoleConfig {
     pub users: Vec<auth::User>,
     /// How long a sign-in lasts, in minutes.
     pub session_minutes: u64,
+    /// The server's key for session cookies (`{ env = "…" }`): with it, a cookie reveals
+    /// nothing about a password, and every replica honours the others' sessions. Without
+    /// it a random key is made at start: sessions end when the console restarts and hold on
+    /// one replica only.
+    pub session_key: Option<orderbridge_runtime::Secret>,
 }
 
 impl Default for ConsoleConfig {
@@ -56,6 +61,7 @@ impl Default for ConsoleConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 9095)),
             users: Vec::new(),
             session_minutes: 8 * 60,
+            session_key: None,
         }
     }
 }
@@ -66,6 +72,52 @@ pub struct Console {
     topics: Topics,
     codec: Option<Arc<OrderEventCodec>>,
     operators: Operators,
+    auditor: audit::Auditor,
+    /// Failed sign-ins per operator name, to slow down guessing (see [`Throttle`]).
+    throttle: std::sync::Mutex<Throttle>,
+    /// The dead-letter topic's retention: how far back earlier replays matter.
+    dlq_retention_ms: i64,
+}
+
+/// After [`Throttle::LIMIT`] failed sign-ins for one name within [`Throttle::WINDOW`], that
+/// name is refused without a check until the window has passed: an online guesser gets a
+/// handful of tries per quarter hour, and the audit log a handful of records. Kept in memory
+/// (each replica counts its own), which is enough to bound guessing; it is not state any
+/// page depends on.
+#[derive(Debug, Default)]
+struct Throttle {
+    failures: std::collections::HashMap<String, (u32, std::time::Instant)>,
+}
+
+impl Throttle {
+    const LIMIT: u32 = 5;
+    const WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+    /// Seconds until `name` may try again, if it may not now.
+    fn locked(&mut self, name: &str) -> Option<u64> {
+        let now = std::time::Instant::now();
+        self.failures
+            .retain(|_, (_, since)| now.duration_since(*since) < Self::WINDOW);
+        let (count, since) = self.failures.get(name)?;
+        (*count >= Self::LIMIT)
+            .then(|| (Self::WINDOW - now.duration_since(*since)).as_secs().max(1))
+    }
+
+    fn failed(&mut self, name: &str) {
+        // Bounded: names typed by strangers are not kept beyond a few thousand.
+        if self.failures.len() >= 10_000 && !self.failures.contains_key(name) {
+            return;
+        }
+        let entry = self
+            .failures
+            .entry(name.to_owned())
+            .or_insert((0, std::time::Instant::now()));
+        entry.0 += 1;
+    }
+
+    fn succeeded(&mut self, name: &str) {
+        self.failures.remove(name);
+    }
 }
 
 /// Serves the console on `config.listen` until `shutdown`.
@@ -76,16 +128,30 @@ pub async fn run(
     config: &ConsoleConfig,
     kafka: &KafkaSettings,
     topics: &Topics,
+    dlq_retention_ms: i64,
     codec: Option<Arc<OrderEventCodec>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let operators =
-        Operators::new(config.users.clone(), config.session_minutes).map_err(anyhow::Error::msg)?;
+    let key = match &config.session_key {
+        Some(key) => key.expose().as_bytes().to_vec(),
+        None => {
+            tracing::warn!(
+                "no console.session_key: sessions end when this console restarts and hold on \
+                 this replica only"
+            );
+            rand::random::<[u8; 32]>().to_vec()
+        }
+    };
+    let operators = Operators::new(config.users.clone(), config.session_minutes, &key)
+        .map_err(anyhow::Error::msg)?;
     let console = Arc::new(Console {
         kafka: kafka.clone(),
         topics: topics.clone(),
         codec,
         operators,
+        auditor: audit::Auditor::new(kafka, &topics.audit)?,
+        throttle: std::sync::Mutex::new(Throttle::default()),
+        dlq_retention_ms,
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -216,18 +282,43 @@ async fn login(State(console): State<Arc<Console>>, headers: HeaderMap, body: By
     let (name, password) = (field("username"), field("password"));
     // Names in the audit log stay short and plain, whatever was typed.
     let shown: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+    let locked = console
+        .throttle
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .locked(&shown);
+    if let Some(wait) = locked {
+        return html(
+            StatusCode::TOO_MANY_REQUESTS,
+            page::login(Some(&format!(
+                "Too many failed sign-ins for this operator; try again in {} minute(s).",
+                wait.div_ceil(60)
+            ))),
+        );
+    }
     let accepted = console.operators.check(name, password);
+    {
+        let mut throttle = console
+            .throttle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if accepted {
+            throttle.succeeded(&shown);
+        } else {
+            throttle.failed(&shown);
+        }
+    }
     let result = if accepted { "ok" } else { "refused" };
-    if let Err(err) = audit::append(
-        &console.kafka,
-        &console.topics.audit,
-        &shown,
-        "console-sign-in",
-        serde_json::json!({}),
-        result,
-        serde_json::json!({}),
-    )
-    .await
+    if let Err(err) = console
+        .auditor
+        .append(
+            &shown,
+            "console-sign-in",
+            serde_json::json!({}),
+            result,
+            serde_json::json!({}),
+        )
+        .await
     {
         tracing::warn!(error = %err, "console sign-in not audited");
         return html(
@@ -321,7 +412,8 @@ async fn failures_page(console: &Console, since: &str) -> anyhow::Result<String>
     .await?;
     let replayed = {
         let (k, t) = (console.kafka.clone(), console.topics.clone());
-        tokio::task::spawn_blocking(move || dlq::replayed_before(&k, &t)).await??
+        let since = dlq::lookback(console.dlq_retention_ms);
+        tokio::task::spawn_blocking(move || dlq::replayed_before(&k, &t, since)).await??
     };
     let (mut by_class, mut by_source, mut by_day) =
         (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
@@ -444,7 +536,8 @@ fn signature_failures(
             {
                 if record.at >= since_ms {
                     let reason = record.reason.unwrap_or_default();
-                    *counts.entry(format!("{source} ({reason})")).or_insert(0) += 1;
+                    let n = usize::try_from(record.count.unwrap_or(1)).unwrap_or(usize::MAX);
+                    *counts.entry(format!("{source} ({reason})")).or_insert(0) += n;
                 }
             }
             true
@@ -571,12 +664,14 @@ async fn replay(State(console): State<Arc<Console>>, headers: HeaderMap, body: B
         again: false,
         actor: user.clone(),
         arguments: serde_json::json!({ "records": records, "from": "console" }),
+        lookback_since: dlq::lookback(console.dlq_retention_ms),
     };
     let outcome = match dlq::replay(
         &console.kafka,
         &console.topics,
         &selection,
         &options,
+        &console.auditor,
         &mut Unreported,
     )
     .await

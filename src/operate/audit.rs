@@ -23,8 +23,68 @@ pub fn actor(given: Option<&str>) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// Appends an action to the audit topic and waits for the broker: an action whose record
-/// cannot be written is reported as such.
+/// Writes audit records; one producer for as many records as its holder writes (the
+/// console keeps one).
+pub struct Auditor {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl Auditor {
+    /// An auditor writing to `topic`.
+    ///
+    /// # Errors
+    /// When librdkafka refuses the configuration.
+    pub fn new(kafka: &KafkaSettings, topic: &str) -> anyhow::Result<Self> {
+        let producer: FutureProducer = kafka
+            .producer_config()
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            // An action waits this long for its record, then says it is not in the log.
+            .set("message.timeout.ms", "15000")
+            .create()?;
+        Ok(Self {
+            producer,
+            topic: topic.to_owned(),
+        })
+    }
+
+    /// Appends an action and waits for the broker: an action whose record cannot be
+    /// written is reported as such.
+    ///
+    /// # Errors
+    /// When the broker does not acknowledge the record.
+    pub async fn append(
+        &self,
+        actor: &str,
+        action: &str,
+        arguments: serde_json::Value,
+        result: &str,
+        detail: serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let record = AuditRecord {
+            at: now_ms(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            arguments,
+            result: result.to_owned(),
+            detail,
+        };
+        let value = serde_json::to_vec(&record)?;
+        self.producer
+            .send(
+                FutureRecord::to(&self.topic).key(action).payload(&value),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(err, _)| {
+                anyhow::anyhow!("writing the audit record to {}: {err}", self.topic)
+            })?;
+        Ok(())
+    }
+}
+
+/// Appends one action to the audit topic with a producer of its own ([`Auditor::append`]).
 ///
 /// # Errors
 /// When the broker does not acknowledge the record.
@@ -37,30 +97,9 @@ pub async fn append(
     result: &str,
     detail: serde_json::Value,
 ) -> anyhow::Result<()> {
-    let record = AuditRecord {
-        at: now_ms(),
-        actor: actor.to_owned(),
-        action: action.to_owned(),
-        arguments,
-        result: result.to_owned(),
-        detail,
-    };
-    let producer: FutureProducer = kafka
-        .producer_config()
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        // An action waits this long for its record, then says it is not in the log.
-        .set("message.timeout.ms", "15000")
-        .create()?;
-    let value = serde_json::to_vec(&record)?;
-    producer
-        .send(
-            FutureRecord::to(topic).key(action).payload(&value),
-            Duration::from_secs(30),
-        )
+    Auditor::new(kafka, topic)?
+        .append(actor, action, arguments, result, detail)
         .await
-        .map_err(|(err, _)| anyhow::anyhow!("writing the audit record to {topic}: {err}"))?;
-    Ok(())
 }
 
 /// [`append`] for an action that is done whatever the log says (a provider's subscription

@@ -180,8 +180,11 @@ impl Selection {
     /// When a time or a record is not understood.
     pub fn new(filter: &Filter, records: &[String]) -> anyhow::Result<Self> {
         let now = now_ms();
+        // As `dlq list` prints them, whatever spacing or zeros they were typed with.
+        let mut only = HashSet::new();
         for record in records {
-            parse_at(record)?;
+            let (partition, offset) = parse_at(record)?;
+            only.insert(format!("{partition}:{offset}"));
         }
         Ok(Self {
             filter: filter.clone(),
@@ -195,7 +198,7 @@ impl Selection {
                 .as_deref()
                 .map(|t| when::parse_time(t, now))
                 .transpose()?,
-            only: (!records.is_empty()).then(|| records.iter().cloned().collect()),
+            only: (!only.is_empty()).then_some(only),
         })
     }
 
@@ -273,6 +276,7 @@ pub async fn run(
     command: &DlqCommand,
     kafka: &KafkaSettings,
     topics: &Topics,
+    dlq_retention_ms: i64,
     codec: Option<Arc<OrderEventCodec>>,
 ) -> anyhow::Result<()> {
     match command {
@@ -299,6 +303,7 @@ pub async fn run(
                     "dry_run": dry_run,
                     "again": again,
                 }),
+                lookback_since: lookback(dlq_retention_ms),
             };
             replay_command(kafka, topics, &selection, &options).await
         }
@@ -463,6 +468,9 @@ pub struct ReplayOptions {
     pub actor: String,
     /// The arguments as given, for the audit log.
     pub arguments: serde_json::Value,
+    /// How far back the audit log is read for earlier replays (the dead-letter topic's
+    /// retention), unix milliseconds; `None`: all of it.
+    pub lookback_since: Option<i64>,
 }
 
 /// What a replay did (or, dry, would do), each dead letter as `<partition>:<offset>`.
@@ -478,25 +486,40 @@ pub struct Replayed {
     pub error: Option<String>,
 }
 
-/// The dead letters of `topic` replayed before, as `<partition>:<offset>`, from the audit log.
+/// The dead letters of the dead-letter topic replayed before, as `<partition>:<offset>`,
+/// from the audit log since `since_ms` (the dead-letter topic's retention: older dead letters
+/// are gone). A replay that was started counts, whether or not it finished: it may have
+/// sent them.
 ///
 /// # Errors
 /// When the audit topic cannot be read.
-pub fn replayed_before(kafka: &KafkaSettings, topics: &Topics) -> anyhow::Result<HashSet<String>> {
+pub fn replayed_before(
+    kafka: &KafkaSettings,
+    topics: &Topics,
+    since_ms: Option<i64>,
+) -> anyhow::Result<HashSet<String>> {
     let mut done = HashSet::new();
-    for record in audit::records(kafka, &topics.audit, None)? {
+    for record in audit::records(kafka, &topics.audit, since_ms)? {
         if record.action != "dlq-replay" || record.detail["topic"] != topics.dlq.as_str() {
             continue;
         }
-        if let Some(replayed) = record.detail["replayed"].as_array() {
-            done.extend(
-                replayed
-                    .iter()
-                    .filter_map(|r| r.as_str().map(str::to_owned)),
-            );
+        for field in ["replayed", "replaying"] {
+            if let Some(replayed) = record.detail[field].as_array() {
+                done.extend(
+                    replayed
+                        .iter()
+                        .filter_map(|r| r.as_str().map(str::to_owned)),
+                );
+            }
         }
     }
     Ok(done)
+}
+
+/// Since when earlier replays matter: the dead-letter topic's retention back from now
+/// (`None` when it keeps them for ever).
+pub fn lookback(dlq_retention_ms: i64) -> Option<i64> {
+    (dlq_retention_ms > 0).then(|| now_ms().saturating_sub(dlq_retention_ms))
 }
 
 /// The topics a dead letter may go back to: the pipeline's inputs.
@@ -542,12 +565,13 @@ pub async fn replay(
     topics: &Topics,
     selection: &Selection,
     options: &ReplayOptions,
+    auditor: &audit::Auditor,
     progress: &mut dyn orderbridge_providers::progress::Report,
 ) -> anyhow::Result<Replayed> {
     let found = select(kafka, &topics.dlq, selection).await?;
     let done = {
-        let (k, t) = (kafka.clone(), topics.clone());
-        tokio::task::spawn_blocking(move || replayed_before(&k, &t))
+        let (k, t, since) = (kafka.clone(), topics.clone(), options.lookback_since);
+        tokio::task::spawn_blocking(move || replayed_before(&k, &t, since))
             .await
             .context("reading the audit log")??
     };
@@ -564,17 +588,32 @@ pub async fn replay(
     }
     if options.dry_run {
         outcome.replayed = send.iter().map(|d| d.at.clone()).collect();
-        audit::append(
-            kafka,
-            &topics.audit,
-            &options.actor,
-            "dlq-replay",
-            options.arguments.clone(),
-            "dry-run",
-            serde_json::json!({ "topic": topics.dlq, "would_replay": outcome.replayed }),
-        )
-        .await?;
+        auditor
+            .append(
+                &options.actor,
+                "dlq-replay",
+                options.arguments.clone(),
+                "dry-run",
+                serde_json::json!({ "topic": topics.dlq, "would_replay": outcome.replayed }),
+            )
+            .await?;
         return Ok(outcome);
+    }
+    // Before anything is sent: a replay killed half-way still counts as started, so that
+    // its dead letters are not sent again unless asked.
+    if !send.is_empty() {
+        auditor
+            .append(
+                &options.actor,
+                "dlq-replay",
+                options.arguments.clone(),
+                "started",
+                serde_json::json!({
+                    "topic": topics.dlq,
+                    "replaying": send.iter().map(|d| &d.at).collect::<Vec<_>>(),
+                }),
+            )
+            .await?;
     }
     let producer: FutureProducer = kafka
         .producer_config()
@@ -640,7 +679,16 @@ async fn replay_command(
     options: &ReplayOptions,
 ) -> anyhow::Result<()> {
     let mut progress = orderbridge_providers::progress::for_stderr("replay");
-    let outcome = replay(kafka, topics, selection, options, progress.as_mut()).await?;
+    let auditor = audit::Auditor::new(kafka, &topics.audit)?;
+    let outcome = replay(
+        kafka,
+        topics,
+        selection,
+        options,
+        &auditor,
+        progress.as_mut(),
+    )
+    .await?;
     for at in &outcome.refused {
         eprintln!("{at}: not from one of the pipeline's input topics; not replayed");
     }

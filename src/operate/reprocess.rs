@@ -3,8 +3,9 @@
 //! a range again when it next starts.
 //!
 //! It refuses while the group has live members (a running member would overwrite the new
-//! offsets with its own at its next commit), and shows every partition's offset before and
-//! after. Reading again doubles nothing: the sink's upserts are idempotent (an order the ERP
+//! offsets with its own at its next commit), and refuses to move a partition forward past
+//! records the group has not read unless `--skip-unread` says so (they would never be
+//! processed); it shows every partition's offset before and after. Reading again doubles nothing: the sink's upserts are idempotent (an order the ERP
 //! holds is "already present", an older version is "stale"), and the processor's duplicate
 //! filter turns a delivery it emitted before into nothing. So a reprocess re-delivers; to
 //! *correct* what the ERP holds after a normalizer or mapping fix, re-emit the events with a
@@ -44,12 +45,16 @@ pub struct ReprocessArgs {
     /// To the start of every partition.
     #[arg(long)]
     pub to_earliest: bool,
-    /// To the end of every partition (skip everything not read yet).
+    /// To the end of every partition (skips what is not read yet: needs --skip-unread then).
     #[arg(long)]
     pub to_latest: bool,
     /// Show what would change; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Allow moving a partition forward, past records the group has not read: they are
+    /// never processed. Without it such a move is refused.
+    #[arg(long)]
+    pub skip_unread: bool,
     /// Who is reprocessing, for the audit log (default: `ORDERBRIDGE_ACTOR`, else the login).
     #[arg(long)]
     pub actor: Option<String>,
@@ -65,6 +70,9 @@ pub struct Move {
     pub after: i64,
     /// The partition's end: `end - after` records will be read again (or for the first time).
     pub end: i64,
+    /// Records between the committed offset (or the partition's start) and `after` that the
+    /// group never read and now never will: a move forward.
+    pub skipped: i64,
 }
 
 /// Where to move to.
@@ -132,11 +140,14 @@ pub async fn run(
         "to_earliest": args.to_earliest,
         "to_latest": args.to_latest,
         "dry_run": args.dry_run,
+        "skip_unread": args.skip_unread,
     });
     let actor = audit::actor(args.actor.as_deref());
-    let (k, g, dry_run) = (kafka.clone(), group_id.to_owned(), args.dry_run);
+    let (k, g) = (kafka.clone(), group_id.to_owned());
+    let (dry_run, skip_unread) = (args.dry_run, args.skip_unread);
     let planned =
-        tokio::task::spawn_blocking(move || reset(&k, &g, &topics, &target, dry_run)).await?;
+        tokio::task::spawn_blocking(move || reset(&k, &g, &topics, &target, dry_run, skip_unread))
+            .await?;
     let (result, detail) = match &planned {
         Ok(moves) if args.dry_run => ("dry-run", serde_json::json!({ "moves": moves })),
         Ok(moves) => ("ok", serde_json::json!({ "moves": moves })),
@@ -154,19 +165,20 @@ pub async fn run(
     .await?;
     let moves = planned?;
     println!(
-        "{:<40} {:>9} {:>12} {:>12} {:>10}  (group {group_id})",
-        "TOPIC", "PARTITION", "BEFORE", "AFTER", "TO READ"
+        "{:<40} {:>9} {:>12} {:>12} {:>10} {:>10}  (group {group_id})",
+        "TOPIC", "PARTITION", "BEFORE", "AFTER", "TO READ", "SKIPPED"
     );
     let mut to_read = 0i64;
     for m in &moves {
         let before = m.before.map_or("-".to_owned(), |b| b.to_string());
         println!(
-            "{:<40} {:>9} {:>12} {:>12} {:>10}",
+            "{:<40} {:>9} {:>12} {:>12} {:>10} {:>10}",
             m.topic,
             m.partition,
             before,
             m.after,
-            m.end - m.after
+            m.end - m.after,
+            m.skipped
         );
         to_read += m.end - m.after;
     }
@@ -188,6 +200,7 @@ fn reset(
     topics: &[String],
     target: &Target,
     dry_run: bool,
+    skip_unread: bool,
 ) -> anyhow::Result<Vec<Move>> {
     let consumer: BaseConsumer = kafka
         .client_config()
@@ -243,6 +256,11 @@ fn reset(
     let mut moves = Vec::new();
     let mut commit = TopicPartitionList::new();
     for (topic, partition, low, high) in ends {
+        // `--to-offset` names offsets of the group's own topic (raw, canonical); another
+        // topic it reads (attribution) has offsets of its own and stays where it is.
+        if matches!(target, Target::Offsets(_)) && Some(&topic) != topics.first() {
+            continue;
+        }
         let before = committed
             .find_partition(&topic, partition)
             .and_then(|e| match e.offset() {
@@ -282,6 +300,7 @@ fn reset(
         };
         // An offset outside the log is where Kafka's tool puts it too: the nearest end.
         let after = wanted.clamp(low, high);
+        let skipped = (after - before.unwrap_or(low).max(low)).max(0);
         commit.add_partition_offset(&topic, partition, Offset::Offset(after))?;
         moves.push(Move {
             topic,
@@ -289,7 +308,21 @@ fn reset(
             before,
             after,
             end: high,
+            skipped,
         });
+    }
+    let skipped: i64 = moves.iter().map(|m| m.skipped).sum();
+    if skipped > 0 && !skip_unread {
+        let which: Vec<String> = moves
+            .iter()
+            .filter(|m| m.skipped > 0)
+            .map(|m| format!("{}[{}]: {}", m.topic, m.partition, m.skipped))
+            .collect();
+        bail!(
+            "this would skip {skipped} record(s) the group has not read ({}): they would never \
+             be processed. Choose an earlier point, or pass --skip-unread to skip them",
+            which.join(", ")
+        );
     }
     if !dry_run {
         consumer

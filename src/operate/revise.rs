@@ -19,8 +19,9 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use orderbridge_providers::completion::{key_order_id, Enrichment};
 use orderbridge_runtime::{now_ms, KafkaSettings};
-use orderbridge_schemas::{headers as ob, Origin, Topics, MAX_REVISION};
+use orderbridge_schemas::{headers as ob, Origin, Source, Topics, MAX_REVISION};
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
@@ -62,7 +63,12 @@ pub struct ReviseArgs {
 ///
 /// # Errors
 /// When an argument is wrong or Kafka cannot be read or written.
-pub async fn run(args: &ReviseArgs, kafka: &KafkaSettings, topics: &Topics) -> anyhow::Result<()> {
+pub async fn run(
+    args: &ReviseArgs,
+    kafka: &KafkaSettings,
+    topics: &Topics,
+    enrichment: &Enrichment,
+) -> anyhow::Result<()> {
     anyhow::ensure!(
         (1..=MAX_REVISION).contains(&args.revision),
         "--revision {}: a revision is 1 to {MAX_REVISION}",
@@ -91,6 +97,7 @@ pub async fn run(args: &ReviseArgs, kafka: &KafkaSettings, topics: &Topics) -> a
             None => Partitions::All,
         };
         let (source, account, key) = (args.source.clone(), args.account.clone(), args.key.clone());
+        let enrichment = enrichment.clone();
         tokio::task::spawn_blocking(move || {
             read::collect(&k, &topic, &partitions, since, |m| {
                 let received = header(m, ob::RECEIVED_AT)
@@ -107,6 +114,9 @@ pub async fn run(args: &ReviseArgs, kafka: &KafkaSettings, topics: &Topics) -> a
                     && is(&key, m.key().map(|k| String::from_utf8_lossy(k).into_owned()))
                     // A revision of a revision is the original's, at the new revision.
                     && header(m, ob::REVISION).is_none()
+                    // A thin notification emits nothing itself: the whole order enrich
+                    // fetched for it is in the raw topic too, and is what gets revised.
+                    && !awaits_enrichment(&enrichment, m)
             })
         })
         .await
@@ -161,6 +171,21 @@ pub async fn run(args: &ReviseArgs, kafka: &KafkaSettings, topics: &Topics) -> a
         anyhow::bail!("revise stopped: {error}");
     }
     Ok(())
+}
+
+/// Whether `message` is a thin notification that `orderbridge enrich` completes (the
+/// processor leaves it alone).
+fn awaits_enrichment(enrichment: &Enrichment, message: &impl Message) -> bool {
+    let Some(source) = header(message, ob::SOURCE).and_then(|s| s.parse::<Source>().ok()) else {
+        return false;
+    };
+    enrichment.completes(
+        source,
+        &header(message, ob::ACCOUNT).unwrap_or_else(|| "-".into()),
+        &header(message, ob::EVENT_TYPE).unwrap_or_default(),
+        message.key().and_then(key_order_id),
+        message.payload().unwrap_or_default(),
+    )
 }
 
 /// Re-publishes `chosen` to `raw` at `revision`, each to its own partition, with a progress

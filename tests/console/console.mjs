@@ -59,6 +59,11 @@ try {
     maxRedirects: 0,
   });
   assert.equal(planted.status(), 303, "a forged session cookie");
+  // Guessing is slowed down: after five wrong passwords a name is refused unchecked.
+  const guess = () =>
+    context.request.post(`${base}/login`, { form: { username: "mallory", password: "guess-guess" }, maxRedirects: 0 });
+  for (let i = 0; i < 5; i++) assert.equal((await guess()).status(), 401, `guess ${i + 1}`);
+  assert.equal((await guess()).status(), 429, "the sixth guess");
 
   // The right password: the failures dashboard with the dead letter and its reason.
   await page.fill("#username", user);

@@ -201,10 +201,12 @@ class Chart(unittest.TestCase):
         config = (
             '[sink.erp]\nkind = "http"\nurl = "http://erp.example.internal/api/orders/{reference}"\n'
             '[console]\nusers = [{ name = "ana", password = { env = "CONSOLE_PASSWORD_ANA" } }]\n'
+            'session_key = { env = "CONSOLE_SESSION_KEY" }\n'
         )
-        docs = manifests(render({"console": {"enabled": True, "port": 9095}, "config": config}))
+        docs = manifests(render({"console": {"enabled": True, "replicas": 2, "port": 9095}, "config": config}))
         (console,) = [d for d in workloads(docs) if d["metadata"]["name"] == f"{RELEASE}-console"]
         self.assertEqual(console["kind"], "Deployment")
+        self.assertEqual(console["spec"]["replicas"], 2)
         container = console["spec"]["template"]["spec"]["containers"][0]
         self.assertEqual(container["args"][-1], "console")
         self.assertEqual(container["readinessProbe"]["httpGet"]["path"], "/readyz")
@@ -219,10 +221,13 @@ class Chart(unittest.TestCase):
         (config_map,) = [c for c in of_kind(docs, "ConfigMap") if c["metadata"]["name"] == RELEASE]
         config_check(
             config_map["data"]["orderbridge.toml"],
-            {**env, "CONSOLE_PASSWORD_ANA": "a long enough password"},
+            {**env, "CONSOLE_PASSWORD_ANA": "a long enough password", "CONSOLE_SESSION_KEY": "k" * 32},
         )
         with self.assertRaises(AssertionError):
-            config_check(config_map["data"]["orderbridge.toml"], {**env, "CONSOLE_PASSWORD_ANA": "short"})
+            config_check(
+                config_map["data"]["orderbridge.toml"],
+                {**env, "CONSOLE_PASSWORD_ANA": "short", "CONSOLE_SESSION_KEY": "k" * 32},
+            )
 
     def test_production_values_turn_on_ingress_tls_and_monitoring(self):
         docs = manifests(render(production_values()))

@@ -54,7 +54,7 @@ use orderbridge_runtime::{
     header_str, Backoff, Dependency, Event, GroupConsumer, Health, KafkaSettings, Revocation,
     StatusWriter,
 };
-use orderbridge_schemas::{headers as ob, OrderEventCodec, StatusRecord, Topics};
+use orderbridge_schemas::{headers as ob, OrderEventCodec, Status, StatusRecord, Topics};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
@@ -516,13 +516,14 @@ impl Pipeline {
                     "duplicate delivery suppressed"
                 );
                 duplicates.push(source_of(message));
-                statuses.extend(self.duplicate_status(message));
+                statuses.extend(self.raw_status(message, Status::Duplicate));
                 continue;
             }
             if records::awaits_enrichment(message, &self.config.enrichment) {
                 // `orderbridge enrich` fetches the whole order and publishes it to the raw
                 // topic; that document is what becomes the canonical event.
                 awaiting.push(source_of(message));
+                statuses.extend(self.raw_status(message, Status::AwaitingEnrichment));
                 continue;
             }
             outputs.extend(

@@ -341,10 +341,15 @@ impl Pipeline {
         Some(record)
     }
 
-    /// The status of a delivery the processor had emitted before.
-    pub(super) fn duplicate_status(&self, message: &OwnedMessage) -> Option<StatusRecord> {
+    /// The status of a raw record that emits nothing: a delivery emitted before
+    /// (`Duplicate`), a thin notification enrich completes (`AwaitingEnrichment`).
+    pub(super) fn raw_status(
+        &self,
+        message: &OwnedMessage,
+        status: Status,
+    ) -> Option<StatusRecord> {
         let key = String::from_utf8_lossy(message.key()?).into_owned();
-        let mut record = self.status.record(&key, Status::Duplicate);
+        let mut record = self.status.record(&key, status);
         record.event_id = header_str(message, ob::EVENT_ID).map(str::to_owned);
         record.event_type = header_str(message, ob::EVENT_TYPE).map(str::to_owned);
         record.origin = header_str(message, ob::ORIGIN).map(str::to_owned);
@@ -353,7 +358,9 @@ impl Pipeline {
     }
 }
 
-/// The raw record's `ob-` headers a canonical record carries on.
+/// The raw record's `ob-` headers a canonical record carries on: what it is, and whether it
+/// is a replay or a revision (so that its dead letter counts the replays on, and `trace`
+/// says what it was).
 fn carried_headers(message: &OwnedMessage) -> Vec<(&'static str, Option<String>)> {
     [
         ob::SOURCE,
@@ -362,6 +369,9 @@ fn carried_headers(message: &OwnedMessage) -> Vec<(&'static str, Option<String>)
         ob::EVENT_ID,
         ob::RECEIVED_AT,
         ob::ORIGIN,
+        ob::REPLAY_OF,
+        ob::REPLAYS,
+        ob::REVISION,
     ]
     .into_iter()
     .map(|key| (key, header_str(message, key).map(str::to_owned)))

@@ -608,8 +608,9 @@ pub fn delivery_id_of(message: &impl Message) -> Option<String> {
         header_str(message, ob::ACCOUNT).unwrap_or("-"),
         event_id,
     );
+    // As the processor reads it (`revise` in pipeline/records.rs): spacing is not a revision.
     Some(match header_str(message, ob::REVISION) {
-        Some(revision) => format!("{id}\u{1f}revision {revision}"),
+        Some(revision) => format!("{id}\u{1f}revision {}", revision.trim()),
         None => id,
     })
 }

@@ -388,7 +388,8 @@ impl Worker {
                         record.event_type = header_str(message, ob::EVENT_TYPE).map(str::to_owned);
                         record.origin = header_str(message, ob::ORIGIN).map(str::to_owned);
                         record.class = Some(dead.class.to_owned());
-                        record.reason = Some(dead.reason.to_owned());
+                        // As the dead letter's header: ERP error bodies can be long.
+                        record.reason = Some(dead.reason.chars().take(1000).collect());
                         record.erp = Some(erp.to_owned());
                         record.record = Some(coordinates(message));
                         self.status.write(&record);
