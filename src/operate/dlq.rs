@@ -361,7 +361,10 @@ fn list(found: &[DeadLetter], json: bool) -> anyhow::Result<()> {
 
 /// The first `max` characters of `text` on one line.
 fn one_line(text: &str, max: usize) -> String {
-    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let line: String = super::printable(text, false)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     if line.chars().count() <= max {
         return line;
     }
@@ -442,17 +445,24 @@ async fn show(
         dead.class,
         dead.attempts
     );
-    println!("  reason:         {}", dead.reason);
+    println!(
+        "  reason:         {}",
+        super::printable(&dead.reason, false)
+    );
     println!("  came from:      {}", dead.original);
     if dead.replays > 0 {
         println!("  replays before: {}", dead.replays);
     }
     println!("  headers:");
     for (key, value) in &headers {
-        println!("    {key}: {value}");
+        println!(
+            "    {}: {}",
+            super::printable(key, false),
+            super::printable(value, false)
+        );
     }
     println!("  body:");
-    for line in body.lines() {
+    for line in super::printable(&body, true).lines() {
         println!("    {line}");
     }
     Ok(())

@@ -46,9 +46,36 @@ pub fn headers_but(message: &impl Message, drop: impl Fn(&str) -> bool) -> Owned
     headers
 }
 
+/// `text` safe for a terminal: control characters (an escape sequence in an ERP's error
+/// body, say) become `�`; line breaks stay when `lines` is set.
+pub fn printable(text: &str, lines: bool) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' if lines => c,
+            '\t' => ' ',
+            c if c.is_control() => '\u{fffd}',
+            c => c,
+        })
+        .collect()
+}
+
 /// A unix-milliseconds time as `2026-12-07 03:40:01.123Z`.
 pub fn format_ms(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string())
         .unwrap_or_else(|| ms.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_comes_from_outside_cannot_drive_the_terminal() {
+        assert_eq!(
+            printable("bad\u{1b}[2Jitem\tX\nnext", false),
+            "bad\u{fffd}[2Jitem X\u{fffd}next"
+        );
+        assert_eq!(printable("a\nb", true), "a\nb");
+    }
 }

@@ -375,11 +375,11 @@ fn print(trace: &Trace) {
             format_ms(step.at),
             step.topic,
             step.record,
-            step.what
+            super::printable(&step.what, false)
         );
     }
     match &trace.now {
-        Some(now) => println!("  now: {now}"),
+        Some(now) => println!("  now: {}", super::printable(now, false)),
         None => println!("  now: no status recorded (status updates off, or none yet)"),
     }
     println!();
