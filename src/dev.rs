@@ -289,7 +289,10 @@ fn print_banner(
          -H 'X-Shopify-Webhook-Id: dev-{order_id}' \\\n  \
          -H 'X-Shopify-Hmac-Sha256: {signature}' \\\n  \
          --data-binary '{body}'\n\
-         \nThen: sqlite3 {} 'SELECT order_key, status, total, currency FROM orders'\n",
+         \nThen: sqlite3 {} 'SELECT order_key, status, total, currency FROM orders'\n\
+         \nFollow it, and see what was dead-lettered and why:\n\n  \
+         ORDERBRIDGE_KAFKA__BOOTSTRAP_SERVERS={bootstrap} orderbridge trace {order_id}\n  \
+         ORDERBRIDGE_KAFKA__BOOTSTRAP_SERVERS={bootstrap} orderbridge dlq list\n",
         args.listen,
         args.db.display(),
     );
