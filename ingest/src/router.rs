@@ -4,7 +4,7 @@
 //! with `tower::ServiceExt::oneshot` and no socket.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
-use orderbridge_runtime::{ops_router, status_counter, Health, KafkaSettings, StatusWriter};
+use orderbridge_runtime::{
+    now_ms, ops_router, status_counter, Health, KafkaSettings, StatusWriter,
+};
 use orderbridge_schemas::{Origin, Source, Status, Topics};
 
 use crate::config::IngestConfig;
@@ -481,13 +483,6 @@ fn unavailable(state: &IngestState, body: &'static str) -> Response {
         body,
     )
         .into_response()
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -2,8 +2,6 @@
 //! `ob-dlq-*` headers that say why and from where, so it can always be replayed to its
 //! original topic.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use orderbridge_schemas::headers as ob;
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::Message;
@@ -46,11 +44,7 @@ pub fn dlq_headers(original: &OwnedMessage, dead: &DeadLetter<'_>) -> OwnedHeade
         }
         reason = &reason[..cut];
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
-        .to_string();
+    let now = crate::now_ms().to_string();
     headers
         .insert(Header {
             key: ob::DLQ_STAGE,

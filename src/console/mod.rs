@@ -537,7 +537,10 @@ fn signature_failures(
                 if record.at >= since_ms {
                     let reason = record.reason.unwrap_or_default();
                     let n = usize::try_from(record.count.unwrap_or(1)).unwrap_or(usize::MAX);
-                    *counts.entry(format!("{source} ({reason})")).or_insert(0) += n;
+                    let total = counts
+                        .entry(format!("{source} ({reason})"))
+                        .or_insert(0usize);
+                    *total = total.saturating_add(n);
                 }
             }
             true

@@ -184,13 +184,16 @@ fn start_offsets(
     Ok(starts)
 }
 
-/// Whether the last record of `topic`'s `partition` was written at or after `since_ms`.
+/// Whether the last record of `topic`'s `partition` was written at or after `since_ms`. The
+/// last offsets of a transactional topic are commit markers, not records: the newest of the
+/// partition's last few offsets is the one that tells.
 fn newest_is_recent(
     kafka: &KafkaSettings,
     topic: &str,
     partition: i32,
     since_ms: i64,
 ) -> anyhow::Result<bool> {
+    const TAIL: i64 = 16;
     let consumer: BaseConsumer = kafka.client_config().create()?;
     let (low, high) = consumer
         .fetch_watermarks(topic, partition, TIMEOUT)
@@ -198,7 +201,18 @@ fn newest_is_recent(
     if high <= low {
         return Ok(false);
     }
-    Ok(one(kafka, topic, partition, high - 1)?
-        .and_then(|last| last.timestamp().to_millis())
-        .is_some_and(|at| at >= since_ms))
+    let mut newest = None;
+    let result = scan_partition_from(
+        kafka,
+        READER_GROUP,
+        topic,
+        partition,
+        high.saturating_sub(TAIL).max(low),
+        &Cancel::default(),
+        |message| newest = message.timestamp().to_millis().or(newest),
+    );
+    match result {
+        Ok(()) | Err(ScanError::Cancelled) => Ok(newest.is_some_and(|at| at >= since_ms)),
+        Err(err) => Err(anyhow::anyhow!("reading {topic}: {err}")),
+    }
 }

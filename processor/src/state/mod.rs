@@ -608,9 +608,16 @@ pub fn delivery_id_of(message: &impl Message) -> Option<String> {
         header_str(message, ob::ACCOUNT).unwrap_or("-"),
         event_id,
     );
-    // As the processor reads it (`revise` in pipeline/records.rs): spacing is not a revision.
+    // The revision as the processor reads it (`revise` in pipeline/records.rs): ` 1` and
+    // `+1` are one revision, emitted at one version, so one delivery.
     Some(match header_str(message, ob::REVISION) {
-        Some(revision) => format!("{id}\u{1f}revision {}", revision.trim()),
+        Some(revision) => {
+            let revision = revision
+                .trim()
+                .parse::<i64>()
+                .map_or_else(|_| revision.to_owned(), |n| n.to_string());
+            format!("{id}\u{1f}revision {revision}")
+        }
         None => id,
     })
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use orderbridge_runtime::{dlq_headers, header_str, Backoff, DeadLetter};
+use orderbridge_runtime::{dlq_headers, header_str, now_ms, Backoff, DeadLetter};
 use orderbridge_schemas::{headers as ob, Origin, Source, Topics};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -105,10 +105,6 @@ enum Plan {
     Fetch(Source, Arc<dyn OrderApi>, OrderRef),
     /// It cannot be completed: dead-letter it with this class and reason.
     Refuse(&'static str, String),
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 impl Worker {
