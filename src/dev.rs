@@ -153,7 +153,14 @@ pub async fn run(
         .await
         .with_context(|| format!("binding {} (is another dev running?)", args.listen))?;
 
-    let (processor_ops, sink_ops) = (Ops::new(None), Ops::new(None));
+    // One registry for all three stages, served by ingest's `/metrics`: the stages' metric
+    // families have distinct names, so they do not collide.
+    let metrics = prometheus::Registry::new();
+    let stage_ops = || Ops {
+        registry: metrics.clone(),
+        ..Ops::new(None)
+    };
+    let (processor_ops, sink_ops) = (stage_ops(), stage_ops());
     let ready = (
         Arc::clone(&processor_ops.health),
         Arc::clone(&sink_ops.health),
@@ -172,7 +179,7 @@ pub async fn run(
     {
         let (kafka, topics, stop) = (kafka.clone(), topics.clone(), shutdown.clone());
         tasks.spawn(async move {
-            orderbridge_ingest::run(&ingest, &kafka, &topics, listener, stop)
+            orderbridge_ingest::run_with_registry(&ingest, &kafka, &topics, listener, metrics, stop)
                 .await
                 .context("ingest")
         });
@@ -268,11 +275,13 @@ fn print_banner(
          \n  broker:    {bootstrap} ({broker})\
          \n  topics:    {}\
          \n  registry:  http://{} (Confluent read API, for Avro clients of the canonical topic)\
-         \n  sink:      SQLite staging tables in {}\n\
+         \n  sink:      SQLite staging tables in {}\
+         \n  metrics:   http://{}/metrics (ingest, processor and sink)\n\
          \n  webhooks (POST):{urls}",
         topics.all().join(", "),
         args.registry_listen,
         args.db.display(),
+        args.listen,
     );
     if !developing {
         return;

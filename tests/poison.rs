@@ -59,7 +59,7 @@ async fn post(url: &str, headers: &[(String, String)], body: &[u8]) -> u16 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn numbers_that_do_not_fit_are_dead_lettered_and_dev_keeps_running() {
+async fn numbers_that_do_not_fit_are_dead_lettered_and_dev_keeps_running_and_shows_every_stage() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("dev.db");
     let (listen, registry) = (free_port(), free_port());
@@ -153,6 +153,40 @@ async fn numbers_that_do_not_fit_are_dead_lettered_and_dev_keeps_running() {
         "dev stopped:\n{}",
         procs.log("dev")
     );
+
+    // dev's one `/metrics` (printed in its banner) shows every stage, so what the dashboard
+    // shows can be seen locally: the orders counted in by ingest, through the processor, and
+    // into the ERP by the sink.
+    let metrics_url = format!("{base}/metrics");
+    assert!(
+        procs.log("dev").contains(&metrics_url),
+        "the banner names {metrics_url}:\n{}",
+        procs.log("dev")
+    );
+    let metrics = reqwest::get(&metrics_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for family in [
+        "orderbridge_ingest_webhooks_received_total",
+        "orderbridge_processor_records_total",
+        "orderbridge_processor_batch_seconds_bucket",
+        "orderbridge_sink_upserts_total",
+        "orderbridge_sink_receipt_to_erp_seconds_bucket",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(family)),
+            "{family} is missing from dev's /metrics:\n{metrics}"
+        );
+    }
+    let created = metrics
+        .lines()
+        .find(|l| l.starts_with("orderbridge_sink_upserts_total") && l.contains("created"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok());
+    assert_eq!(created, Some(2.0), "{metrics}");
 
     // The poison order is kept, with its reason, where an operator can replay it from.
     let consumer: StreamConsumer = rdkafka::ClientConfig::new()

@@ -74,6 +74,23 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), IngestError> {
     let registry = prometheus::Registry::new();
+    run_with_registry(config, kafka, topics, listener, registry, shutdown).await
+}
+
+/// [`run`], registering ingest's metrics in `registry` and serving all of it on `/metrics`:
+/// `dev` passes the registry its processor and sink register in, so one endpoint shows
+/// every stage.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with_registry(
+    config: &IngestConfig,
+    kafka: &KafkaSettings,
+    topics: &Topics,
+    listener: TcpListener,
+    registry: prometheus::Registry,
+    shutdown: CancellationToken,
+) -> Result<(), IngestError> {
     let health = Health::new();
     let state = IngestState::from_config(config, kafka, topics, &registry)?;
     let readiness = tokio::spawn(
