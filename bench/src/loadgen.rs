@@ -6,7 +6,10 @@
 //! to compare with the records on the topic).
 //!
 //! `loadgen topics --brokers … --topic …` creates the topics a run needs first;
-//! `loadgen count --consume …` reads a topic back and counts its records and distinct keys.
+//! `loadgen count --consume …` reads a topic back and counts its records and distinct keys;
+//! `loadgen e2e …` measures webhook to ERP at fixed rates (see `e2e.rs`, `bench/e2e.sh`).
+
+mod e2e;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -47,6 +50,9 @@ enum Command {
         #[arg(long)]
         consume: bool,
     },
+    /// Send unique signed orders at fixed rates and time each from its scheduled send to
+    /// its row in the ERP's staging table.
+    E2e(e2e::E2eArgs),
     /// Send signed webhooks and report throughput and latency.
     Run {
         /// Receiver URL, e.g. http://127.0.0.1:8080/webhooks/shopify.
@@ -154,6 +160,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{total}");
             Ok(())
         }
+        Command::E2e(args) => e2e::run(args).await,
         Command::Run {
             url,
             secret,
