@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use orderbridge_runtime::Dependency;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::producer::Producer;
+use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -64,8 +64,24 @@ impl Pipeline {
                 Err((err, _)) => return Err(self.abort(err).await),
             }
         }
+        // Every output acknowledged before the commit is asked for. rdkafka's
+        // `commit_transaction` flushes first, and its flush, finding anything in flight,
+        // polls in steps of 100 ms that always run to their end: a commit of outputs still in
+        // flight took 100 ms however soon they were acknowledged, and that step was most of
+        // an order's time from webhook to ERP. Awaited here, the flush finds nothing to wait
+        // for and the commit is the EndTxn round trip alone.
+        for delivery in deliveries {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((err, _))) => return Err(self.abort(err).await),
+                Err(_canceled) => {
+                    return Err(self.abort(KafkaError::Canceled).await);
+                }
+            }
+        }
         let producer = self.producer.clone();
         let committed = tokio::task::spawn_blocking(move || {
+            settle(&producer);
             producer.send_offsets_to_transaction(&offsets, &group, KAFKA_TIMEOUT)?;
             // Flushes every output, then commits them with the offsets atomically. A
             // retriable error leaves the transaction committing: the commit may be called
@@ -85,10 +101,6 @@ impl Pipeline {
         .map_err(|join| BatchError::Fatal(ProcessorError::Join(join)))?;
         if let Err(err) = committed {
             return Err(self.abort(err).await);
-        }
-        for delivery in deliveries {
-            // Already delivered by the commit; awaited only to release them.
-            let _ = delivery.await;
         }
         self.count(&outputs);
         Ok(())
@@ -156,3 +168,16 @@ impl Pipeline {
         }
     }
 }
+
+/// Waits (briefly) until the producer has nothing in flight. A delivery future resolves while
+/// its report is being handled, a moment before librdkafka counts the message as done; a
+/// commit in that moment would pay the flush's 100 ms step (see `commit_transactionally`).
+fn settle(producer: &FutureProducer) {
+    let until = std::time::Instant::now() + SETTLE_AT_MOST;
+    while producer.in_flight_count() > 0 && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_micros(100));
+    }
+}
+
+/// How long [`settle`] waits at most; past it, the commit flushes what is left itself.
+const SETTLE_AT_MOST: std::time::Duration = std::time::Duration::from_millis(20);
