@@ -9,6 +9,11 @@
 //!   not punished forever.
 //! - Healthy calls grow it back by one per full window of successes (`limit` of them).
 //! - At most one decrease per window, so one burst of slow answers does not collapse it.
+//! - For an ERP whose latency says nothing about its load ([`ErpClient::latency_signals_load`]:
+//!   SQLite, whose one writer the sink's own calls queue for), latency is not watched: only
+//!   429s move the limit.
+//!
+//! [`ErpClient::latency_signals_load`]: crate::erp::ErpClient::latency_signals_load
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -39,6 +44,8 @@ struct State {
 pub(crate) struct Limiter {
     max: usize,
     adaptive: bool,
+    /// Whether growing latency shrinks the limit (see the module docs).
+    watch_latency: bool,
     state: Mutex<State>,
     released: Notify,
 }
@@ -57,12 +64,14 @@ impl Drop for Permit {
 }
 
 impl Limiter {
-    /// A limiter allowing up to `max` calls (at least one); fixed at `max` unless `adaptive`.
-    pub fn new(max: usize, adaptive: bool) -> Arc<Self> {
+    /// A limiter allowing up to `max` calls (at least one); fixed at `max` unless `adaptive`,
+    /// and shrunk by growing latency only when `watch_latency`.
+    pub fn new(max: usize, adaptive: bool, watch_latency: bool) -> Arc<Self> {
         let max = max.max(1);
         Arc::new(Self {
             max,
             adaptive,
+            watch_latency,
             state: Mutex::new(State {
                 limit: max as f64,
                 in_flight: 0,
@@ -125,7 +134,7 @@ impl Limiter {
             state.smoothed = Some(smoothed);
             state.window += 1;
             let full_window = state.window >= state.limit as usize;
-            if smoothed > LATENCY_TOLERANCE * unloaded && unloaded > 0.0 {
+            if self.watch_latency && smoothed > LATENCY_TOLERANCE * unloaded && unloaded > 0.0 {
                 if full_window {
                     state.limit = (state.limit * 0.9).max(1.0);
                     state.window = 0;
@@ -161,7 +170,7 @@ mod tests {
 
     #[test]
     fn throttling_halves_the_limit_and_health_grows_it_back_to_the_maximum() {
-        let limiter = Limiter::new(32, true);
+        let limiter = Limiter::new(32, true, true);
         assert_eq!(limiter.limit(), 32);
         limiter.throttled();
         limiter.throttled();
@@ -178,7 +187,7 @@ mod tests {
 
     #[test]
     fn latency_growth_shrinks_the_limit() {
-        let limiter = Limiter::new(64, true);
+        let limiter = Limiter::new(64, true, true);
         for _ in 0..200 {
             limiter.succeeded(Duration::from_millis(50));
         }
@@ -196,8 +205,26 @@ mod tests {
     }
 
     #[test]
+    fn without_watching_latency_only_throttling_moves_the_limit() {
+        let limiter = Limiter::new(16, true, false);
+        for _ in 0..200 {
+            limiter.succeeded(Duration::from_micros(500));
+        }
+        for _ in 0..800 {
+            limiter.succeeded(Duration::from_millis(8));
+        }
+        assert_eq!(limiter.limit(), 16, "16× slower, and the limit stays");
+        limiter.throttled();
+        assert_eq!(limiter.limit(), 8);
+        for _ in 0..10_000 {
+            limiter.succeeded(Duration::from_millis(8));
+        }
+        assert_eq!(limiter.limit(), 16, "and grows back after a 429");
+    }
+
+    #[test]
     fn a_fixed_limiter_does_not_move() {
-        let limiter = Limiter::new(4, false);
+        let limiter = Limiter::new(4, false, true);
         limiter.throttled();
         limiter.succeeded(Duration::from_secs(5));
         assert_eq!(limiter.limit(), 4);
@@ -205,7 +232,7 @@ mod tests {
 
     #[tokio::test]
     async fn callers_wait_for_a_place_and_get_it_when_one_is_released() {
-        let limiter = Limiter::new(2, false);
+        let limiter = Limiter::new(2, false, true);
         let first = limiter.acquire().await;
         let _second = limiter.acquire().await;
         assert_eq!(limiter.in_flight(), 2);

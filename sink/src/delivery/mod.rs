@@ -156,7 +156,11 @@ impl Delivery {
             .max_in_flight
             .unwrap_or_else(|| erp.default_max_in_flight());
         let worker = Worker {
-            limiter: Limiter::new(max_in_flight, config.adaptive_concurrency),
+            limiter: Limiter::new(
+                max_in_flight,
+                config.adaptive_concurrency,
+                erp.latency_signals_load(),
+            ),
             breaker: Arc::new(Breaker::new(
                 config.breaker_threshold,
                 Duration::from_millis(config.breaker_probe_ms),

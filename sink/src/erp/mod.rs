@@ -330,6 +330,15 @@ pub trait ErpClient: Send + Sync {
         8
     }
 
+    /// Whether this ERP answering slower means it is loaded, so that the adaptive limit
+    /// shrinks as its latency grows. True for an ERP behind a network. False for a database
+    /// the sink writes through one writer (SQLite): there, latency grows under concurrency
+    /// only because the sink's own calls queue for the writer, and fewer calls would only
+    /// shrink its group commits.
+    fn latency_signals_load(&self) -> bool {
+        true
+    }
+
     /// The request that creates `event`'s order, as it would be sent, without sending
     /// anything (`orderbridge mapping test`).
     ///

@@ -18,6 +18,7 @@
 //! `tests.rs` holds this adapter's tests.
 
 mod schema;
+mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -106,7 +107,9 @@ const INSERT_TOUCHPOINT: &str = "INSERT INTO order_touchpoints
 
 #[derive(Debug, Clone)]
 enum Pool {
-    Sqlite(SqlitePool),
+    /// SQLite writes go through the one writer task (`writer.rs`); the pool is kept for the
+    /// schema and the tests.
+    Sqlite(SqlitePool, writer::Writer),
     Postgres(PgPool),
 }
 
@@ -138,12 +141,12 @@ impl SqlErp {
                     // WAL lets readers (an ERP import, `sqlite3` in a shell) read while we write.
                     .journal_mode(SqliteJournalMode::Wal)
                     .busy_timeout(Duration::from_secs(10));
-                Pool::Sqlite(
-                    SqlitePoolOptions::new()
-                        .max_connections(4)
-                        .connect_with(options)
-                        .await?,
-                )
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(options)
+                    .await?;
+                let writer = writer::Writer::start(pool.clone());
+                Pool::Sqlite(pool, writer)
             } else {
                 return Err(ErpSetupError::Config(format!(
                     "sink.erp.url must start with sqlite: or postgres:// (got a {}-character URL)",
@@ -151,7 +154,7 @@ impl SqlErp {
                 )));
             };
         match &pool {
-            Pool::Sqlite(sqlite) => schema::ensure_sqlite(sqlite).await?,
+            Pool::Sqlite(sqlite, _) => schema::ensure_sqlite(sqlite).await?,
             Pool::Postgres(postgres) => schema::ensure_postgres(postgres).await?,
         }
         Ok(Self { pool })
@@ -336,6 +339,14 @@ macro_rules! upsert_in {
     }};
 }
 
+/// One order's upsert on SQLite, inside the writer's open transaction.
+async fn upsert_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    event: &OrderEvent,
+) -> Result<Upserted, ErpError> {
+    upsert_in!(conn, event)
+}
+
 #[async_trait]
 impl ErpClient for SqlErp {
     fn name(&self) -> &'static str {
@@ -346,18 +357,14 @@ impl ErpClient for SqlErp {
         16
     }
 
+    fn latency_signals_load(&self) -> bool {
+        // SQLite: one writer, whose queue is the sink's own calls (see `writer.rs`).
+        matches!(self.pool, Pool::Postgres(_))
+    }
+
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
         match &self.pool {
-            Pool::Sqlite(pool) => {
-                // The write lock up front: a deferred transaction reads, then cannot become a
-                // writer while another wrote meanwhile, and SQLite fails it at once ("database
-                // is locked") instead of waiting out `busy_timeout`. Taken first, the lock is
-                // waited for, and concurrent upserts go one after the other.
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
-                let result: Result<Upserted, ErpError> = upsert_in!(tx, event);
-                tx.commit().await.map_err(db_error)?;
-                result
-            }
+            Pool::Sqlite(_, writer) => writer.upsert(event).await,
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await.map_err(db_error)?;
                 let result: Result<Upserted, ErpError> = upsert_in!(tx, event);
@@ -386,4 +393,4 @@ fn db_error(err: sqlx::Error) -> ErpError {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

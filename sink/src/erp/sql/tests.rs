@@ -64,7 +64,7 @@ async fn erp() -> (SqlErp, SqlitePool, tempfile::TempDir) {
     let erp = SqlErp::connect(&SqlConfig { url: url.clone() })
         .await
         .unwrap();
-    let Pool::Sqlite(pool) = erp.pool.clone() else {
+    let Pool::Sqlite(pool, _) = erp.pool.clone() else {
         panic!("sqlite")
     };
     (erp, pool, dir)
