@@ -12,7 +12,7 @@
 //! serializer.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::writer::datum::GenericDatumWriter;
@@ -97,13 +97,56 @@ impl From<apache_avro::Error> for CodecError {
     }
 }
 
+/// This build's schema, parsed once for the process, so that the datum writer and every
+/// reader resolving against it can borrow it for as long as the process runs.
+static OUR_SCHEMA: LazyLock<Result<Schema, String>> =
+    LazyLock::new(|| Schema::parse_str(ORDER_EVENT_SCHEMA).map_err(|err| err.to_string()));
+
+/// The datum writer of [`OUR_SCHEMA`], built once. Building one walks and indexes the whole
+/// schema; built per event, that was a good part of an event's encoding.
+static WRITER: LazyLock<Result<GenericDatumWriter<'static>, String>> = LazyLock::new(|| {
+    let schema = OUR_SCHEMA.as_ref().map_err(Clone::clone)?;
+    GenericDatumWriter::builder(schema)
+        .build()
+        .map_err(|err| err.to_string())
+});
+
+/// A reader for each writer's schema this process has met, by the schema's text, resolving
+/// it against [`OUR_SCHEMA`]; built once each and kept for the life of the process. A
+/// process meets a handful of versions of one schema (every version is a file under
+/// `avro/order_event/`), so this holds a handful of readers.
+static READERS: LazyLock<Mutex<HashMap<String, &'static GenericDatumReader<'static>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The reader for `writer`'s schema text (see [`READERS`]).
+fn reader_for(writer: &str) -> Result<&'static GenericDatumReader<'static>, CodecError> {
+    let mut readers = READERS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(reader) = readers.get(writer) {
+        return Ok(reader);
+    }
+    let ours = OUR_SCHEMA
+        .as_ref()
+        .map_err(|err| CodecError::Avro(err.clone()))?;
+    // Kept for the process's life, as the readers borrowing it are (see `READERS`).
+    let schema: &'static Schema = Box::leak(Box::new(Schema::parse_str(writer)?));
+    let reader: &'static GenericDatumReader<'static> = Box::leak(Box::new(
+        GenericDatumReader::builder(schema)
+            .reader_schema(ours)
+            .build()?,
+    ));
+    readers.insert(writer.to_owned(), reader);
+    Ok(reader)
+}
+
 /// Encodes and decodes [`OrderEvent`]s in wire format against a [`SchemaRegistry`].
 pub struct OrderEventCodec {
     registry: Arc<dyn SchemaRegistry>,
     subject: String,
-    schema: Schema,
     writer_id: OnceCell<u32>,
-    writers: Mutex<HashMap<u32, Arc<Schema>>>,
+    /// The reader for each writer schema id met, once the registry has told its schema.
+    readers: Mutex<HashMap<u32, &'static GenericDatumReader<'static>>>,
 }
 
 impl std::fmt::Debug for OrderEventCodec {
@@ -121,12 +164,14 @@ impl OrderEventCodec {
     /// # Errors
     /// If the compiled-in schema does not parse, which a test rules out.
     pub fn new(registry: Arc<dyn SchemaRegistry>, topic: &str) -> Result<Self, CodecError> {
+        OUR_SCHEMA
+            .as_ref()
+            .map_err(|err| CodecError::Avro(err.clone()))?;
         Ok(Self {
             registry,
             subject: format!("{topic}-value"),
-            schema: Schema::parse_str(ORDER_EVENT_SCHEMA)?,
             writer_id: OnceCell::new(),
-            writers: Mutex::new(HashMap::new()),
+            readers: Mutex::new(HashMap::new()),
         })
     }
 
@@ -148,9 +193,10 @@ impl OrderEventCodec {
     /// When the schema cannot be registered or an amount does not fit the schema.
     pub async fn encode(&self, event: &OrderEvent) -> Result<Vec<u8>, CodecError> {
         let id = self.schema_id().await?;
-        let datum = GenericDatumWriter::builder(&self.schema)
-            .build()?
-            .write_value_to_vec(to_value(event)?)?;
+        let writer = WRITER
+            .as_ref()
+            .map_err(|err| CodecError::Avro(err.clone()))?;
+        let datum = writer.write_value_to_vec(to_value(event)?)?;
         let mut out = Vec::with_capacity(5 + datum.len());
         out.push(MAGIC);
         out.extend_from_slice(&id.to_be_bytes());
@@ -171,37 +217,34 @@ impl OrderEventCodec {
             return Err(CodecError::Wire("magic byte is not 0"));
         }
         let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
-        let writer = self.writer_schema(id).await?;
+        let reader = self.reader(id).await?;
         let mut body = &bytes[5..];
-        let value = GenericDatumReader::builder(&writer)
-            .reader_schema(&self.schema)
-            .build()?
-            .read_value(&mut body)?;
+        let value = reader.read_value(&mut body)?;
         let mut event = from_value(value)?;
         // The wire carries scale 4 for every currency; readers get the currency's own.
         event.fit_amounts_to_currency();
         Ok(event)
     }
 
-    async fn writer_schema(&self, id: u32) -> Result<Arc<Schema>, CodecError> {
-        if let Some(schema) = self.cached_writer(id) {
-            return Ok(schema);
+    async fn reader(&self, id: u32) -> Result<&'static GenericDatumReader<'static>, CodecError> {
+        if let Some(reader) = self.cached_reader(id) {
+            return Ok(reader);
         }
         let text = self.registry.schema(id).await?;
-        let schema = Arc::new(Schema::parse_str(&text)?);
-        self.writers
+        let reader = reader_for(&text)?;
+        self.readers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(id, Arc::clone(&schema));
-        Ok(schema)
+            .insert(id, reader);
+        Ok(reader)
     }
 
-    fn cached_writer(&self, id: u32) -> Option<Arc<Schema>> {
-        self.writers
+    fn cached_reader(&self, id: u32) -> Option<&'static GenericDatumReader<'static>> {
+        self.readers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(&id)
-            .cloned()
+            .copied()
     }
 }
 
