@@ -73,7 +73,9 @@ pub fn build_producer(
         .set("acks", "all")
         // Retries never duplicate or reorder within a partition.
         .set("enable.idempotence", "true")
-        .set("linger.ms", "5");
+        // The processor batches by itself (batch_max_records, batch_linger_ms) and then waits
+        // for the whole batch's acknowledgements: a linger here would only delay each batch.
+        .set("linger.ms", "0");
     if config.guarantee == Guarantee::ExactlyOnce {
         // Outputs and consumed offsets commit together or not at all.
         client.set("transactional.id", config.transactional_id());
