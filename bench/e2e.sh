@@ -18,6 +18,7 @@
 #
 #   bench/e2e.sh
 #   SYSTEMS="dev bull" RATES=1000 CLIMB=2000,3000 SECONDS_PER_RATE=20 bench/e2e.sh
+#   TANSU_FETCH_WAIT_MS=500 RESULTS_FILE=e2e.txt bench/e2e.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -25,6 +26,7 @@ systems=${SYSTEMS:-dev tansu bull bull-everysec bull-always}
 rates=${RATES:-100,1000}
 climb=${CLIMB:-1500,2000,2500,3000,4000,5000,6000}
 seconds=${SECONDS_PER_RATE:-10}
+fetch_wait=${TANSU_FETCH_WAIT_MS:-10}
 secret="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 work=$(mktemp -d)
 pids=()
@@ -86,7 +88,8 @@ fi
 echo "==> building (release)"
 cargo build --release -q -p orderbridge -p orderbridge-bench --bin orderbridge --bin loadgen
 
-results="$work/results"
+# RESULTS_FILE keeps the raw RESULT lines (one per system and rate) for later comparison.
+results=${RESULTS_FILE:-$work/results}
 : >"$results"
 measure() { # label url db name=pid...
   local label=$1 url=$2 db=$3; shift 3
@@ -133,8 +136,13 @@ secrets = [{ id = "bench", secret = { env = "BENCH_SHOPIFY_SECRET" } }]
 [processor]
 guarantee = "at-least-once"
 listen = "127.0.0.1:$processor"
+# tansu answers a fetch only once its wait is over, data or not (tansu-storage's
+# service/fetch.rs sleeps out max_wait before it returns); Apache Kafka answers as soon as
+# there is data. With the default 500 ms every stage would add 250-500 ms on tansu.
+fetch_wait_max_ms = $fetch_wait
 [sink]
 listen = "127.0.0.1:$sink"
+fetch_wait_max_ms = $fetch_wait
 [sink.erp]
 kind = "sql"
 url = "sqlite://$db"
@@ -144,7 +152,7 @@ TOML
   BENCH_SHOPIFY_SECRET=$secret RUST_LOG=warn target/release/orderbridge "${cfg[@]}" ingest \
     >"$work/ingest.log" 2>&1 &
   local ingest_pid=$!; pids+=("$ingest_pid")
-  RUST_LOG=warn target/release/orderbridge "${cfg[@]}" processor >"$work/processor.log" 2>&1 &
+  RUST_LOG=warn target/release/orderbridge "${cfg[@]}" process >"$work/processor.log" 2>&1 &
   local processor_pid=$!; pids+=("$processor_pid")
   RUST_LOG=warn target/release/orderbridge "${cfg[@]}" sink >"$work/sink.log" 2>&1 &
   local sink_pid=$!; pids+=("$sink_pid")
