@@ -45,8 +45,9 @@ pub struct ProcessorConfig {
     pub batch_linger_ms: u64,
     /// `fetch.wait.max.ms` of the raw-topic consumer: how long a fetch may wait for data.
     /// Apache Kafka answers as soon as data arrives, so this mostly bounds idle polling;
-    /// brokers that do not wake waiting fetches (librdkafka's mock) add up to this much
-    /// latency, so `dev` turns it down.
+    /// brokers that do not wake waiting fetches (librdkafka's mock holds an empty fetch for
+    /// the whole wait, tansu sleeps out every fetch's wait) add up to this much latency, so
+    /// `dev` turns it down to 10 ms and so should a deployment on such a broker.
     pub fetch_wait_max_ms: u64,
     /// How far back a repeated delivery (same `ob-event-id`) is recognised, in seconds
     /// (default 7 days); `0` turns the duplicate filter off. The filter's state is kept in the

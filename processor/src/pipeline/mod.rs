@@ -189,6 +189,8 @@ impl Pipeline {
     async fn process(&mut self, shutdown: &CancellationToken) -> Result<(), ProcessorError> {
         if self.config.guarantee == Guarantee::ExactlyOnce {
             self.init_transactions(shutdown).await?;
+        } else {
+            self.connect_producer().await;
         }
         tracing::info!(guarantee = ?self.config.guarantee, topic = %self.topics.raw, "processor running");
         let mut progress = Progress {
@@ -269,6 +271,28 @@ impl Pipeline {
             }
         }
         result
+    }
+
+    /// Connects the (idempotent, non-transactional) producer before the first batch needs
+    /// it. librdkafka connects to brokers only when something needs one, and the idempotent
+    /// producer asks for its producer id only over a live connection, retrying on a 500 ms
+    /// timer: left alone, the first batch after a start waited up to a second for both. A
+    /// metadata request for the output topic opens the connection now. (Exactly-once needs
+    /// none of this: `init_transactions` gets the id before anything is consumed.)
+    async fn connect_producer(&self) {
+        let (producer, topic) = (self.producer.clone(), self.topics.canonical.clone());
+        let connected = tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), KAFKA_TIMEOUT)
+                .map(|_| ())
+        })
+        .await;
+        if let Ok(Err(err)) = connected {
+            // Not fatal: the first batch connects it anyway, and a broker that cannot be
+            // reached shows in the batch's retries.
+            tracing::warn!(error = %err, "could not reach Kafka for the producer yet");
+        }
     }
 
     /// `init_transactions`, waiting out a broker that cannot be reached yet.
