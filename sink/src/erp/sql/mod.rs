@@ -18,18 +18,18 @@
 //! `tests.rs` holds this adapter's tests.
 
 mod schema;
+mod stage;
 mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use orderbridge_schemas::{Address, OrderEvent, Touchpoint};
+use orderbridge_schemas::OrderEvent;
 use serde::Deserialize;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
-use super::attribution::credit_share;
 use super::{ErpClient, ErpError, ErpSetupError, Upserted};
 
 /// Staging database settings.
@@ -107,9 +107,8 @@ const INSERT_TOUCHPOINT: &str = "INSERT INTO order_touchpoints
 
 #[derive(Debug, Clone)]
 enum Pool {
-    /// SQLite writes go through the one writer task (`writer.rs`); the pool is kept for the
-    /// schema and the tests.
-    Sqlite(SqlitePool, writer::Writer),
+    /// SQLite: every write goes through the one writer thread (`writer.rs`).
+    Sqlite(writer::Writer),
     Postgres(PgPool),
 }
 
@@ -143,10 +142,12 @@ impl SqlErp {
                     .busy_timeout(Duration::from_secs(10));
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)
-                    .connect_with(options)
+                    .connect_with(options.clone())
                     .await?;
-                let writer = writer::Writer::start(pool.clone());
-                Pool::Sqlite(pool, writer)
+                // sqlx's pool creates and upgrades the tables, then the writer takes over.
+                schema::ensure_sqlite(&pool).await?;
+                pool.close().await;
+                Pool::Sqlite(writer::Writer::start(options.get_filename())?)
             } else {
                 return Err(ErpSetupError::Config(format!(
                     "sink.erp.url must start with sqlite: or postgres:// (got a {}-character URL)",
@@ -154,197 +155,12 @@ impl SqlErp {
                 )));
             };
         match &pool {
-            Pool::Sqlite(sqlite, _) => schema::ensure_sqlite(sqlite).await?,
+            // Ensured above, before the writer opened it.
+            Pool::Sqlite(..) => {}
             Pool::Postgres(postgres) => schema::ensure_postgres(postgres).await?,
         }
         Ok(Self { pool })
     }
-}
-
-/// Binds an order's columns in `UPSERT_ORDER` order onto any sqlx query.
-macro_rules! bind_order {
-    ($query:expr, $e:expr, $applied_at:expr) => {{
-        let e: &OrderEvent = $e;
-        let ship: Address = e.shipping_address.clone().unwrap_or_default();
-        let customer = e.customer.clone();
-        $query
-            .bind(e.order_key.clone())
-            .bind(e.source.clone())
-            .bind(e.account.clone())
-            .bind(e.source_order_id.clone())
-            .bind(e.order_number.clone())
-            .bind(e.event_type.as_str())
-            .bind(e.status.as_str())
-            .bind(e.payment_status.as_str())
-            .bind(e.version)
-            .bind(e.currency.clone())
-            .bind(e.totals.total.to_string())
-            .bind(e.totals.subtotal.to_string())
-            .bind(e.totals.tax.to_string())
-            .bind(e.totals.shipping.to_string())
-            .bind(e.totals.discount.to_string())
-            .bind(customer.as_ref().and_then(|c| c.id.clone()))
-            .bind(customer.as_ref().and_then(|c| c.email.clone()))
-            .bind(customer.as_ref().and_then(|c| c.name.clone()))
-            .bind(ship.name)
-            .bind(ship.line1)
-            .bind(ship.city)
-            .bind(ship.postal_code)
-            .bind(ship.country_code)
-            .bind(e.source_created_at.map(|t| t.to_rfc3339()))
-            .bind(e.source_updated_at.map(|t| t.to_rfc3339()))
-            .bind(e.lineage.raw_topic.clone())
-            .bind(e.lineage.raw_partition)
-            .bind(e.lineage.raw_offset)
-            .bind(e.lineage.event_id.clone())
-            .bind(e.lineage.received_at.to_rfc3339())
-            .bind($applied_at)
-    }};
-}
-
-/// Replaces the staged attribution of `$event`'s order with the event's, when it carries
-/// any; `$tx` is the open transaction of the write it belongs to.
-macro_rules! attribution_in {
-    ($tx:expr, $event:expr) => {{
-        let event: &OrderEvent = $event;
-        if let Some(attribution) = &event.attribution {
-            let touch = |t: Option<&Touchpoint>| {
-                t.map(|t| {
-                    (
-                        Some(t.channel.clone()),
-                        t.campaign.clone(),
-                        t.source.clone(),
-                        t.medium.clone(),
-                    )
-                })
-                .unwrap_or_default()
-            };
-            let first = touch(attribution.first_touch.as_ref());
-            let last = touch(attribution.last_touch.as_ref());
-            sqlx::query(UPDATE_TOUCHES)
-                .bind(&event.order_key)
-                .bind(first.0)
-                .bind(first.1)
-                .bind(first.2)
-                .bind(first.3)
-                .bind(last.0)
-                .bind(last.1)
-                .bind(last.2)
-                .bind(last.3)
-                .execute(&mut *$tx)
-                .await
-                .map_err(db_error)?;
-            sqlx::query(DELETE_TOUCHPOINTS)
-                .bind(&event.order_key)
-                .execute(&mut *$tx)
-                .await
-                .map_err(db_error)?;
-            for (index, touch) in attribution.touchpoints.iter().enumerate() {
-                sqlx::query(INSERT_TOUCHPOINT)
-                    .bind(&event.order_key)
-                    .bind(i64::try_from(index + 1).unwrap_or(i64::MAX))
-                    .bind(touch.channel.clone())
-                    .bind(touch.campaign.clone())
-                    .bind(touch.source.clone())
-                    .bind(touch.medium.clone())
-                    .bind(touch.occurred_at.map(|t| t.to_rfc3339()))
-                    .bind(credit_share(touch))
-                    .execute(&mut *$tx)
-                    .await
-                    .map_err(db_error)?;
-            }
-        }
-    }};
-}
-
-/// One upsert, written once for both databases: `$tx` is an open transaction.
-macro_rules! upsert_in {
-    ($tx:expr, $event:expr) => {{
-        let event: &OrderEvent = $event;
-        let stored: Option<i64> = sqlx::query_scalar(SELECT_VERSION)
-            .bind(&event.order_key)
-            .fetch_optional(&mut *$tx)
-            .await
-            .map_err(db_error)?;
-        match stored {
-            Some(version) if version == event.version => Ok(Upserted::AlreadyPresent),
-            Some(version) if version > event.version => Ok(Upserted::Stale),
-            // A status for an order the staging tables do not hold: there is nothing to
-            // update, and a row of zero totals would mislead an import. It waits for the
-            // full order (the delivery engine holds it, then dead-letters it).
-            None if event.partial => Ok(Upserted::NotHeld),
-            Some(_) if event.partial => {
-                let written = sqlx::query(UPDATE_STATUS)
-                    .bind(&event.order_key)
-                    .bind(event.event_type.as_str())
-                    .bind(event.status.as_str())
-                    .bind(event.payment_status.as_str())
-                    .bind(event.version)
-                    .bind(event.source_updated_at.map(|t| t.to_rfc3339()))
-                    .bind(event.lineage.raw_topic.clone())
-                    .bind(event.lineage.raw_partition)
-                    .bind(event.lineage.raw_offset)
-                    .bind(event.lineage.event_id.clone())
-                    .bind(event.lineage.received_at.to_rfc3339())
-                    .bind(chrono::Utc::now().to_rfc3339())
-                    .execute(&mut *$tx)
-                    .await
-                    .map_err(db_error)?
-                    .rows_affected();
-                if written == 0 {
-                    return Ok(Upserted::Stale);
-                }
-                attribution_in!($tx, event);
-                Ok(Upserted::Updated)
-            }
-            _ => {
-                let applied_at = chrono::Utc::now().to_rfc3339();
-                let written = bind_order!(sqlx::query(UPSERT_ORDER), event, applied_at)
-                    .execute(&mut *$tx)
-                    .await
-                    .map_err(db_error)?
-                    .rows_affected();
-                if written == 0 {
-                    // Another writer got a newer version in between.
-                    return Ok(Upserted::Stale);
-                }
-                sqlx::query(DELETE_LINES)
-                    .bind(&event.order_key)
-                    .execute(&mut *$tx)
-                    .await
-                    .map_err(db_error)?;
-                for (index, line) in event.line_items.iter().enumerate() {
-                    sqlx::query(INSERT_LINE)
-                        .bind(&event.order_key)
-                        .bind(i64::try_from(index + 1).unwrap_or(i64::MAX))
-                        .bind(line.line_id.clone())
-                        .bind(line.sku.clone())
-                        .bind(line.title.clone())
-                        .bind(line.quantity)
-                        .bind(line.unit_price.to_string())
-                        .bind(line.discount.to_string())
-                        .bind(line.tax.to_string())
-                        .execute(&mut *$tx)
-                        .await
-                        .map_err(db_error)?;
-                }
-                attribution_in!($tx, event);
-                Ok(if stored.is_some() {
-                    Upserted::Updated
-                } else {
-                    Upserted::Created
-                })
-            }
-        }
-    }};
-}
-
-/// One order's upsert on SQLite, inside the writer's open transaction.
-async fn upsert_sqlite(
-    conn: &mut sqlx::SqliteConnection,
-    event: &OrderEvent,
-) -> Result<Upserted, ErpError> {
-    upsert_in!(conn, event)
 }
 
 #[async_trait]
@@ -364,12 +180,13 @@ impl ErpClient for SqlErp {
 
     async fn upsert(&self, event: &OrderEvent) -> Result<Upserted, ErpError> {
         match &self.pool {
-            Pool::Sqlite(_, writer) => writer.upsert(event).await,
+            Pool::Sqlite(writer) => writer.upsert(event).await,
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await.map_err(db_error)?;
-                let result: Result<Upserted, ErpError> = upsert_in!(tx, event);
+                // On an error the transaction is dropped, which rolls it back.
+                let upserted = stage::upsert(&mut stage::Pg(&mut tx), event).await?;
                 tx.commit().await.map_err(db_error)?;
-                result
+                Ok(upserted)
             }
         }
     }

@@ -1,9 +1,11 @@
 #![allow(clippy::unwrap_used)]
 
+use super::stage::Staging;
 use super::*;
 use chrono::{TimeZone, Utc};
 use orderbridge_schemas::*;
 use rust_decimal::Decimal;
+use sqlx::SqlitePool;
 
 pub(crate) fn event(version: i64, total: &str, lines: usize) -> OrderEvent {
     let money = |s: &str| Decimal::from_str(s).unwrap();
@@ -64,9 +66,8 @@ async fn erp() -> (SqlErp, SqlitePool, tempfile::TempDir) {
     let erp = SqlErp::connect(&SqlConfig { url: url.clone() })
         .await
         .unwrap();
-    let Pool::Sqlite(pool, _) = erp.pool.clone() else {
-        panic!("sqlite")
-    };
+    // A reader of the staging tables, as an ERP import would be.
+    let pool = SqlitePool::connect(&url).await.unwrap();
     (erp, pool, dir)
 }
 
@@ -410,11 +411,13 @@ async fn a_database_of_the_previous_release_is_upgraded_and_keeps_its_rows() {
             .execute(&old)
             .await
             .unwrap();
-        bind_order!(sqlx::query(UPSERT_ORDER), &event(2, "10.00", 1), "then")
-            .execute(&old)
+        old.close().await;
+        let connection = rusqlite::Connection::open(dir.path().join("staging.db")).unwrap();
+        let row = stage::order_params(&event(2, "10.00", 1), "then".into());
+        stage::Lite(&connection)
+            .execute(UPSERT_ORDER, row)
             .await
             .unwrap();
-        old.close().await;
     }
     let erp = SqlErp::connect(&SqlConfig { url: url.clone() })
         .await
@@ -476,10 +479,13 @@ async fn postgres_staging_is_upgraded_and_takes_attribution() {
             .execute(&old)
             .await
             .unwrap();
-        bind_order!(sqlx::query(UPSERT_ORDER), &event(2, "10.00", 1), "then")
-            .execute(&old)
+        let mut connection = old.acquire().await.unwrap();
+        let row = stage::order_params(&event(2, "10.00", 1), "then".into());
+        stage::Pg(&mut connection)
+            .execute(UPSERT_ORDER, row)
             .await
             .unwrap();
+        drop(connection);
         old.close().await;
     }
     let erp = SqlErp::connect(&SqlConfig { url: url.clone() })
