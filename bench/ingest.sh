@@ -18,14 +18,8 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-  for _ in $(seq 1 50); do
-    local p=$((20000 + RANDOM % 20000))
-    if port_free "$p"; then echo "$p"; return; fi
-  done
-  echo "no free port" >&2; exit 1
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 wait_port() { # port pid what
   for _ in $(seq 1 300); do
     port_free "$1" || return 0

@@ -264,19 +264,8 @@ impl Rung {
                     let at = start + interval * u32::try_from(i).unwrap_or(u32::MAX);
                     tokio::time::sleep_until(at.into()).await;
                     let permit = Arc::clone(&in_flight).acquire_owned().await;
-                    let id = first_id + i;
-                    let mut order = template.clone();
-                    order["id"] = id.into();
-                    let body = order.to_string();
-                    let signature = sign(&secret, body.as_bytes());
-                    let request = client
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .header("x-shopify-topic", "orders/create")
-                        .header("x-shopify-shop-domain", "bench-store.myshopify.com")
-                        .header("x-shopify-webhook-id", format!("e2e-{id}"))
-                        .header("x-shopify-hmac-sha256", signature)
-                        .body(body);
+                    let request =
+                        signed_order(&client, &url, &secret, &template, first_id + i, "e2e");
                     let acks = Arc::clone(&acks);
                     requests.spawn(async move {
                         let response = request.send().await;
@@ -382,4 +371,28 @@ fn peak_rss_mib(pid: u32) -> f64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// A signed Shopify `orders/create` webhook: `template` with `id`, signed with `secret` the
+/// way Shopify signs, its webhook id `<prefix>-<id>`.
+pub fn signed_order(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    template: &serde_json::Value,
+    id: u64,
+    prefix: &str,
+) -> reqwest::RequestBuilder {
+    let mut order = template.clone();
+    order["id"] = id.into();
+    let body = order.to_string();
+    let signature = sign(secret, body.as_bytes());
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-shopify-topic", "orders/create")
+        .header("x-shopify-shop-domain", "bench-store.myshopify.com")
+        .header("x-shopify-webhook-id", format!("{prefix}-{id}"))
+        .header("x-shopify-hmac-sha256", signature)
+        .body(body)
 }

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use orderbridge_ingest::verify::shopify::sign;
 use orderbridge_runtime::{ensure_topics, KafkaSettings, TopicLayout};
 use orderbridge_schemas::Topics;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -208,18 +207,8 @@ async fn run(
                     break;
                 }
                 let id = next_id.fetch_add(1, Ordering::Relaxed);
-                let mut order = template.clone();
-                order["id"] = id.into();
-                let body = order.to_string();
                 let sent = Instant::now();
-                let response = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("x-shopify-topic", "orders/create")
-                    .header("x-shopify-shop-domain", "bench-store.myshopify.com")
-                    .header("x-shopify-webhook-id", format!("bench-{id}"))
-                    .header("x-shopify-hmac-sha256", sign(&secret, body.as_bytes()))
-                    .body(body)
+                let response = e2e::signed_order(&client, &url, &secret, &template, id, "bench")
                     .send()
                     .await;
                 let took = sent.elapsed();
