@@ -109,7 +109,11 @@ const EVENT_TYPES = { 'orders/create': 'created', 'orders/updated': 'updated', '
 
 // --- the staging database: opened once, statements prepared once ---------------------------
 const db = new Database(DB);
-db.pragma('journal_mode = WAL'); // like the Rust sink; synchronous left at its default
+db.pragma('journal_mode = WAL'); // like the Rust sink
+// Every commit fsynced, as the Rust sink's are. (better-sqlite3 is built with
+// SQLITE_DEFAULT_WAL_SYNCHRONOUS=1: a database already in WAL mode would otherwise open with
+// synchronous = NORMAL, whose last commits a power loss can take back.)
+db.pragma('synchronous = FULL');
 db.exec(CREATE_ORDERS);
 db.exec(CREATE_LINES);
 const upsertOrder = db.prepare(UPSERT_ORDER);
