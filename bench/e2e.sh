@@ -150,7 +150,8 @@ TOML
   local processor_pid=$!; pids+=("$processor_pid")
   RUST_LOG=warn target/release/orderbridge "${cfg[@]}" sink >"$work/sink.log" 2>&1 &
   local sink_pid=$!; pids+=("$sink_pid")
-  wait_port "$ingest" "$ingest_pid" ingest
+  # Ready, as a load balancer would wait for: ingest's producer has reached the broker.
+  wait_ready "$ingest" "$ingest_pid" ingest
   wait_ready "$processor" "$processor_pid" processor
   wait_ready "$sink" "$sink_pid" sink
   measure tansu "http://127.0.0.1:$ingest/webhooks/shopify" "$db" "ingest=$ingest_pid" \
