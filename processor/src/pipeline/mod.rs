@@ -190,7 +190,10 @@ impl Pipeline {
         if self.config.guarantee == Guarantee::ExactlyOnce {
             self.init_transactions(shutdown).await?;
         } else {
-            self.connect_producer().await;
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = self.connect_producer() => {}
+            }
         }
         tracing::info!(guarantee = ?self.config.guarantee, topic = %self.topics.raw, "processor running");
         let mut progress = Progress {

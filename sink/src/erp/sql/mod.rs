@@ -135,6 +135,15 @@ impl SqlErp {
                         .await?,
                 )
             } else if config.url.starts_with("sqlite:") {
+                // The writer writes on a connection of its own (`writer.rs`), and an in-memory
+                // database is one per connection: it would write where no table is.
+                if config.url.contains(":memory:") || config.url.contains("mode=memory") {
+                    return Err(ErpSetupError::Config(
+                        "sink.erp.url: an in-memory SQLite database is not supported (its \
+                         orders would vanish with the sink); name a file, sqlite://path.db"
+                            .into(),
+                    ));
+                }
                 let options = SqliteConnectOptions::from_str(&config.url)?
                     .create_if_missing(true)
                     // WAL lets readers (an ERP import, `sqlite3` in a shell) read while we write.

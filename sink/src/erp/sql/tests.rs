@@ -214,6 +214,22 @@ async fn refuses_an_unknown_url_scheme() {
     assert!(err.to_string().contains("sqlite:"), "{err}");
 }
 
+#[tokio::test]
+async fn refuses_an_in_memory_database_with_a_clear_error() {
+    // The writer has a connection of its own; an in-memory database is one per connection,
+    // so it would write where the tables are not, and every upsert would fail for ever.
+    for url in [
+        "sqlite::memory:",
+        "sqlite://:memory:",
+        "sqlite://staging?mode=memory",
+    ] {
+        let err = SqlErp::connect(&SqlConfig { url: url.into() })
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("in-memory"), "{url}: {err}");
+    }
+}
+
 fn touch(channel: &str, campaign: Option<&str>, share: Option<f64>) -> Touchpoint {
     Touchpoint {
         channel: channel.into(),

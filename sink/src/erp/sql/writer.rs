@@ -34,7 +34,7 @@ use crate::erp::{ErpError, ErpSetupError, Upserted};
 
 /// Upserts written in one transaction at most. The sink's concurrency (`max_in_flight`,
 /// 16 for SQL) bounds a group long before this does.
-pub(super) const MAX_GROUP: usize = 128;
+const MAX_GROUP: usize = 128;
 
 /// An upsert waiting for the writer.
 struct Write {
